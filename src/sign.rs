@@ -41,8 +41,8 @@ use std::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::encoding::{push_hex, push_path, push_rfc3986};
 pub use crate::encoding::form_encode;
+use crate::encoding::{push_hex, push_path, push_rfc3986};
 
 /// The signature algorithm's name, the first word of the `Authorization` header.
 pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
@@ -97,8 +97,14 @@ impl CanonicalRequest {
         let mut text = String::with_capacity(
             64 + path.len()
                 + hashed_payload.len()
-                + query.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>()
-                + headers.iter().map(|(k, v)| 2 * k.len() + v.len() + 3).sum::<usize>(),
+                + query
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2)
+                    .sum::<usize>()
+                + headers
+                    .iter()
+                    .map(|(k, v)| 2 * k.len() + v.len() + 3)
+                    .sum::<usize>(),
         );
         text.push_str(method);
         text.push('\n');
@@ -222,7 +228,10 @@ fn mac(secret: &[u8], string_to_sign: &str) -> HmacSha256 {
 /// ```
 pub fn sign_string(secret: &[u8], string_to_sign: &str) -> String {
     let mut out = String::with_capacity(64);
-    push_hex(&mut out, &mac(secret, string_to_sign).finalize().into_bytes());
+    push_hex(
+        &mut out,
+        &mac(secret, string_to_sign).finalize().into_bytes(),
+    );
     out
 }
 
@@ -298,7 +307,9 @@ impl<'a> Authorization<'a> {
         let rest = value
             .strip_prefix(ALGORITHM)
             .and_then(|rest| rest.strip_prefix(' '))
-            .ok_or(MalformedAuthorization("it does not start with `ACS3-HMAC-SHA256 `"))?;
+            .ok_or(MalformedAuthorization(
+                "it does not start with `ACS3-HMAC-SHA256 `",
+            ))?;
         let (mut access_key_id, mut signed_headers, mut signature) = (None, None, None);
         for part in rest.split(',') {
             let (key, value) = part
@@ -333,7 +344,9 @@ impl<'a> Authorization<'a> {
 
     /// The signed header names, in the order sent.
     pub fn signed_headers(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        self.signed_headers.split(';').filter(|name| !name.is_empty())
+        self.signed_headers
+            .split(';')
+            .filter(|name| !name.is_empty())
     }
 }
 
@@ -362,7 +375,10 @@ mod tests {
             &[("x-b", "2"), ("X-A", "z"), ("x-a", "y")],
             "h",
         );
-        assert_eq!(canonical.as_str(), "POST\n/\n\nx-a:y,z\nx-b:2\n\nx-a;x-b\nh");
+        assert_eq!(
+            canonical.as_str(),
+            "POST\n/\n\nx-a:y,z\nx-b:2\n\nx-a;x-b\nh"
+        );
         assert_eq!(canonical.signed_headers(), "x-a;x-b");
     }
 
@@ -378,7 +394,10 @@ mod tests {
             "ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host,Signature=c,Extra=d",
             "ACS3-HMAC-SHA256 Credential=a;SignedHeaders=host;Signature=c",
         ] {
-            assert!(Authorization::parse(value).is_err(), "{value:?} was accepted");
+            assert!(
+                Authorization::parse(value).is_err(),
+                "{value:?} was accepted"
+            );
         }
     }
 }

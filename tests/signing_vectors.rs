@@ -10,7 +10,9 @@ fn vectors(file: &str) -> Value {
 }
 
 fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or_else(|| panic!("{key} is not a string"))
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string"))
 }
 
 #[test]
@@ -40,7 +42,10 @@ fn alibaba_documentation_example() {
     assert_eq!(canonical.signed_headers(), str_of(&case, "signed_headers"));
     assert_eq!(
         canonical.string_to_sign(),
-        format!("ACS3-HMAC-SHA256\n{}", str_of(&case, "hashed_canonical_request"))
+        format!(
+            "ACS3-HMAC-SHA256\n{}",
+            str_of(&case, "hashed_canonical_request")
+        )
     );
     assert_eq!(
         canonical.signature(str_of(input, "access_key_secret").as_bytes()),
@@ -79,7 +84,11 @@ fn requests_sent_by_the_official_python_sdk() {
         let body = sign::form_encode(&fields);
         assert_eq!(body, str_of(wire, "body"), "{name}: body");
         let payload_hash = sign::hash_payload(body.as_bytes());
-        let sent_hash = headers.iter().find(|(n, _)| *n == "x-acs-content-sha256").unwrap().1;
+        let sent_hash = headers
+            .iter()
+            .find(|(n, _)| *n == "x-acs-content-sha256")
+            .unwrap()
+            .1;
         assert_eq!(payload_hash, sent_hash, "{name}: x-acs-content-sha256");
 
         let canonical = CanonicalRequest::new(
@@ -89,13 +98,24 @@ fn requests_sent_by_the_official_python_sdk() {
             &headers,
             &payload_hash,
         );
-        assert_eq!(canonical.as_str(), str_of(case, "canonical_request"), "{name}");
+        assert_eq!(
+            canonical.as_str(),
+            str_of(case, "canonical_request"),
+            "{name}"
+        );
         assert_eq!(canonical.signed_headers(), signed.join(";"), "{name}");
-        assert_eq!(canonical.string_to_sign(), str_of(case, "string_to_sign"), "{name}");
+        assert_eq!(
+            canonical.string_to_sign(),
+            str_of(case, "string_to_sign"),
+            "{name}"
+        );
         let signature = canonical.signature(str_of(input, "access_key_secret").as_bytes());
         assert_eq!(signature, str_of(case, "signature"), "{name}");
-        let authorization =
-            sign::authorization(str_of(input, "access_key_id"), canonical.signed_headers(), &signature);
+        let authorization = sign::authorization(
+            str_of(input, "access_key_id"),
+            canonical.signed_headers(),
+            &signature,
+        );
         assert_eq!(authorization, str_of(case, "authorization"), "{name}");
         let sent = headers.iter().find(|(n, _)| *n == "authorization");
         assert!(sent.is_none(), "{name}: authorization is never signed");
@@ -107,7 +127,10 @@ fn requests_sent_by_the_official_python_sdk() {
             .unwrap()[1]
             .as_str()
             .unwrap();
-        assert_eq!(authorization, sent_authorization, "{name}: wire authorization");
+        assert_eq!(
+            authorization, sent_authorization,
+            "{name}: wire authorization"
+        );
     }
 }
 
@@ -132,12 +155,28 @@ fn requests_of_a_minimal_v3_client() {
         let body = sign::form_encode(&fields);
         assert_eq!(body, str_of(case, "body"), "{name}: body");
         let payload_hash = sign::hash_payload(body.as_bytes());
-        assert_eq!(payload_hash, str_of(case, "body_sha256"), "{name}: body hash");
+        assert_eq!(
+            payload_hash,
+            str_of(case, "body_sha256"),
+            "{name}: body hash"
+        );
 
         let canonical = CanonicalRequest::new("POST", "/", &[], &headers, &payload_hash);
-        assert_eq!(canonical.as_str(), str_of(case, "canonical_request"), "{name}");
-        assert_eq!(canonical.signed_headers(), str_of(case, "signed_headers"), "{name}");
-        assert_eq!(canonical.string_to_sign(), str_of(case, "string_to_sign"), "{name}");
+        assert_eq!(
+            canonical.as_str(),
+            str_of(case, "canonical_request"),
+            "{name}"
+        );
+        assert_eq!(
+            canonical.signed_headers(),
+            str_of(case, "signed_headers"),
+            "{name}"
+        );
+        assert_eq!(
+            canonical.string_to_sign(),
+            str_of(case, "string_to_sign"),
+            "{name}"
+        );
         let signature = canonical.signature(str_of(input, "access_key_secret").as_bytes());
         assert_eq!(signature, str_of(case, "signature"), "{name}");
         assert!(sign::verify_signature(
@@ -146,7 +185,11 @@ fn requests_of_a_minimal_v3_client() {
             &signature
         ));
         assert_eq!(
-            sign::authorization(str_of(input, "access_key_id"), canonical.signed_headers(), &signature),
+            sign::authorization(
+                str_of(input, "access_key_id"),
+                canonical.signed_headers(),
+                &signature
+            ),
             str_of(case, "authorization"),
             "{name}"
         );

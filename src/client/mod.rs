@@ -1,0 +1,352 @@
+//! The signed verification client.
+//!
+//! One long-lived [`Client`], cheap to clone, holds a pool of keep-alive connections (HTTP/1.1,
+//! or HTTP/2 where TLS negotiates it) and signs each call with ACS3-HMAC-SHA256.
+//!
+//! A `CaptchaVerifyParam` is single-use, so the client **never re-sends a request that may have
+//! reached the server**: it moves on to the next endpoint only when no connection could be
+//! opened, within the same deadline.
+//!
+//! ```no_run
+//! use tower_aliyun_captcha::client::{Client, Region};
+//! use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder()
+//!     .credentials(Credentials::from_env()?)
+//!     .region(Region::CnShanghai)
+//!     .build()?;
+//! let param = CaptchaVerifyParam::new("eyJjZXJ0aWZ5SWQiOi…")?;
+//! let verdict = client
+//!     .verify(VerifyRequest::new(param).with_scene(SceneId::new("1ezx8pyn")?))
+//!     .await?;
+//! println!("passed: {} ({})", verdict.passed(), verdict.code());
+//! # Ok(()) }
+//! ```
+
+mod endpoint;
+mod request;
+mod response;
+mod transport;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+pub use endpoint::{Endpoint, InvalidEndpoint, Region, UnknownRegion};
+pub use transport::TlsRoots;
+
+use crate::Error;
+use crate::credentials::{Credentials, ProvideCredentials};
+use crate::verify::{Verification, Verify, VerifyRequest};
+
+/// The default whole-call and connect timeouts: Alibaba's own samples use 5 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default cap on a response body. Real answers are a few hundred bytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: transport::Transport,
+    endpoints: Vec<Endpoint>,
+    credentials: Box<dyn ProvideCredentials>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoints", &self.inner.endpoints)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The endpoints, in the order they are tried.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.inner.endpoints
+    }
+
+    /// Verifies one param.
+    pub fn verify(&self, request: VerifyRequest) -> VerifyFuture {
+        let inner = Arc::clone(&self.inner);
+        VerifyFuture(Box::pin(async move { inner.verify(request).await }))
+    }
+}
+
+impl Inner {
+    async fn verify(&self, request: VerifyRequest) -> Result<Verification, Error> {
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "captcha.verify",
+            scene = request.scene().map(|s| s.as_str()),
+            endpoint = tracing::field::Empty,
+            code = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        let credentials = self.credentials.credentials()?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            self.attempt_each_endpoint(&credentials, &request, &span),
+        )
+        .await;
+        let outcome = outcome.unwrap_or_else(|_| Err(transport::timed_out()));
+        match &outcome {
+            Ok(verdict) => {
+                span.record("code", verdict.code().as_str());
+                span.record("request_id", verdict.request_id());
+                tracing::debug!(parent: &span, latency_us = started.elapsed().as_micros() as u64, passed = verdict.passed(), "verified");
+            }
+            Err(error) => {
+                tracing::debug!(parent: &span, latency_us = started.elapsed().as_micros() as u64, kind = error.kind(), %error, "verification failed");
+            }
+        }
+        outcome
+    }
+
+    async fn attempt_each_endpoint(
+        &self,
+        credentials: &Credentials,
+        request: &VerifyRequest,
+        span: &tracing::Span,
+    ) -> Result<Verification, Error> {
+        let mut last_error = None;
+        for endpoint in &self.endpoints {
+            span.record("endpoint", endpoint.host());
+            let date = request::acs_date(time::OffsetDateTime::now_utc());
+            let nonce = request::fresh_nonce();
+            let http_request =
+                request::signed_request(endpoint, credentials, request, &date, &nonce)
+                    .map_err(transport::invalid_request)?;
+            match self.transport.send(http_request).await {
+                Ok((status, body)) => return response::parse(status, &body),
+                // Nothing was written: the param is intact, so the next endpoint may have it.
+                Err(error) if !error.may_have_reached_server() => {
+                    tracing::debug!(parent: span, endpoint = endpoint.host(), %error, "endpoint unreachable, trying the next");
+                    last_error = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(transport::no_endpoint))
+    }
+}
+
+/// The future of [`Client::verify`].
+pub struct VerifyFuture(Pin<Box<dyn Future<Output = Result<Verification, Error>> + Send>>);
+
+impl Future for VerifyFuture {
+    type Output = Result<Verification, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for VerifyFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerifyFuture")
+    }
+}
+
+impl Verify for Client {
+    type Future = VerifyFuture;
+
+    fn verify(&self, request: VerifyRequest) -> Self::Future {
+        Client::verify(self, request)
+    }
+}
+
+/// Configures a [`Client`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_aliyun_captcha::Credentials;
+/// use tower_aliyun_captcha::client::{Client, Region};
+///
+/// let client = Client::builder()
+///     .credentials(Credentials::new("id", "secret"))
+///     .region(Region::ApSoutheast1)
+///     .timeout(Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// assert_eq!(client.endpoints().len(), 2); // regional, then dual-stack
+/// ```
+#[derive(Default)]
+pub struct ClientBuilder {
+    credentials: Option<Box<dyn ProvideCredentials>>,
+    endpoints: Vec<String>,
+    allow_http: bool,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    max_response_bytes: Option<usize>,
+    tls_roots: Option<TlsRoots>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoints", &self.endpoints)
+            .field("allow_http", &self.allow_http)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Signs with fixed credentials. Without this (or a provider), `build` reads the
+    /// `ALIBABA_CLOUD_*` environment variables.
+    pub fn credentials(self, credentials: Credentials) -> Self {
+        self.credentials_provider(Arc::new(credentials))
+    }
+
+    /// Signs with credentials from `provider`, asked before every request (for rotating STS
+    /// tokens).
+    pub fn credentials_provider(mut self, provider: impl ProvideCredentials) -> Self {
+        self.credentials = Some(Box::new(provider));
+        self
+    }
+
+    /// Uses a region's endpoint, then its dual-stack twin. This is the default, with
+    /// `cn-shanghai`.
+    pub fn region(mut self, region: Region) -> Self {
+        self.endpoints = vec![
+            region.endpoint().to_string(),
+            region.dual_stack_endpoint().to_string(),
+        ];
+        self
+    }
+
+    /// Uses one endpoint URL, replacing any set before.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoints = vec![url.into()];
+        self
+    }
+
+    /// Adds an endpoint to try, in order, when none before it could be connected to.
+    pub fn failover_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoints.push(url.into());
+        self
+    }
+
+    /// Allows plain `http://` endpoints. Only for a local emulator: over plain HTTP the
+    /// request can be read and the verdict forged on the way.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// The deadline for a whole verification: connecting (to every endpoint tried), sending,
+    /// and reading the answer. Default [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The deadline for opening one connection. Default [`DEFAULT_TIMEOUT`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// The largest response body accepted. Default [`DEFAULT_MAX_RESPONSE_BYTES`].
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// Which certificate authorities to trust, e.g. a private CA in front of the service.
+    /// Certificates are always verified; there is no way to turn that off.
+    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.tls_roots = Some(roots);
+        self
+    }
+
+    /// Builds the client. Needs a Tokio runtime when it is used, not when it is built.
+    pub fn build(self) -> Result<Client, BuildError> {
+        let credentials = match self.credentials {
+            Some(provider) => provider,
+            None => Box::new(Arc::new(
+                Credentials::from_env().map_err(BuildError::Credentials)?,
+            )),
+        };
+        let urls = if self.endpoints.is_empty() {
+            let region = Region::CnShanghai;
+            vec![
+                region.endpoint().to_string(),
+                region.dual_stack_endpoint().to_string(),
+            ]
+        } else {
+            self.endpoints
+        };
+        let mut endpoints = Vec::with_capacity(urls.len());
+        for url in urls {
+            let endpoint: Endpoint = url.parse().map_err(BuildError::Endpoint)?;
+            if !endpoint.is_https() && !self.allow_http {
+                return Err(BuildError::PlainHttp(endpoint.to_string()));
+            }
+            endpoints.push(endpoint);
+        }
+        let transport = transport::Transport::new(transport::Options {
+            connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            roots: self.tls_roots.unwrap_or_default(),
+        })
+        .map_err(BuildError::Tls)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport,
+                endpoints,
+                credentials,
+                timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            }),
+        })
+    }
+}
+
+/// A client could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No credentials were given and the environment has none.
+    Credentials(crate::credentials::CredentialsError),
+    /// An endpoint URL is invalid.
+    Endpoint(InvalidEndpoint),
+    /// An `http://` endpoint without [`ClientBuilder::allow_http`].
+    PlainHttp(String),
+    /// The TLS configuration could not be made (no roots, or none could be loaded).
+    Tls(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Credentials(error) => error.fmt(f),
+            Self::Endpoint(error) => error.fmt(f),
+            Self::PlainHttp(url) => write!(
+                f,
+                "{url} is plain HTTP; call allow_http(true) to use it (only for a local emulator)"
+            ),
+            Self::Tls(why) => write!(f, "TLS configuration failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

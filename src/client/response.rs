@@ -1,0 +1,148 @@
+//! The service's answers, parsed into a verdict or an error.
+
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiErrorCode, ResponseError, ResponseErrorKind};
+use crate::{Error, Verification, VerifyCode};
+
+/// A response body, success or error: the gateway writes its fields capitalised, some SDK
+/// paths lower-case them.
+#[derive(Debug, Deserialize)]
+struct Wire {
+    #[serde(rename = "RequestId", alias = "requestId", default)]
+    request_id: Option<String>,
+    #[serde(rename = "Success", alias = "success", default)]
+    success: Option<bool>,
+    #[serde(rename = "Code", alias = "code", default)]
+    code: Option<String>,
+    #[serde(rename = "Message", alias = "message", default)]
+    message: Option<String>,
+    #[serde(rename = "Result", alias = "result", default)]
+    result: Option<WireResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireResult {
+    #[serde(rename = "VerifyResult", alias = "verifyResult")]
+    verify_result: bool,
+    #[serde(rename = "VerifyCode", alias = "verifyCode")]
+    verify_code: String,
+}
+
+/// Turns an HTTP status and body into the verdict, or the error the service answered.
+pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Verification, Error> {
+    let wire: Wire = match serde_json::from_slice(body) {
+        Ok(wire) => wire,
+        Err(error) => {
+            let kind = if (200..300).contains(&status) {
+                ResponseErrorKind::Malformed
+            } else {
+                ResponseErrorKind::UnexpectedStatus
+            };
+            return Err(ResponseError::new(
+                kind,
+                status,
+                format!("body is not the API's JSON: {error}"),
+            )
+            .into());
+        }
+    };
+    let request_id = wire.request_id.unwrap_or_default();
+    let succeeded = (200..300).contains(&status)
+        && wire.success != Some(false)
+        && wire
+            .code
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case("success"));
+    if !succeeded {
+        let Some(code) = wire.code else {
+            return Err(ResponseError::new(
+                ResponseErrorKind::UnexpectedStatus,
+                status,
+                "an error answer without a Code",
+            )
+            .into());
+        };
+        return Err(ApiError::new(
+            status,
+            ApiErrorCode::from(code.as_str()),
+            wire.message.unwrap_or_default(),
+            request_id,
+        )
+        .into());
+    }
+    let Some(result) = wire.result else {
+        return Err(ResponseError::new(
+            ResponseErrorKind::Malformed,
+            status,
+            "a success answer without a Result",
+        )
+        .into());
+    };
+    Ok(Verification::new(
+        result.verify_result,
+        VerifyCode::from(result.verify_code.as_str()),
+        request_id,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_sample_passes() {
+        let body = br#"{"RequestId": "3F29-X", "Message": "success", "Code": "Success",
+            "Success": true, "Result": {"VerifyResult": true, "VerifyCode": "T001"}}"#;
+        let verdict = parse(200, body).unwrap();
+        assert!(verdict.passed());
+        assert_eq!(verdict.code(), &VerifyCode::T001);
+        assert_eq!(verdict.request_id(), "3F29-X");
+    }
+
+    #[test]
+    fn a_failed_check_is_a_verdict_not_an_error() {
+        let body = br#"{"RequestId":"r","Code":"Success","Success":true,"Result":{"VerifyResult":false,"VerifyCode":"F015"}}"#;
+        let verdict = parse(200, body).unwrap();
+        assert!(!verdict.passed());
+        assert_eq!(verdict.code(), &VerifyCode::F015);
+    }
+
+    #[test]
+    fn gateway_errors_carry_status_code_message_and_request_id() {
+        let body = br#"{"RequestId":"r1","HostId":"h","Code":"Forbidden.RAMUserAccessDenied","Message":"no","Recommend":"u"}"#;
+        match parse(403, body) {
+            Err(Error::Api(error)) => {
+                assert_eq!(error.status(), 403);
+                assert_eq!(error.code(), &ApiErrorCode::ForbiddenRamUserAccessDenied);
+                assert!(error.code().advice().contains("AliyunYundunAFSFullAccess"));
+                assert_eq!(error.message(), "no");
+                assert_eq!(error.request_id(), "r1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let lower = br#"{"requestId":"r2","code":"InternalError","message":"x"}"#;
+        assert!(
+            matches!(parse(500, lower), Err(Error::Api(e)) if e.code() == &ApiErrorCode::InternalError)
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_response_error() {
+        for (status, body) in [
+            (200, &b"{\"Success\": tru"[..]),
+            (200, b"{}"),
+            (
+                200,
+                br#"{"Success":true,"Result":{"VerifyResult":"yes","VerifyCode":"T001"}}"#,
+            ),
+            (502, b"<html>bad gateway</html>"),
+            (500, b"{}"),
+        ] {
+            assert!(
+                matches!(parse(status, body), Err(Error::Response(_))),
+                "{status} {body:?}"
+            );
+        }
+    }
+}

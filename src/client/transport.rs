@@ -1,0 +1,225 @@
+//! The pooled hyper transport, TLS roots, and how its failures are told apart.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::RootCertStore;
+
+use crate::Error;
+use crate::credentials::CredentialsError;
+use crate::error::{ResponseError, ResponseErrorKind, TransportError, TransportErrorKind};
+
+/// How long an idle pooled connection is kept. The gateway closes idle ones after about a
+/// minute and a half; closing ours first avoids racing its close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
+
+/// Which certificate authorities the client trusts.
+///
+/// ```
+/// use tower_aliyun_captcha::client::TlsRoots;
+///
+/// // A private CA (e.g. a TLS-inspecting proxy): add its certificate to a root store.
+/// let roots = rustls::RootCertStore::empty();
+/// let trust = TlsRoots::custom(roots);
+/// # let _ = trust;
+/// ```
+#[derive(Clone, Default)]
+pub struct TlsRoots(Roots);
+
+#[derive(Clone, Default)]
+enum Roots {
+    /// webpki-roots when that feature is on, else the operating system's store.
+    #[default]
+    Default,
+    #[cfg(feature = "webpki-roots")]
+    Webpki,
+    #[cfg(feature = "native-roots")]
+    Native,
+    Custom(RootCertStore),
+}
+
+impl TlsRoots {
+    /// Mozilla's root set, compiled in (feature `webpki-roots`, on by default).
+    #[cfg(feature = "webpki-roots")]
+    pub fn webpki() -> Self {
+        Self(Roots::Webpki)
+    }
+
+    /// The operating system's certificate store (feature `native-roots`).
+    #[cfg(feature = "native-roots")]
+    pub fn native() -> Self {
+        Self(Roots::Native)
+    }
+
+    /// Exactly the authorities in `roots`.
+    pub fn custom(roots: RootCertStore) -> Self {
+        Self(Roots::Custom(roots))
+    }
+}
+
+impl fmt::Debug for TlsRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let which = match &self.0 {
+            Roots::Default => "default",
+            #[cfg(feature = "webpki-roots")]
+            Roots::Webpki => "webpki",
+            #[cfg(feature = "native-roots")]
+            Roots::Native => "native",
+            Roots::Custom(_) => "custom",
+        };
+        write!(f, "TlsRoots({which})")
+    }
+}
+
+pub(crate) struct Options {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) roots: TlsRoots,
+}
+
+pub(crate) struct Transport {
+    client: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    max_response_bytes: usize,
+}
+
+fn connector_builder(
+    roots: TlsRoots,
+) -> Result<hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>, String>
+{
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    match roots.0 {
+        #[cfg(feature = "webpki-roots")]
+        Roots::Default | Roots::Webpki => builder
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| e.to_string()),
+        #[cfg(all(feature = "native-roots", not(feature = "webpki-roots")))]
+        Roots::Default => builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "native-roots")]
+        Roots::Native => builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| e.to_string()),
+        #[cfg(not(any(feature = "webpki-roots", feature = "native-roots")))]
+        Roots::Default => Err(
+            "no trusted roots: enable the webpki-roots or native-roots feature, or call \
+             ClientBuilder::tls_roots"
+                .to_owned(),
+        ),
+        Roots::Custom(store) => {
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(store)
+                .with_no_client_auth();
+            Ok(builder.with_tls_config(config))
+        }
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(options: Options) -> Result<Self, String> {
+        let mut http = HttpConnector::new();
+        // Endpoints were checked to be https:// unless plain HTTP was allowed.
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(options.connect_timeout));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = connector_builder(options.roots)?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = HyperClient::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            // hyper re-sends only a request it never started to write (a pooled connection
+            // found closed): safe for single-use params.
+            .retry_canceled_requests(true)
+            .build(https);
+        Ok(Self {
+            client,
+            max_response_bytes: options.max_response_bytes,
+        })
+    }
+
+    /// Sends the request and reads the whole (capped) answer.
+    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), Error> {
+        let response = self.client.request(request).await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), self.max_response_bytes)
+            .collect()
+            .await
+            .map_err(|error| {
+                if error.is::<http_body_util::LengthLimitError>() {
+                    Error::from(ResponseError::new(
+                        ResponseErrorKind::TooLarge,
+                        status,
+                        format!("the body is over {} bytes", self.max_response_bytes),
+                    ))
+                } else {
+                    TransportError::new(TransportErrorKind::Io, true, Some(error)).into()
+                }
+            })?;
+        Ok((status, body.to_bytes()))
+    }
+}
+
+/// Whether a rustls error is anywhere in `error`'s chain.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+fn classify(error: hyper_util::client::legacy::Error) -> Error {
+    if error.is_connect() {
+        let kind = if is_tls(&error) {
+            TransportErrorKind::Tls
+        } else {
+            TransportErrorKind::Connect
+        };
+        // A connect error means no connection existed, so no byte of the request was sent.
+        TransportError::new(kind, false, Some(Box::new(error))).into()
+    } else {
+        TransportError::new(TransportErrorKind::Io, true, Some(Box::new(error))).into()
+    }
+}
+
+pub(crate) fn timed_out() -> Error {
+    // The deadline may strike after the request was written: assume it was.
+    TransportError::new(TransportErrorKind::Timeout, true, None).into()
+}
+
+pub(crate) fn no_endpoint() -> Error {
+    TransportError::new(TransportErrorKind::Connect, false, None).into()
+}
+
+pub(crate) fn invalid_request(error: http::Error) -> Error {
+    CredentialsError::Provider(format!(
+        "the credentials or endpoint cannot be sent in an HTTP header ({error})"
+    ))
+    .into()
+}

@@ -1,0 +1,309 @@
+//! The API gateway's checks of a request, in the order the real gateway makes them.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode, request::Parts};
+use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
+
+use crate::sign::{self, Authorization, CanonicalRequest};
+
+/// How far the request's `x-acs-date` may be from the server's clock, and how long a nonce
+/// is remembered.
+pub(crate) const CLOCK_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+pub(crate) const ACTION: &str = "VerifyIntelligentCaptcha";
+pub(crate) const VERSION: &str = "2023-03-05";
+
+/// An error answer of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GatewayError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl GatewayError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+/// An AccessKey the emulator knows.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownKey {
+    pub(crate) secret: String,
+    /// Set for STS keys: the token that must come with them.
+    pub(crate) security_token: Option<String>,
+}
+
+/// Nonces seen within the clock window.
+#[derive(Debug, Default)]
+pub(crate) struct NonceWindow {
+    seen: HashMap<Box<str>, SystemTime>,
+    order: VecDeque<(SystemTime, Box<str>)>,
+}
+
+impl NonceWindow {
+    pub(crate) fn contains(&mut self, nonce: &str, now: SystemTime) -> bool {
+        self.expire(now);
+        self.seen.contains_key(nonce)
+    }
+
+    pub(crate) fn insert(&mut self, nonce: &str, now: SystemTime) {
+        let nonce: Box<str> = nonce.into();
+        if self.seen.insert(nonce.clone(), now).is_none() {
+            self.order.push_back((now, nonce));
+        }
+    }
+
+    fn expire(&mut self, now: SystemTime) {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at).unwrap_or_default() <= CLOCK_WINDOW {
+                break;
+            }
+            if let Some((_, nonce)) = self.order.pop_front() {
+                self.seen.remove(&nonce);
+            }
+        }
+    }
+}
+
+const REQUIRED_HEADERS: [&str; 7] = [
+    "authorization",
+    "host",
+    "x-acs-action",
+    "x-acs-version",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+];
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Authenticates a request; on success gives the nonce to remember.
+pub(crate) fn authenticate<'a>(
+    parts: &'a Parts,
+    body: &[u8],
+    keys: &HashMap<String, KnownKey>,
+    now: SystemTime,
+    nonces: &mut NonceWindow,
+) -> Result<&'a str, GatewayError> {
+    let headers = &parts.headers;
+    for name in REQUIRED_HEADERS {
+        if header(headers, name).is_none_or(|v| v.trim().is_empty()) {
+            return Err(GatewayError::bad_request(
+                "MissingParameter",
+                format!("The required header {name} is missing."),
+            ));
+        }
+    }
+    let value = |name| header(headers, name).unwrap_or_default();
+
+    let action = value("x-acs-action");
+    if action != ACTION {
+        return Err(GatewayError::bad_request(
+            "InvalidParameter",
+            format!("The action {action:?} is not supported; only {ACTION} is."),
+        ));
+    }
+    let version = value("x-acs-version");
+    if version != VERSION {
+        return Err(GatewayError::bad_request(
+            "InvalidParameter",
+            format!("The version {version:?} is not supported; only {VERSION} is."),
+        ));
+    }
+
+    check_date(value("x-acs-date"), now)?;
+
+    let nonce = value("x-acs-signature-nonce");
+    if nonces.contains(nonce, now) {
+        return Err(GatewayError::bad_request(
+            "SignatureNonceUsed",
+            "The x-acs-signature-nonce has been used within the last 15 minutes.",
+        ));
+    }
+
+    let payload_hash = sign::hash_payload(body);
+    let sent_hash = value("x-acs-content-sha256");
+    if !sent_hash.eq_ignore_ascii_case(&payload_hash) {
+        return Err(GatewayError::bad_request(
+            "InvalidParameter",
+            format!(
+                "The header x-acs-content-sha256 ({sent_hash}) is not the SHA-256 of the \
+                 request body ({payload_hash})."
+            ),
+        ));
+    }
+
+    let authorization = Authorization::parse(value("authorization"))
+        .map_err(|e| GatewayError::bad_request("IncompleteSignature", e.to_string()))?;
+    let signed: Vec<&str> = authorization.signed_headers().collect();
+    if let Some(unsigned) = headers
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| *name == "host" || name.starts_with("x-acs-"))
+        .find(|name| !signed.contains(name))
+    {
+        return Err(GatewayError::bad_request(
+            "IncompleteSignature",
+            format!("The header {unsigned} is sent but not listed in SignedHeaders."),
+        ));
+    }
+
+    let Some(key) = keys.get(authorization.access_key_id) else {
+        return Err(GatewayError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.",
+        ));
+    };
+    if let Some(sent_id) = header(headers, "x-acs-accesskey-id")
+        && sent_id != authorization.access_key_id
+    {
+        return Err(GatewayError::bad_request(
+            "InvalidParameter",
+            "The header x-acs-accesskey-id does not match the Credential of the signature.",
+        ));
+    }
+    match (&key.security_token, header(headers, "x-acs-security-token")) {
+        (None, _) => {}
+        (Some(_), None) => {
+            return Err(GatewayError::bad_request(
+                "MissingParameter",
+                "The header x-acs-security-token is required with an STS AccessKey.",
+            ));
+        }
+        (Some(expected), Some(sent)) if expected != sent => {
+            return Err(GatewayError::bad_request(
+                "InvalidSecurityToken.MismatchWithAccessKey",
+                "The security token does not match the AccessKey.",
+            ));
+        }
+        (Some(_), Some(_)) => {}
+    }
+
+    let mut signed_values: Vec<(&str, &str)> = Vec::with_capacity(signed.len());
+    for name in &signed {
+        let mut any = false;
+        for value in headers.get_all(*name) {
+            any = true;
+            let value = value.to_str().map_err(|_| {
+                GatewayError::bad_request(
+                    "InvalidParameter",
+                    format!("The header {name} is not visible ASCII."),
+                )
+            })?;
+            signed_values.push((name, value));
+        }
+        if !any {
+            return Err(GatewayError::bad_request(
+                "IncompleteSignature",
+                format!("The signed header {name} is not in the request."),
+            ));
+        }
+    }
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let query: Vec<(&str, &str)> = query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let canonical = CanonicalRequest::new(
+        parts.method.as_str(),
+        parts.uri.path(),
+        &query,
+        &signed_values,
+        sent_hash,
+    );
+    if !sign::verify_signature(
+        key.secret.as_bytes(),
+        &canonical.string_to_sign(),
+        authorization.signature,
+    ) {
+        return Err(GatewayError::bad_request(
+            "SignatureDoesNotMatch",
+            "Specified signature is not matched with our calculation.",
+        ));
+    }
+    Ok(nonce)
+}
+
+fn check_date(date: &str, now: SystemTime) -> Result<(), GatewayError> {
+    let expired = |why: &str| {
+        GatewayError::bad_request(
+            "InvalidTimeStamp.Expired",
+            format!("Specified time stamp or date value is expired: {why}"),
+        )
+    };
+    // The gateway takes exactly yyyy-MM-ddTHH:mm:ssZ.
+    let well_formed = date.len() == 20
+        && date.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    if !well_formed {
+        return Err(expired("x-acs-date is not in yyyy-MM-ddTHH:mm:ssZ form"));
+    }
+    let sent = OffsetDateTime::parse(date, &Iso8601::DEFAULT)
+        .map_err(|_| expired("x-acs-date is not a valid date"))?;
+    let now = OffsetDateTime::from(now);
+    let skew = (now - sent).unsigned_abs();
+    if skew > CLOCK_WINDOW {
+        return Err(expired(
+            "x-acs-date is more than 15 minutes from the server's clock",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(date: &str) -> SystemTime {
+        OffsetDateTime::parse(date, &Iso8601::DEFAULT)
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn dates_must_be_exact_and_recent() {
+        let now = at("2024-05-01T08:30:00Z");
+        assert!(check_date("2024-05-01T08:30:00Z", now).is_ok());
+        assert!(check_date("2024-05-01T08:44:59Z", now).is_ok());
+        assert!(check_date("2024-05-01T08:15:00Z", now).is_ok());
+        assert!(check_date("2024-05-01T08:45:01Z", now).is_err());
+        assert!(check_date("2024-05-01T08:14:59Z", now).is_err());
+        assert!(check_date("2024-05-01T08:30:00.000Z", now).is_err());
+        assert!(check_date("2024-05-01 08:30:00Z", now).is_err());
+        assert!(check_date("2024-13-01T08:30:00Z", now).is_err());
+    }
+
+    #[test]
+    fn nonces_are_forgotten_after_the_window() {
+        let mut window = NonceWindow::default();
+        let now = at("2024-05-01T08:30:00Z");
+        window.insert("n", now);
+        assert!(window.contains("n", now + Duration::from_secs(60)));
+        assert!(!window.contains("n", now + CLOCK_WINDOW + Duration::from_secs(1)));
+    }
+}

@@ -1,0 +1,74 @@
+//! Upstream failures the emulator can be told to produce, to test how callers cope.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What the emulator's `POST /` does instead of answering normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FaultMode {
+    /// Answer normally.
+    #[default]
+    None,
+    /// HTTP 500 with the gateway's `InternalError` body.
+    InternalError,
+    /// HTTP 503 with the gateway's `ServiceUnavailable` body.
+    Unavailable,
+    /// HTTP 200 whose body is not valid JSON.
+    MalformedJson,
+    /// HTTP 200 that announces a longer body than it sends, then closes the connection.
+    TruncatedBody,
+    /// HTTP 200 with a valid but 1 MiB body.
+    OversizedBody,
+    /// Read the whole request, then close the connection without answering.
+    CloseConnection,
+}
+
+/// The faults in force: a [`FaultMode`] and added latency. Read and written as JSON over
+/// `POST /emulator/faults`, e.g. `{"mode": "internal_error", "latency_ms": 200}`; `{}`
+/// clears every fault.
+///
+/// ```
+/// use tower_aliyun_captcha::emulator::{FaultMode, Faults};
+///
+/// let faults: Faults = serde_json::from_str(r#"{"mode": "unavailable"}"#).unwrap();
+/// assert_eq!(faults.mode, FaultMode::Unavailable);
+/// assert_eq!(faults.latency(), std::time::Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Faults {
+    /// What to answer instead of the normal response.
+    pub mode: FaultMode,
+    /// Milliseconds to wait before answering (or before closing).
+    pub latency_ms: u64,
+}
+
+impl Faults {
+    /// No fault: answer normally, at once.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Answers with `mode`.
+    pub fn mode(mode: FaultMode) -> Self {
+        Self {
+            mode,
+            ..Self::default()
+        }
+    }
+
+    /// Adds latency before the answer.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// The added latency.
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
+    }
+}

@@ -1,0 +1,231 @@
+//! Params as Alibaba's front-end widget makes them, and the verdict the service gives them.
+//!
+//! A V3 param is base64 of a JSON object; a V2 param is the JSON object itself. Both carry the
+//! `sceneId` and a `certifyId` that names the challenge; the emulator remembers every param it
+//! minted by its certify id, with the verdict it was minted for, when, and whether it was used.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+
+use crate::VerifyCode;
+
+/// How long a V3 param stays valid after the challenge.
+pub(crate) const V3_LIFETIME: Duration = Duration::from_secs(90);
+/// How long a V2 initialization record is kept.
+pub(crate) const V2_LIFETIME: Duration = Duration::from_secs(20 * 60);
+
+/// The wire format of a param.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamFormat {
+    /// The V3 architecture: base64 of a JSON object (the default).
+    #[default]
+    V3,
+    /// The V2 architecture: a JSON object.
+    V2,
+}
+
+impl ParamFormat {
+    fn lifetime(self) -> Duration {
+        match self {
+            Self::V3 => V3_LIFETIME,
+            Self::V2 => V2_LIFETIME,
+        }
+    }
+
+    /// The code for a param used a second time.
+    fn reused(self) -> VerifyCode {
+        match self {
+            Self::V3 => VerifyCode::F018,
+            Self::V2 => VerifyCode::F008,
+        }
+    }
+
+    /// The code for a param past its lifetime, or one the service never issued.
+    fn expired(self) -> VerifyCode {
+        match self {
+            Self::V3 => VerifyCode::F019,
+            Self::V2 => VerifyCode::F014,
+        }
+    }
+}
+
+/// The fields the emulator reads from a decoded param.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParamFields {
+    scene_id: Option<String>,
+    certify_id: Option<String>,
+}
+
+/// A param taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecodedParam {
+    pub(crate) format: ParamFormat,
+    pub(crate) scene_id: String,
+    pub(crate) certify_id: String,
+}
+
+/// Decodes a param, or says which code the service answers for it (F002, F003, F013).
+pub(crate) fn decode(param: &str) -> Result<DecodedParam, VerifyCode> {
+    let param = param.trim();
+    if param.is_empty() {
+        return Err(VerifyCode::F002);
+    }
+    let (format, json) = if param.starts_with('{') {
+        (ParamFormat::V2, param.as_bytes().to_vec())
+    } else {
+        let bytes = BASE64.decode(param).map_err(|_| VerifyCode::F003)?;
+        (ParamFormat::V3, bytes)
+    };
+    let fields: ParamFields = serde_json::from_slice(&json).map_err(|_| VerifyCode::F003)?;
+    match (fields.scene_id, fields.certify_id) {
+        (Some(scene_id), Some(certify_id)) if !scene_id.is_empty() && !certify_id.is_empty() => {
+            Ok(DecodedParam {
+                format,
+                scene_id,
+                certify_id,
+            })
+        }
+        _ => Err(VerifyCode::F013),
+    }
+}
+
+/// Builds the text of a param for `certify_id`.
+pub(crate) fn encode(format: ParamFormat, scene_id: &str, certify_id: &str) -> String {
+    // Pad the token so a param has the few-hundred-byte size of a real one.
+    let security_token = format!("{certify_id}{certify_id}{certify_id}{certify_id}");
+    match format {
+        ParamFormat::V3 => {
+            let json = serde_json::json!({
+                "certifyId": certify_id,
+                "sceneId": scene_id,
+                "isSign": true,
+                "securityToken": security_token,
+            });
+            BASE64.encode(json.to_string())
+        }
+        ParamFormat::V2 => serde_json::json!({
+            "sceneId": scene_id,
+            "certifyId": certify_id,
+            "deviceToken": BASE64.encode(format!("WEB#{certify_id}")),
+            "data": BASE64.encode(security_token),
+        })
+        .to_string(),
+    }
+}
+
+/// A param the emulator issued.
+#[derive(Debug)]
+struct Minted {
+    verdict: VerifyCode,
+    minted_at: SystemTime,
+    used: bool,
+    /// How many verification requests carried it, faulted or not.
+    arrivals: u32,
+}
+
+/// Every param issued and not yet forgotten.
+#[derive(Debug, Default)]
+pub(crate) struct ParamStore {
+    minted: HashMap<String, Minted>,
+}
+
+impl ParamStore {
+    /// Records a new param's challenge.
+    pub(crate) fn insert(&mut self, certify_id: String, verdict: VerifyCode, now: SystemTime) {
+        self.forget_older_than(now, V2_LIFETIME);
+        self.minted.insert(
+            certify_id,
+            Minted {
+                verdict,
+                minted_at: now,
+                used: false,
+                arrivals: 0,
+            },
+        );
+    }
+
+    /// Counts a request carrying the param; true when it was seen before.
+    pub(crate) fn arrive(&mut self, certify_id: &str) -> bool {
+        match self.minted.get_mut(certify_id) {
+            Some(minted) => {
+                minted.arrivals += 1;
+                minted.arrivals > 1
+            }
+            None => false,
+        }
+    }
+
+    /// The verdict for a decoded param; uses the param up.
+    pub(crate) fn verdict(&mut self, param: &DecodedParam, now: SystemTime) -> VerifyCode {
+        let Some(minted) = self.minted.get_mut(&param.certify_id) else {
+            return param.format.expired();
+        };
+        if minted.used {
+            return param.format.reused();
+        }
+        minted.used = true;
+        let age = now.duration_since(minted.minted_at).unwrap_or_default();
+        if age > param.format.lifetime() {
+            return param.format.expired();
+        }
+        minted.verdict.clone()
+    }
+
+    fn forget_older_than(&mut self, now: SystemTime, lifetime: Duration) {
+        // Sweep only now and then: a full pass on every mint would cost O(n) each time.
+        if self.minted.len() % 1024 == 1023 {
+            self.minted.retain(|_, minted| {
+                now.duration_since(minted.minted_at).unwrap_or_default() <= lifetime * 2
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_formats_round_trip() {
+        for format in [ParamFormat::V3, ParamFormat::V2] {
+            let text = encode(format, "scene1", "cid");
+            let decoded = decode(&text).unwrap();
+            assert_eq!(decoded.format, format);
+            assert_eq!(decoded.scene_id, "scene1");
+            assert_eq!(decoded.certify_id, "cid");
+        }
+    }
+
+    #[test]
+    fn undecodable_params_get_their_codes() {
+        assert_eq!(decode(""), Err(VerifyCode::F002));
+        assert_eq!(decode("!!not base64!!"), Err(VerifyCode::F003));
+        assert_eq!(decode("{not json"), Err(VerifyCode::F003));
+        assert_eq!(decode(&BASE64.encode("[1,2]")), Err(VerifyCode::F003));
+        assert_eq!(decode(r#"{"sceneId":"s"}"#), Err(VerifyCode::F013));
+    }
+
+    #[test]
+    fn a_param_is_single_use_and_expires() {
+        let mut store = ParamStore::default();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        store.insert("a".into(), VerifyCode::T001, start);
+        store.insert("b".into(), VerifyCode::T001, start);
+        let v3 = |id: &str| DecodedParam {
+            format: ParamFormat::V3,
+            scene_id: "s".into(),
+            certify_id: id.into(),
+        };
+        assert_eq!(store.verdict(&v3("a"), start), VerifyCode::T001);
+        assert_eq!(store.verdict(&v3("a"), start), VerifyCode::F018);
+        let late = start + V3_LIFETIME + Duration::from_secs(1);
+        assert_eq!(store.verdict(&v3("b"), late), VerifyCode::F019);
+        assert_eq!(store.verdict(&v3("never"), start), VerifyCode::F019);
+    }
+}

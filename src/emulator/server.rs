@@ -1,0 +1,332 @@
+//! The HTTP server: accept loop, routing, and the service's answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::auth::{self, GatewayError};
+use super::faults::FaultMode;
+use super::params;
+use super::stats::bump;
+use super::{Faults, Mint, State, TestMode};
+use crate::VerifyCode;
+
+/// The largest request body the emulator reads.
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+/// Stops the accept loop when told, or when dropped.
+pub(crate) struct ServerHandle {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub(crate) async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub(crate) fn spawn(listener: TcpListener, state: Arc<State>) -> ServerHandle {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // Dropping the set aborts every connection task, so a stopped emulator holds no socket.
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        bump(&state.counters.connections);
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(serve_connection(stream, Arc::clone(&state)));
+                    }
+                    // Out of file descriptors or a reset before accept: wait, then go on.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        connections.shutdown().await;
+    });
+    ServerHandle {
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<State>) {
+    let service = service_fn(move |request| route(Arc::clone(&state), request));
+    // Errors here are the peer's (a reset, a malformed request) or an injected close.
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Returned by the service to make hyper drop the connection without an answer.
+#[derive(Debug)]
+struct CloseConnection;
+
+impl std::fmt::Display for CloseConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by an injected fault")
+    }
+}
+
+impl std::error::Error for CloseConnection {}
+
+type Answer = Result<Response<Full<Bytes>>, CloseConnection>;
+
+async fn route(state: Arc<State>, request: Request<Incoming>) -> Answer {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Ok(json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &serde_json::json!({"Code": "RequestTooLarge", "Message": "The request body is too large or unreadable."}),
+            ));
+        }
+    };
+    match (&parts.method, parts.uri.path()) {
+        (&Method::POST, "/") => verify(&state, &parts, &body).await,
+        (&Method::POST, "/emulator/params") => Ok(mint(&state, &body)),
+        (&Method::GET, "/emulator/faults") => Ok(json(StatusCode::OK, &state.faults())),
+        (&Method::POST, "/emulator/faults") => Ok(set_faults(&state, &body)),
+        (&Method::GET, "/emulator/stats") => Ok(json(StatusCode::OK, &state.counters.snapshot())),
+        _ => Ok(json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"Code": "NotFound", "Message": "No such path on the emulator."}),
+        )),
+    }
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    response
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string().to_uppercase()
+}
+
+fn gateway_error(state: &State, host: &str, error: &GatewayError) -> Response<Full<Bytes>> {
+    state.counters.error(error.code);
+    json(
+        error.status,
+        &serde_json::json!({
+            "RequestId": request_id(),
+            "HostId": host,
+            "Code": error.code,
+            "Message": error.message,
+            "Recommend": format!(
+                "https://error-center.aliyun.com/status/search?Keyword={}&source=PopGw",
+                error.code
+            ),
+        }),
+    )
+}
+
+async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> Answer {
+    bump(&state.counters.requests);
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("captcha.emulator.local");
+    let now = state.now();
+
+    let authenticated = {
+        let mut nonces = state.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        auth::authenticate(parts, body, &state.keys, now, &mut nonces)
+            .map(|nonce| nonces.insert(nonce, now))
+    };
+    if let Err(error) = authenticated {
+        return Ok(gateway_error(state, host, &error));
+    }
+
+    let (mut param, mut scene_id) = (None, None);
+    for (key, value) in form_urlencoded::parse(body) {
+        match key.as_ref() {
+            "CaptchaVerifyParam" => param = Some(value.into_owned()),
+            "SceneId" => scene_id = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let Some(param) = param else {
+        let error = GatewayError {
+            status: StatusCode::BAD_REQUEST,
+            code: "MissingParameter",
+            message: "The input parameter CaptchaVerifyParam that is mandatory for processing \
+                      this request is not supplied."
+                .into(),
+        };
+        return Ok(gateway_error(state, host, &error));
+    };
+    let decoded = params::decode(&param);
+    if let Ok(decoded) = &decoded {
+        let repeated = state
+            .params
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .arrive(&decoded.certify_id);
+        if repeated {
+            bump(&state.counters.repeated_params);
+        }
+    }
+
+    let faults = state.faults();
+    if !faults.latency().is_zero() {
+        tokio::time::sleep(faults.latency()).await;
+    }
+    if faults.mode != FaultMode::None {
+        bump(&state.counters.faults);
+        return fault(state, host, faults);
+    }
+
+    let code = match decoded {
+        Err(code) => code,
+        Ok(decoded) => match state.scene(&decoded.scene_id) {
+            None => VerifyCode::F005,
+            Some(_) if scene_id.as_ref().is_some_and(|s| *s != decoded.scene_id) => {
+                VerifyCode::F012
+            }
+            Some(Some(TestMode::Pass)) => VerifyCode::T005,
+            Some(Some(TestMode::Fail)) => VerifyCode::F004,
+            Some(None) => state
+                .params
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .verdict(&decoded, now),
+        },
+    };
+    state.counters.verdict(code.as_str());
+    Ok(json(StatusCode::OK, &verdict_body(&code)))
+}
+
+fn verdict_body(code: &VerifyCode) -> serde_json::Value {
+    serde_json::json!({
+        "RequestId": request_id(),
+        "Message": "success",
+        "Code": "Success",
+        "Success": true,
+        "Result": {"VerifyResult": code.is_pass(), "VerifyCode": code.as_str()},
+    })
+}
+
+fn fault(state: &State, host: &str, faults: Faults) -> Answer {
+    let error = |status, code: &'static str, message: &str| {
+        let error = GatewayError {
+            status,
+            code,
+            message: message.into(),
+        };
+        Ok(gateway_error(state, host, &error))
+    };
+    match faults.mode {
+        FaultMode::None => unreachable!("fault() is only called for a fault"),
+        FaultMode::InternalError => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "The request processing has failed due to some unknown error.",
+        ),
+        FaultMode::Unavailable => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.",
+        ),
+        FaultMode::MalformedJson => {
+            let mut response = json(StatusCode::OK, &());
+            *response.body_mut() = Full::new(Bytes::from_static(
+                b"{\"RequestId\": \"0\", \"Success\": tru",
+            ));
+            Ok(response)
+        }
+        FaultMode::TruncatedBody => {
+            let body = verdict_body(&VerifyCode::T001).to_string();
+            let announced = body.len() + 64;
+            let mut response = json(StatusCode::OK, &());
+            *response.body_mut() = Full::new(Bytes::from(body));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, announced.into());
+            Ok(response)
+        }
+        FaultMode::OversizedBody => {
+            let mut body = verdict_body(&VerifyCode::T001).to_string();
+            body.push_str(&" ".repeat(1024 * 1024));
+            let mut response = json(StatusCode::OK, &());
+            *response.body_mut() = Full::new(Bytes::from(body));
+            Ok(response)
+        }
+        FaultMode::CloseConnection => Err(CloseConnection),
+    }
+}
+
+fn mint(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
+    let request: Mint = if body.iter().all(u8::is_ascii_whitespace) {
+        Mint::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(request) => request,
+            Err(error) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({"Code": "InvalidMintRequest", "Message": error.to_string()}),
+                );
+            }
+        }
+    };
+    match state.mint(request) {
+        Ok(param) => json(
+            StatusCode::OK,
+            &serde_json::json!({"captchaVerifyParam": param}),
+        ),
+        Err(error) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"Code": "InvalidMintRequest", "Message": error.to_string()}),
+        ),
+    }
+}
+
+fn set_faults(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
+    match serde_json::from_slice::<Faults>(body) {
+        Ok(faults) => {
+            *state.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+            json(StatusCode::OK, &faults)
+        }
+        Err(error) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"Code": "InvalidFaults", "Message": error.to_string()}),
+        ),
+    }
+}

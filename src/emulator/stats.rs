@@ -1,0 +1,67 @@
+//! Counters that show what reached the emulator, readable over `GET /emulator/stats`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the emulator's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Stats {
+    /// TCP connections accepted.
+    pub connections: u64,
+    /// Verification requests (`POST /`) received, whatever their outcome.
+    pub requests: u64,
+    /// Verdicts given, by `VerifyCode`.
+    pub verdicts: BTreeMap<String, u64>,
+    /// Error answers given, by gateway error code.
+    pub errors: BTreeMap<String, u64>,
+    /// Requests answered with an injected fault.
+    pub faults: u64,
+    /// Requests that carried a param an earlier request had already carried. A client that
+    /// never re-sends a param keeps this at zero.
+    pub repeated_params: u64,
+    /// Params minted.
+    pub params_minted: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) connections: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) faults: AtomicU64,
+    pub(crate) repeated_params: AtomicU64,
+    pub(crate) params_minted: AtomicU64,
+    by_code: Mutex<(BTreeMap<String, u64>, BTreeMap<String, u64>)>,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn verdict(&self, code: &str) {
+        let mut maps = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
+        *maps.0.entry(code.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn error(&self, code: &str) {
+        let mut maps = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
+        *maps.1.entry(code.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let maps = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
+        Stats {
+            connections: self.connections.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            verdicts: maps.0.clone(),
+            errors: maps.1.clone(),
+            faults: self.faults.load(Ordering::Relaxed),
+            repeated_params: self.repeated_params.load(Ordering::Relaxed),
+            params_minted: self.params_minted.load(Ordering::Relaxed),
+        }
+    }
+}

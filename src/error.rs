@@ -1,0 +1,431 @@
+//! Why a verification could not give a verdict, each case with what to do about it.
+//!
+//! A failed verification of a person (an `F…` code) is not an error: it is a
+//! [`Verification`](crate::Verification) that did not pass. An [`Error`] means the service could
+//! not be asked, or did not answer properly, so no verdict exists.
+
+use std::fmt;
+
+use crate::credentials::CredentialsError;
+
+/// A verification that ended without a verdict.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The service answered with an error code (bad credentials, missing permission, …).
+    Api(ApiError),
+    /// The service could not be reached, or did not answer in time.
+    Transport(TransportError),
+    /// The service answered something that is not a valid response.
+    Response(ResponseError),
+    /// The credentials provider failed.
+    Credentials(CredentialsError),
+    /// A custom verifier's own failure.
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps a custom verifier's failure.
+    ///
+    /// ```
+    /// let error = tower_aliyun_captcha::Error::other("cache unavailable");
+    /// assert_eq!(error.to_string(), "verifier failed: cache unavailable");
+    /// ```
+    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Other(error.into())
+    }
+
+    /// Whether the request may have reached the service. When it may have, the param may
+    /// have been used up and must not be sent again.
+    pub fn may_have_reached_server(&self) -> bool {
+        match self {
+            Self::Transport(error) => error.may_have_reached_server(),
+            Self::Credentials(_) => false,
+            Self::Api(_) | Self::Response(_) | Self::Other(_) => true,
+        }
+    }
+
+    /// Whether the call ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Transport(e) if e.kind() == TransportErrorKind::Timeout)
+    }
+
+    /// A short, stable name of the failure's kind, for logs and metrics
+    /// (`"api"`, `"connect"`, `"timeout"`, `"malformed_response"`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Api(_) => "api",
+            Self::Transport(error) => error.kind().as_str(),
+            Self::Response(error) => error.kind.as_str(),
+            Self::Credentials(_) => "credentials",
+            Self::Other(_) => "other",
+        }
+    }
+
+    /// What to do about it, in a sentence.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Self::Api(error) => error.code().advice(),
+            Self::Transport(error) => error.kind().advice(),
+            Self::Response(_) => {
+                "The service answered something unexpected; check the endpoint URL points at \
+                 Captcha 2.0, and retry later."
+            }
+            Self::Credentials(_) => "Provide AccessKey credentials (see Credentials::from_env).",
+            Self::Other(_) => "See the custom verifier's error.",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Api(error) => error.fmt(f),
+            Self::Transport(error) => error.fmt(f),
+            Self::Response(error) => error.fmt(f),
+            Self::Credentials(error) => error.fmt(f),
+            Self::Other(error) => write!(f, "verifier failed: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Api(_) | Self::Response(_) => None,
+            Self::Transport(error) => error.source.as_deref().map(|e| e as _),
+            Self::Credentials(error) => Some(error),
+            Self::Other(error) => Some(error.as_ref()),
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(error: TransportError) -> Self {
+        Self::Transport(error)
+    }
+}
+
+impl From<ResponseError> for Error {
+    fn from(error: ResponseError) -> Self {
+        Self::Response(error)
+    }
+}
+
+impl From<CredentialsError> for Error {
+    fn from(error: CredentialsError) -> Self {
+        Self::Credentials(error)
+    }
+}
+
+macro_rules! api_error_codes {
+    ($($variant:ident = $code:literal => $advice:literal,)*) => {
+        /// The `Code` of an error answer from the service or its API gateway.
+        ///
+        /// ```
+        /// use tower_aliyun_captcha::error::ApiErrorCode;
+        ///
+        /// let code = ApiErrorCode::from("InvalidTimeStamp.Expired");
+        /// assert_eq!(code, ApiErrorCode::InvalidTimeStampExpired);
+        /// assert!(code.advice().contains("clock"));
+        /// assert_eq!(ApiErrorCode::from("Nope").as_str(), "Nope");
+        /// ```
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ApiErrorCode {
+            $(#[doc = concat!("`", $code, "`: ", $advice)] $variant,)*
+            /// A code this version of the crate does not know.
+            Unknown(String),
+        }
+
+        impl ApiErrorCode {
+            /// The code as the service writes it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $code,)*
+                    Self::Unknown(code) => code,
+                }
+            }
+
+            /// What to do about it.
+            pub fn advice(&self) -> &'static str {
+                match self {
+                    $(Self::$variant => $advice,)*
+                    Self::Unknown(_) => "See the message, and Alibaba Cloud's error center for the code.",
+                }
+            }
+        }
+
+        impl From<&str> for ApiErrorCode {
+            fn from(code: &str) -> Self {
+                match code {
+                    $($code => Self::$variant,)*
+                    other => Self::Unknown(other.to_owned()),
+                }
+            }
+        }
+    };
+}
+
+api_error_codes! {
+    MissingParameter = "MissingParameter" =>
+        "A required header or parameter was not sent; this is a bug in the caller.",
+    InvalidParameter = "InvalidParameter" =>
+        "A header or parameter has an invalid value (action, version or format).",
+    ForbiddenAccountAccessDenied = "Forbidden.AccountAccessDenied" =>
+        "Activate Captcha 2.0 for the account and settle any overdue payment.",
+    ForbiddenRamUserAccessDenied = "Forbidden.RAMUserAccessDenied" =>
+        "Grant the RAM user the AliyunYundunAFSFullAccess permission.",
+    InternalError = "InternalError" =>
+        "The service failed; retry later, and open a ticket if it persists.",
+    ServiceUnavailable = "ServiceUnavailable" =>
+        "The service is unavailable for now; retry later.",
+    SignatureDoesNotMatch = "SignatureDoesNotMatch" =>
+        "Check the AccessKey secret: the signature computed with it does not match.",
+    InvalidTimeStampExpired = "InvalidTimeStamp.Expired" =>
+        "Check the clock: the request time is more than 15 minutes off the service's (use NTP).",
+    SignatureNonceUsed = "SignatureNonceUsed" =>
+        "A signature nonce was reused; every request needs a fresh random nonce.",
+    InvalidAccessKeyIdNotFound = "InvalidAccessKeyId.NotFound" =>
+        "Check the AccessKey id (an expired STS token gives this too).",
+    InvalidSecurityTokenExpired = "InvalidSecurityToken.Expired" =>
+        "The STS token has expired; refresh the temporary credentials.",
+    InvalidSecurityTokenMismatch = "InvalidSecurityToken.MismatchWithAccessKey" =>
+        "The STS token does not belong to this AccessKey id; send the pair together.",
+    Throttling = "Throttling" =>
+        "Too many requests; slow down or raise the quota.",
+}
+
+impl fmt::Display for ApiErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error answer: HTTP status, `Code`, `Message` and `RequestId`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: u16,
+    code: ApiErrorCode,
+    message: String,
+    request_id: String,
+}
+
+impl ApiError {
+    /// An error answer as the service sent it.
+    pub fn new(
+        status: u16,
+        code: ApiErrorCode,
+        message: impl Into<String>,
+        request_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            request_id: request_id.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The error code.
+    pub fn code(&self) -> &ApiErrorCode {
+        &self.code
+    }
+
+    /// The service's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The service's request id.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "captcha service answered {} {} ({}), request id {}: {}",
+            self.status,
+            self.code,
+            self.message,
+            self.request_id,
+            self.code.advice()
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What went wrong on the way to the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// No connection could be opened (refused, unreachable, DNS). Nothing was sent.
+    Connect,
+    /// The TLS handshake failed (certificate, protocol). Nothing was sent.
+    Tls,
+    /// The call did not finish within its timeout.
+    Timeout,
+    /// The connection broke while the request or response was under way.
+    Io,
+}
+
+impl TransportErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Timeout => "timeout",
+            Self::Io => "io",
+        }
+    }
+
+    fn advice(self) -> &'static str {
+        match self {
+            Self::Connect => "Check the endpoint, DNS and outbound network access.",
+            Self::Tls => "Check the endpoint's certificate and the trusted roots.",
+            Self::Timeout => {
+                "The service was slow; check latency to the region or raise the timeout."
+            }
+            Self::Io => "The connection broke; it is usually transient.",
+        }
+    }
+}
+
+/// The service could not be reached or did not answer in time.
+#[derive(Debug)]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    may_have_reached_server: bool,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransportError {
+    /// A transport failure; `may_have_reached_server` says whether any of the request may
+    /// have been written.
+    pub fn new(
+        kind: TransportErrorKind,
+        may_have_reached_server: bool,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            may_have_reached_server,
+            source,
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+
+    /// Whether the request may have reached the service (and used up the param).
+    pub fn may_have_reached_server(&self) -> bool {
+        self.may_have_reached_server
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            TransportErrorKind::Connect => "could not connect to the captcha service",
+            TransportErrorKind::Tls => "TLS handshake with the captcha service failed",
+            TransportErrorKind::Timeout => "the captcha service did not answer in time",
+            TransportErrorKind::Io => "the connection to the captcha service broke",
+        };
+        f.write_str(what)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// How an answer was not a valid response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResponseErrorKind {
+    /// The body is not the JSON the API documents.
+    Malformed,
+    /// The body is larger than the client's cap.
+    TooLarge,
+    /// An error status without an error body the gateway would send.
+    UnexpectedStatus,
+}
+
+impl ResponseErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed_response",
+            Self::TooLarge => "oversized_response",
+            Self::UnexpectedStatus => "unexpected_status",
+        }
+    }
+}
+
+/// The service's answer could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseError {
+    kind: ResponseErrorKind,
+    status: u16,
+    detail: String,
+}
+
+impl ResponseError {
+    /// An unusable answer with HTTP `status`; `detail` says what was wrong with it.
+    pub fn new(kind: ResponseErrorKind, status: u16, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// How it was unusable.
+    pub fn kind(&self) -> ResponseErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            ResponseErrorKind::Malformed => "malformed response",
+            ResponseErrorKind::TooLarge => "oversized response",
+            ResponseErrorKind::UnexpectedStatus => "unexpected response",
+        };
+        write!(
+            f,
+            "{what} from the captcha service (HTTP {}): {}",
+            self.status, self.detail
+        )
+    }
+}
+
+impl std::error::Error for ResponseError {}

@@ -1,0 +1,439 @@
+//! What a verification takes and gives: the validated param, the scene, the verdict and its
+//! code, and the [`Verify`] trait that the client implements and the layer is generic over.
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::Error;
+
+/// The longest `CaptchaVerifyParam` accepted, in bytes.
+///
+/// Real params are a few KiB at most (a V3 param is a few hundred bytes of base64; a V2 param a
+/// JSON object with a device token). Anything longer is not from Alibaba's widget, and is
+/// refused locally as [`VerifyCode::F003`] instead of being sent (and billed).
+pub const MAX_PARAM_LEN: usize = 16 * 1024;
+
+/// The longest scene id accepted, in bytes. Alibaba's are 8 characters.
+pub const MAX_SCENE_ID_LEN: usize = 128;
+
+/// A `CaptchaVerifyParam` as the front-end widget produced it: non-empty, at most
+/// [`MAX_PARAM_LEN`] bytes, passed on unchanged.
+///
+/// Its `Debug` output shows only its length and first characters: the full param is a
+/// single-use token and is never logged.
+///
+/// ```
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, VerifyCode};
+///
+/// let param = CaptchaVerifyParam::new("eyJjZXJ0aWZ5SWQiOiJhYmMifQ==")?;
+/// assert_eq!(param.as_str(), "eyJjZXJ0aWZ5SWQiOiJhYmMifQ==");
+///
+/// let empty = CaptchaVerifyParam::new("").unwrap_err();
+/// assert_eq!(empty.code(), VerifyCode::F002);
+/// let long = CaptchaVerifyParam::new("x".repeat(20_000)).unwrap_err();
+/// assert_eq!(long.code(), VerifyCode::F003);
+/// # Ok::<_, tower_aliyun_captcha::verify::InvalidParam>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CaptchaVerifyParam(Arc<str>);
+
+impl CaptchaVerifyParam {
+    /// Checks and wraps a param.
+    pub fn new(param: impl Into<String>) -> Result<Self, InvalidParam> {
+        Self::check(&param.into()).map(|p| Self(Arc::from(p)))
+    }
+
+    /// Checks a param given as bytes (a header or body field), which must be UTF-8.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidParam> {
+        let text = std::str::from_utf8(bytes).map_err(|_| InvalidParam::NotUtf8)?;
+        Self::check(text).map(|p| Self(Arc::from(p)))
+    }
+
+    fn check(param: &str) -> Result<&str, InvalidParam> {
+        if param.trim().is_empty() {
+            Err(InvalidParam::Empty)
+        } else if param.len() > MAX_PARAM_LEN {
+            Err(InvalidParam::TooLong(param.len()))
+        } else {
+            Ok(param)
+        }
+    }
+
+    /// The param, exactly as received.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CaptchaVerifyParam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix: String = self.0.chars().take(6).collect();
+        write!(f, "CaptchaVerifyParam({prefix}… {} bytes)", self.0.len())
+    }
+}
+
+impl FromStr for CaptchaVerifyParam {
+    type Err = InvalidParam;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+/// Why a param was refused before any call to Alibaba.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidParam {
+    /// No param, or only white space.
+    Empty,
+    /// Longer than [`MAX_PARAM_LEN`]; holds the length.
+    TooLong(usize),
+    /// Not UTF-8 text.
+    NotUtf8,
+}
+
+impl InvalidParam {
+    /// The code Alibaba would have answered: F002 for an empty param, F003 otherwise.
+    pub fn code(self) -> VerifyCode {
+        match self {
+            Self::Empty => VerifyCode::F002,
+            Self::TooLong(_) | Self::NotUtf8 => VerifyCode::F003,
+        }
+    }
+}
+
+impl fmt::Display for InvalidParam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("the captcha param is missing or empty"),
+            Self::TooLong(len) => write!(
+                f,
+                "the captcha param is {len} bytes, over the limit of {MAX_PARAM_LEN}"
+            ),
+            Self::NotUtf8 => f.write_str("the captcha param is not UTF-8 text"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidParam {}
+
+/// A captcha scene id (`SceneId`), as created in the Captcha 2.0 console.
+///
+/// ```
+/// use tower_aliyun_captcha::SceneId;
+///
+/// let scene = SceneId::new("1ezx8pyn")?;
+/// assert_eq!(scene.as_str(), "1ezx8pyn");
+/// assert!(SceneId::new("").is_err());
+/// assert!(SceneId::new("a\nb").is_err());
+/// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SceneId(Arc<str>);
+
+impl SceneId {
+    /// Checks and wraps a scene id: 1 to [`MAX_SCENE_ID_LEN`] bytes, no control characters.
+    pub fn new(scene: impl AsRef<str>) -> Result<Self, InvalidSceneId> {
+        let scene = scene.as_ref();
+        if scene.is_empty() || scene.len() > MAX_SCENE_ID_LEN || scene.chars().any(char::is_control)
+        {
+            return Err(InvalidSceneId);
+        }
+        Ok(Self(Arc::from(scene)))
+    }
+
+    /// The scene id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SceneId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for SceneId {
+    type Err = InvalidSceneId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+/// A scene id that is empty, too long, or holds control characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidSceneId;
+
+impl fmt::Display for InvalidSceneId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a scene id is 1 to {MAX_SCENE_ID_LEN} bytes without control characters"
+        )
+    }
+}
+
+impl std::error::Error for InvalidSceneId {}
+
+macro_rules! verify_codes {
+    ($($code:ident => $meaning:literal,)*) => {
+        /// `Result.VerifyCode`: why a param passed (`T…`) or failed (`F…`).
+        ///
+        /// ```
+        /// use tower_aliyun_captcha::VerifyCode;
+        ///
+        /// let code: VerifyCode = "F018".parse().unwrap();
+        /// assert_eq!(code, VerifyCode::F018);
+        /// assert!(!code.is_pass());
+        /// assert_eq!(code.as_str(), "F018");
+        /// assert_eq!(VerifyCode::from("X999"), VerifyCode::Unknown("X999".into()));
+        /// ```
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum VerifyCode {
+            $(#[doc = $meaning] $code,)*
+            /// A code this version of the crate does not know.
+            Unknown(String),
+        }
+
+        impl VerifyCode {
+            /// The code as Alibaba writes it, e.g. `"T001"`.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$code => stringify!($code),)*
+                    Self::Unknown(code) => code,
+                }
+            }
+
+            /// What the code means, for developers and logs.
+            pub fn meaning(&self) -> &'static str {
+                match self {
+                    $(Self::$code => $meaning,)*
+                    Self::Unknown(_) => "A verification code not known to this crate.",
+                }
+            }
+        }
+
+        impl From<&str> for VerifyCode {
+            fn from(code: &str) -> Self {
+                match code {
+                    $(stringify!($code) => Self::$code,)*
+                    other => Self::Unknown(other.to_owned()),
+                }
+            }
+        }
+    };
+}
+
+verify_codes! {
+    T001 => "Passed server-side verification.",
+    T005 => "Passed: the scene is in test mode, which passes every param.",
+    F001 => "Blocked by the risk policy as a likely attack.",
+    F002 => "The param is empty.",
+    F003 => "The param is not in a valid format.",
+    F004 => "Failed: the scene is in test mode, which fails every param.",
+    F005 => "The scene id inside the param is not valid.",
+    F006 => "The scene id inside the param does not belong to this account.",
+    F008 => "The param was already verified once; each param is single-use.",
+    F009 => "A virtual machine, emulator or simulated browser was detected.",
+    F010 => "Too many requests from this IP address.",
+    F011 => "Too many requests from this device.",
+    F012 => "The server's SceneId does not match the scene the front end used.",
+    F013 => "The param lacks required fields.",
+    F014 => "No initialization record: it expired after 20 minutes, or never existed.",
+    F015 => "The person did not complete the challenge (e.g. the slider was misplaced).",
+    F016 => "Failed the URL check of a custom policy.",
+    F017 => "Abnormal protocol or parameters; likely an attack.",
+    F018 => "The V3 param was already used.",
+    F019 => "The V3 param is over 90 seconds old, or no challenge preceded it.",
+    F020 => "The V3 param does not match the scene or the user.",
+}
+
+impl VerifyCode {
+    /// Whether the code is a pass (`T…`).
+    pub fn is_pass(&self) -> bool {
+        self.as_str().starts_with('T')
+    }
+}
+
+impl FromStr for VerifyCode {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(s))
+    }
+}
+
+impl fmt::Display for VerifyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One verification: the param and, recommended, the scene it must belong to.
+///
+/// ```
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, SceneId, VerifyRequest};
+///
+/// let request = VerifyRequest::new(CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap())
+///     .with_scene(SceneId::new("1ezx8pyn").unwrap());
+/// assert_eq!(request.scene().unwrap().as_str(), "1ezx8pyn");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRequest {
+    param: CaptchaVerifyParam,
+    scene: Option<SceneId>,
+}
+
+impl VerifyRequest {
+    /// Verifies `param` without a scene check (Alibaba recommends giving one).
+    pub fn new(param: CaptchaVerifyParam) -> Self {
+        Self { param, scene: None }
+    }
+
+    /// Adds the scene id the param must have been made for (sent as `SceneId`).
+    pub fn with_scene(mut self, scene: SceneId) -> Self {
+        self.scene = Some(scene);
+        self
+    }
+
+    /// The param.
+    pub fn param(&self) -> &CaptchaVerifyParam {
+        &self.param
+    }
+
+    /// The scene, if any.
+    pub fn scene(&self) -> Option<&SceneId> {
+        self.scene.as_ref()
+    }
+}
+
+/// The verdict of a verification that the service answered.
+///
+/// ```
+/// use tower_aliyun_captcha::{Verification, VerifyCode};
+///
+/// let verdict = Verification::new(true, VerifyCode::T001, "3F29-…");
+/// assert!(verdict.passed());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    passed: bool,
+    code: VerifyCode,
+    request_id: String,
+}
+
+impl Verification {
+    /// A verdict: whether it passed (`Result.VerifyResult`), its code and the request id.
+    pub fn new(passed: bool, code: VerifyCode, request_id: impl Into<String>) -> Self {
+        Self {
+            passed,
+            code,
+            request_id: request_id.into(),
+        }
+    }
+
+    /// `Result.VerifyResult`: whether the person passed.
+    pub fn passed(&self) -> bool {
+        self.passed
+    }
+
+    /// `Result.VerifyCode`.
+    pub fn code(&self) -> &VerifyCode {
+        &self.code
+    }
+
+    /// The service's `RequestId`, for support tickets.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+/// Something that can verify a param: the [`Client`](crate::Client), or a stand-in in tests.
+///
+/// The future is `'static` and `Send` so that the layer can hold it without boxing it and run
+/// it on any executor. Any `Fn(VerifyRequest) -> impl Future<…>` closure is a verifier:
+///
+/// ```
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, Verification, Verify, VerifyCode, VerifyRequest};
+///
+/// let always_pass = |_request: VerifyRequest| async {
+///     Ok::<_, tower_aliyun_captcha::Error>(Verification::new(true, VerifyCode::T001, "local"))
+/// };
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let param = CaptchaVerifyParam::new("anything").unwrap();
+/// let verdict = always_pass.verify(VerifyRequest::new(param)).await.unwrap();
+/// assert!(verdict.passed());
+/// # });
+/// ```
+pub trait Verify: Send + Sync + 'static {
+    /// The future that yields the verdict.
+    type Future: Future<Output = Result<Verification, Error>> + Send + 'static;
+
+    /// Verifies one param. The param is single-use: an implementation must not send it twice.
+    fn verify(&self, request: VerifyRequest) -> Self::Future;
+}
+
+impl<F, Fut> Verify for F
+where
+    F: Fn(VerifyRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Verification, Error>> + Send + 'static,
+{
+    type Future = Fut;
+
+    fn verify(&self, request: VerifyRequest) -> Self::Future {
+        self(request)
+    }
+}
+
+impl<V: Verify + ?Sized> Verify for Arc<V> {
+    type Future = V::Future;
+
+    fn verify(&self, request: VerifyRequest) -> Self::Future {
+        (**self).verify(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips() {
+        for code in [
+            "T001", "T005", "F001", "F002", "F003", "F004", "F005", "F006", "F008", "F009", "F010",
+            "F011", "F012", "F013", "F014", "F015", "F016", "F017", "F018", "F019", "F020",
+        ] {
+            let parsed = VerifyCode::from(code);
+            assert!(
+                !matches!(parsed, VerifyCode::Unknown(_)),
+                "{code} is unknown"
+            );
+            assert_eq!(parsed.as_str(), code);
+            assert_eq!(parsed.is_pass(), code.starts_with('T'));
+            assert!(!parsed.meaning().is_empty());
+        }
+        assert_eq!(VerifyCode::from("F007"), VerifyCode::Unknown("F007".into()));
+    }
+
+    #[test]
+    fn param_debug_hides_the_token() {
+        let param = CaptchaVerifyParam::new("abcdefghijklmnopqrstuvwxyz").unwrap();
+        let printed = format!("{param:?}");
+        assert!(!printed.contains("ghij"), "{printed}");
+        assert!(printed.contains("26 bytes"));
+    }
+
+    #[test]
+    fn whitespace_only_param_is_empty() {
+        assert_eq!(
+            CaptchaVerifyParam::new("  ").unwrap_err(),
+            InvalidParam::Empty
+        );
+        assert_eq!(
+            CaptchaVerifyParam::from_bytes(&[0xff]).unwrap_err(),
+            InvalidParam::NotUtf8
+        );
+    }
+}
