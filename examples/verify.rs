@@ -110,7 +110,11 @@ async fn main() -> ExitCode {
             {
                 Ok(emulator) => emulator,
                 Err(e) => {
-                    return print_error("emulator", &e.to_string(), "Could not start the emulator.");
+                    return print_error(
+                        "emulator",
+                        &e.to_string(),
+                        "Could not start the emulator.",
+                    );
                 }
             };
             if param == "-" {

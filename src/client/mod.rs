@@ -25,7 +25,7 @@
 //! ```
 
 mod endpoint;
-mod request;
+pub(crate) mod request;
 mod response;
 mod transport;
 

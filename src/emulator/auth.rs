@@ -1,5 +1,6 @@
 //! The API gateway's checks of a request, in the order the real gateway makes them.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
@@ -20,15 +21,15 @@ pub(crate) const VERSION: &str = "2023-03-05";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GatewayError {
     pub(crate) status: StatusCode,
-    pub(crate) code: &'static str,
+    pub(crate) code: Cow<'static, str>,
     pub(crate) message: String,
 }
 
 impl GatewayError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
-            code,
+            code: Cow::Borrowed(code),
             message: message.into(),
         }
     }
@@ -305,5 +306,118 @@ mod tests {
         window.insert("n", now);
         assert!(window.contains("n", now + Duration::from_secs(60)));
         assert!(!window.contains("n", now + CLOCK_WINDOW + Duration::from_secs(1)));
+    }
+
+    mod round_trip {
+        use super::super::*;
+        use crate::client::Endpoint;
+        use crate::client::request::{acs_date, fresh_nonce, signed_request};
+        use crate::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
+        use http_body_util::BodyExt;
+        use proptest::prelude::*;
+
+        const SECRET: &str = "round-trip-secret";
+
+        fn keys(sts: bool) -> HashMap<String, KnownKey> {
+            let token = sts.then(|| "token+/=".to_owned());
+            HashMap::from([(
+                "id".to_owned(),
+                KnownKey {
+                    secret: SECRET.into(),
+                    security_token: token,
+                },
+            )])
+        }
+
+        /// A request as our client builds it, split into parts and body bytes.
+        fn request(param: &str, scene: Option<&str>, sts: bool) -> (Parts, Vec<u8>) {
+            let mut credentials = Credentials::new("id", SECRET);
+            if sts {
+                credentials = credentials.with_security_token("token+/=");
+            }
+            let mut verify = VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap());
+            if let Some(scene) = scene {
+                verify = verify.with_scene(SceneId::new(scene).unwrap());
+            }
+            let endpoint: Endpoint = "https://captcha.cn-shanghai.aliyuncs.com".parse().unwrap();
+            let date = acs_date(time::OffsetDateTime::now_utc());
+            let request =
+                signed_request(&endpoint, &credentials, &verify, &date, &fresh_nonce()).unwrap();
+            let (parts, body) = request.into_parts();
+            let body = block_on(body.collect()).unwrap().to_bytes().to_vec();
+            (parts, body)
+        }
+
+        fn block_on<F: std::future::Future>(future: F) -> F::Output {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(future)
+        }
+
+        fn check(parts: &Parts, body: &[u8], sts: bool) -> Result<(), GatewayError> {
+            let mut nonces = NonceWindow::default();
+            authenticate(parts, body, &keys(sts), SystemTime::now(), &mut nonces).map(|_| ())
+        }
+
+        fn param_strategy() -> impl Strategy<Value = String> {
+            "\\PC{1,200}".prop_filter("not blank", |s| !s.trim().is_empty())
+        }
+
+        fn scene_strategy() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of("[^\\p{Cc}]{1,40}")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn signed_requests_verify(param in param_strategy(), scene in scene_strategy(), sts: bool) {
+                let (parts, body) = request(&param, scene.as_deref(), sts);
+                prop_assert_eq!(check(&parts, &body, sts), Ok(()));
+            }
+
+            #[test]
+            fn any_changed_body_byte_fails(param in param_strategy(), index: prop::sample::Index, flip in 1u8..=255) {
+                let (parts, mut body) = request(&param, None, false);
+                let at = index.index(body.len());
+                body[at] ^= flip;
+                prop_assert!(check(&parts, &body, false).is_err());
+            }
+
+            #[test]
+            fn any_changed_signed_header_fails(param in param_strategy(), which: prop::sample::Index, extra in "[a-z0-9]{1,8}") {
+                let (mut parts, body) = request(&param, Some("scene"), true);
+                let signed: Vec<http::HeaderName> = parts
+                    .headers
+                    .keys()
+                    .filter(|name| *name != http::header::AUTHORIZATION && *name != http::header::USER_AGENT)
+                    .cloned()
+                    .collect();
+                let name = which.get(&signed).clone();
+                let old = parts.headers[&name].to_str().unwrap().to_owned();
+                parts.headers.insert(name, http::HeaderValue::from_str(&format!("{old}{extra}")).unwrap());
+                prop_assert!(check(&parts, &body, true).is_err());
+            }
+
+            #[test]
+            fn another_secret_fails(param in param_strategy(), secret in "[ -~]{1,40}") {
+                prop_assume!(secret != SECRET);
+                let (parts, body) = request(&param, None, false);
+                let mut nonces = NonceWindow::default();
+                let mut keys = keys(false);
+                keys.get_mut("id").unwrap().secret = secret;
+                let result = authenticate(&parts, &body, &keys, SystemTime::now(), &mut nonces);
+                prop_assert_eq!(result.map(|_| ()).unwrap_err().code, "SignatureDoesNotMatch");
+            }
+
+            #[test]
+            fn unsigned_headers_may_change(param in param_strategy(), agent in "[ -~]{0,60}") {
+                let (mut parts, body) = request(&param, None, false);
+                parts.headers.insert(http::header::USER_AGENT, http::HeaderValue::from_str(&agent).unwrap());
+                parts.headers.insert("accept", http::HeaderValue::from_static("*/*"));
+                prop_assert_eq!(check(&parts, &body, false), Ok(()));
+            }
+        }
     }
 }

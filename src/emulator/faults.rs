@@ -24,6 +24,10 @@ pub enum FaultMode {
     OversizedBody,
     /// Read the whole request, then close the connection without answering.
     CloseConnection,
+    /// An error answer with the gateway code in [`Faults::error_code`] and its usual status
+    /// (`Forbidden.*` 403, `InvalidAccessKeyId.NotFound` 404, `InternalError` 500,
+    /// `ServiceUnavailable` 503, any other 400).
+    ApiError,
 }
 
 /// The faults in force: a [`FaultMode`] and added latency. Read and written as JSON over
@@ -37,7 +41,7 @@ pub enum FaultMode {
 /// assert_eq!(faults.mode, FaultMode::Unavailable);
 /// assert_eq!(faults.latency(), std::time::Duration::ZERO);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Faults {
@@ -45,6 +49,9 @@ pub struct Faults {
     pub mode: FaultMode,
     /// Milliseconds to wait before answering (or before closing).
     pub latency_ms: u64,
+    /// The gateway code answered by [`FaultMode::ApiError`] (`InternalError` when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 impl Faults {
@@ -57,6 +64,15 @@ impl Faults {
     pub fn mode(mode: FaultMode) -> Self {
         Self {
             mode,
+            ..Self::default()
+        }
+    }
+
+    /// An error answer with the gateway `code` ([`FaultMode::ApiError`]).
+    pub fn api_error(code: impl Into<String>) -> Self {
+        Self {
+            mode: FaultMode::ApiError,
+            error_code: Some(code.into()),
             ..Self::default()
         }
     }

@@ -197,7 +197,10 @@ impl State {
     }
 
     fn faults(&self) -> Faults {
-        *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn mint(&self, mint: Mint) -> Result<String, MintError> {

@@ -101,7 +101,14 @@ impl std::error::Error for CloseConnection {}
 type Answer = Result<Response<Full<Bytes>>, CloseConnection>;
 
 async fn route(state: Arc<State>, request: Request<Incoming>) -> Answer {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // HTTP/2 carries the host as :authority, which hyper puts in the URI.
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(value) = header::HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, value);
+    }
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
@@ -140,7 +147,7 @@ fn request_id() -> String {
 }
 
 fn gateway_error(state: &State, host: &str, error: &GatewayError) -> Response<Full<Bytes>> {
-    state.counters.error(error.code);
+    state.counters.error(&error.code);
     json(
         error.status,
         &serde_json::json!({
@@ -183,13 +190,12 @@ async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> An
         }
     }
     let Some(param) = param else {
-        let error = GatewayError {
-            status: StatusCode::BAD_REQUEST,
-            code: "MissingParameter",
-            message: "The input parameter CaptchaVerifyParam that is mandatory for processing \
-                      this request is not supplied."
-                .into(),
-        };
+        let error = GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingParameter",
+            "The input parameter CaptchaVerifyParam that is mandatory for processing this \
+             request is not supplied.",
+        );
         return Ok(gateway_error(state, host, &error));
     };
     let decoded = params::decode(&param);
@@ -210,7 +216,7 @@ async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> An
     }
     if faults.mode != FaultMode::None {
         bump(&state.counters.faults);
-        return fault(state, host, faults);
+        return fault(state, host, &faults);
     }
 
     let code = match decoded {
@@ -243,14 +249,13 @@ fn verdict_body(code: &VerifyCode) -> serde_json::Value {
     })
 }
 
-fn fault(state: &State, host: &str, faults: Faults) -> Answer {
+fn fault(state: &State, host: &str, faults: &Faults) -> Answer {
     let error = |status, code: &'static str, message: &str| {
-        let error = GatewayError {
-            status,
-            code,
-            message: message.into(),
-        };
-        Ok(gateway_error(state, host, &error))
+        Ok(gateway_error(
+            state,
+            host,
+            &GatewayError::new(status, code, message),
+        ))
     };
     match faults.mode {
         FaultMode::None => unreachable!("fault() is only called for a fault"),
@@ -289,6 +294,22 @@ fn fault(state: &State, host: &str, faults: Faults) -> Answer {
             Ok(response)
         }
         FaultMode::CloseConnection => Err(CloseConnection),
+        FaultMode::ApiError => {
+            let code = faults.error_code.as_deref().unwrap_or("InternalError");
+            let status = match code {
+                c if c.starts_with("Forbidden") => StatusCode::FORBIDDEN,
+                "InvalidAccessKeyId.NotFound" => StatusCode::NOT_FOUND,
+                "InternalError" => StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let error = GatewayError {
+                status,
+                code: code.to_owned().into(),
+                message: format!("Injected {code}."),
+            };
+            Ok(gateway_error(state, host, &error))
+        }
     }
 }
 
@@ -321,8 +342,9 @@ fn mint(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
 fn set_faults(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
     match serde_json::from_slice::<Faults>(body) {
         Ok(faults) => {
+            let response = json(StatusCode::OK, &faults);
             *state.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
-            json(StatusCode::OK, &faults)
+            response
         }
         Err(error) => json(
             StatusCode::BAD_REQUEST,

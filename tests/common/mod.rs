@@ -1,0 +1,206 @@
+//! Shared test fixtures: an emulator with known keys and scenes, and raw signed requests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tower_aliyun_captcha::Credentials;
+use tower_aliyun_captcha::client::Client;
+use tower_aliyun_captcha::emulator::{Emulator, TestMode};
+use tower_aliyun_captcha::sign::{self, CanonicalRequest};
+
+pub const KEY_ID: &str = "LTAI5tTestKeyId";
+pub const KEY_SECRET: &str = "TestSecret-do-not-log-0123456789";
+pub const STS_ID: &str = "STS.TestTemporaryKeyId";
+pub const STS_SECRET: &str = "StsSecret-do-not-log-abcdef";
+pub const STS_TOKEN: &str = "CAIStsToken+do/not=log";
+pub const LOGIN: &str = "login-scene";
+pub const SIGNUP: &str = "signup-scene";
+
+/// A clock the test can move: seconds added to the system time.
+#[derive(Clone, Default)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_secs() as i64, Ordering::SeqCst);
+    }
+    pub fn now(&self) -> SystemTime {
+        let offset = self.0.load(Ordering::SeqCst);
+        if offset >= 0 {
+            SystemTime::now() + Duration::from_secs(offset as u64)
+        } else {
+            SystemTime::now() - Duration::from_secs((-offset) as u64)
+        }
+    }
+}
+
+pub async fn emulator_with_clock(clock: TestClock) -> Emulator {
+    Emulator::builder()
+        .access_key(KEY_ID, KEY_SECRET)
+        .sts_key(STS_ID, STS_SECRET, STS_TOKEN)
+        .scene(LOGIN)
+        .scene(SIGNUP)
+        .test_mode_scene("test-pass", TestMode::Pass)
+        .test_mode_scene("test-fail", TestMode::Fail)
+        .clock(move || clock.now())
+        .start("127.0.0.1:0")
+        .await
+        .expect("the emulator starts")
+}
+
+pub async fn emulator() -> Emulator {
+    emulator_with_clock(TestClock::default()).await
+}
+
+pub fn client_for(emulator: &Emulator) -> Client {
+    Client::builder()
+        .credentials(Credentials::new(KEY_ID, KEY_SECRET))
+        .endpoint(emulator.url())
+        .allow_http(true)
+        .build()
+        .expect("the client builds")
+}
+
+/// A request to the emulator, signed like our client signs, that a test can spoil.
+pub struct RawRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub key_id: String,
+    pub secret: String,
+    /// Header names to leave out of SignedHeaders (but still send).
+    pub unsigned: Vec<String>,
+    /// Headers to add after signing.
+    pub after_signing: Vec<(String, String)>,
+}
+
+impl RawRequest {
+    pub fn new(emulator: &Emulator, param: &str, scene: Option<&str>) -> Self {
+        let mut fields = vec![("CaptchaVerifyParam", param)];
+        if let Some(scene) = scene {
+            fields.push(("SceneId", scene));
+        }
+        let body = sign::form_encode(&fields);
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+            ))
+            .unwrap();
+        let headers = vec![
+            ("host".into(), emulator.addr().to_string()),
+            ("x-acs-action".into(), "VerifyIntelligentCaptcha".into()),
+            ("x-acs-version".into(), "2023-03-05".into()),
+            ("x-acs-date".into(), date),
+            (
+                "x-acs-signature-nonce".into(),
+                uuid::Uuid::new_v4().simple().to_string(),
+            ),
+            (
+                "x-acs-content-sha256".into(),
+                sign::hash_payload(body.as_bytes()),
+            ),
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+        ];
+        Self {
+            headers,
+            body,
+            key_id: KEY_ID.into(),
+            secret: KEY_SECRET.into(),
+            unsigned: Vec::new(),
+            after_signing: Vec::new(),
+        }
+    }
+
+    /// Dates the request at `at` instead of now.
+    pub fn dated(self, at: SystemTime) -> Self {
+        let date = time::OffsetDateTime::from(at)
+            .format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+            ))
+            .unwrap();
+        self.set("x-acs-date", &date)
+    }
+
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn remove(mut self, name: &str) -> Self {
+        self.headers.retain(|(n, _)| n != name);
+        self
+    }
+
+    pub fn authorization(&self) -> String {
+        let signed: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| !self.unsigned.contains(n))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let hash = sign::hash_payload(self.body.as_bytes());
+        let canonical = CanonicalRequest::new("POST", "/", &[], &signed, &hash);
+        sign::authorization(
+            &self.key_id,
+            canonical.signed_headers(),
+            &canonical.signature(self.secret.as_bytes()),
+        )
+    }
+
+    /// Sends it with the given Authorization (or the right one) and returns status and JSON.
+    pub async fn send_with(
+        self,
+        emulator: &Emulator,
+        authorization: Option<String>,
+    ) -> (u16, Value) {
+        let authorization = authorization.unwrap_or_else(|| self.authorization());
+        let mut builder = http::Request::post(format!("{}/", emulator.url()));
+        for (name, value) in self.headers.iter().chain(&self.after_signing) {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if !authorization.is_empty() {
+            builder = builder.header("authorization", authorization);
+        }
+        let request = builder.body(Full::new(Bytes::from(self.body))).unwrap();
+        send(request).await
+    }
+
+    pub async fn send(self, emulator: &Emulator) -> (u16, Value) {
+        self.send_with(emulator, None).await
+    }
+}
+
+pub async fn send(request: http::Request<Full<Bytes>>) -> (u16, Value) {
+    let client: HyperClient<HttpConnector, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let response = client.request(request).await.expect("the emulator answers");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+pub async fn post_json(url: String, json: Value) -> (u16, Value) {
+    let request = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(json.to_string())))
+        .unwrap();
+    send(request).await
+}
+
+pub async fn get_json(url: String) -> (u16, Value) {
+    let request = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(request).await
+}

@@ -1,0 +1,548 @@
+//! The emulator over real sockets: the gateway's checks in order, every verdict, faults, stats.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use serde_json::{Value, json};
+use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint, ParamFormat};
+
+fn code(body: &Value) -> &str {
+    body["Code"].as_str().unwrap_or_default()
+}
+
+fn verdict(body: &Value) -> (bool, &str) {
+    (
+        body["Result"]["VerifyResult"].as_bool().unwrap(),
+        body["Result"]["VerifyCode"].as_str().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_correctly_signed_request_gets_a_verdict() {
+    let emulator = emulator().await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, body) = RawRequest::new(&emulator, &param, Some(LOGIN))
+        .send(&emulator)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Success"], true);
+    assert_eq!(verdict(&body), (true, "T001"));
+    assert!(body["RequestId"].as_str().unwrap().len() >= 32);
+}
+
+#[tokio::test]
+async fn every_required_header_is_checked_first() {
+    let emulator = emulator().await;
+    for name in [
+        "host",
+        "x-acs-action",
+        "x-acs-version",
+        "x-acs-date",
+        "x-acs-signature-nonce",
+        "x-acs-content-sha256",
+    ] {
+        // Even with a bad version, a missing header is what the gateway reports first.
+        let request = RawRequest::new(&emulator, "p", None)
+            .set("x-acs-version", "1999-01-01")
+            .remove(name);
+        let (status, body) = request.send(&emulator).await;
+        if name == "host" {
+            // hyper always sends a host header on HTTP/1.1; it cannot be removed.
+            continue;
+        }
+        assert_eq!(
+            (status, code(&body)),
+            (400, "MissingParameter"),
+            "{name}: {body}"
+        );
+        assert!(body["Message"].as_str().unwrap().contains(name));
+        for field in ["RequestId", "HostId", "Code", "Message", "Recommend"] {
+            assert!(body[field].is_string(), "{field} missing in {body}");
+        }
+    }
+    let (status, body) = RawRequest::new(&emulator, "p", None)
+        .send_with(&emulator, Some(String::new()))
+        .await;
+    assert_eq!((status, code(&body)), (400, "MissingParameter"), "{body}");
+}
+
+#[tokio::test]
+async fn unsupported_action_or_version_is_invalid_parameter() {
+    let emulator = emulator().await;
+    for (name, value) in [
+        ("x-acs-action", "DescribeInstances"),
+        ("x-acs-version", "2018-01-12"),
+    ] {
+        let (status, body) = RawRequest::new(&emulator, "p", None)
+            .set(name, value)
+            .send(&emulator)
+            .await;
+        assert_eq!((status, code(&body)), (400, "InvalidParameter"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn dates_outside_fifteen_minutes_or_malformed_are_expired() {
+    let clock = TestClock::default();
+    let emulator = emulator_with_clock(clock.clone()).await;
+    for date in ["2024-05-01T08:30:00Z", "2024-05-01T08:30:00", "yesterday"] {
+        let (status, body) = RawRequest::new(&emulator, "p", None)
+            .set("x-acs-date", date)
+            .send(&emulator)
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "InvalidTimeStamp.Expired"),
+            "{date}: {body}"
+        );
+    }
+    // The emulator's clock 16 minutes ahead: a request made now is too old.
+    clock.advance(Duration::from_secs(16 * 60));
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, body) = RawRequest::new(&emulator, &param, None)
+        .send(&emulator)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "InvalidTimeStamp.Expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_nonce_is_accepted_once() {
+    let emulator = emulator().await;
+    let first = RawRequest::new(&emulator, &emulator.mint(Mint::pass()).unwrap(), None);
+    let nonce = first
+        .headers
+        .iter()
+        .find(|(n, _)| n == "x-acs-signature-nonce")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(first.send(&emulator).await.0, 200);
+    let (status, body) = RawRequest::new(&emulator, &emulator.mint(Mint::pass()).unwrap(), None)
+        .set("x-acs-signature-nonce", &nonce)
+        .send(&emulator)
+        .await;
+    assert_eq!((status, code(&body)), (400, "SignatureNonceUsed"), "{body}");
+}
+
+#[tokio::test]
+async fn the_body_hash_must_match_the_body() {
+    let emulator = emulator().await;
+    let mut request = RawRequest::new(&emulator, "param", None);
+    request.body.push_str("&extra=1");
+    let (status, body) = request.send(&emulator).await;
+    assert_eq!((status, code(&body)), (400, "InvalidParameter"), "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("x-acs-content-sha256")
+    );
+}
+
+#[tokio::test]
+async fn host_and_every_acs_header_must_be_signed() {
+    let emulator = emulator().await;
+    for name in ["host", "x-acs-date", "x-acs-signature-nonce"] {
+        let mut request = RawRequest::new(&emulator, "p", None);
+        request.unsigned.push(name.into());
+        let (status, body) = request.send(&emulator).await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "IncompleteSignature"),
+            "{name}: {body}"
+        );
+        assert!(body["Message"].as_str().unwrap().contains(name));
+    }
+    // An x-acs-* header added after signing is caught too.
+    let mut request = RawRequest::new(&emulator, "p", None);
+    request
+        .after_signing
+        .push(("x-acs-extra".into(), "1".into()));
+    let (status, body) = request.send(&emulator).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "IncompleteSignature"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_access_key_is_not_found() {
+    let emulator = emulator().await;
+    let mut request = RawRequest::new(&emulator, "p", None);
+    request.key_id = "LTAIunknown".into();
+    let (status, body) = request.send(&emulator).await;
+    assert_eq!(
+        (status, code(&body)),
+        (404, "InvalidAccessKeyId.NotFound"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn sts_keys_need_their_token() {
+    let emulator = emulator().await;
+    let sts = |emulator: &Emulator, token: Option<&str>| {
+        let mut request = RawRequest::new(emulator, &emulator.mint(Mint::pass()).unwrap(), None);
+        request.key_id = STS_ID.into();
+        request.secret = STS_SECRET.into();
+        match token {
+            Some(token) => request.set("x-acs-security-token", token),
+            None => request,
+        }
+    };
+    let (status, body) = sts(&emulator, None).send(&emulator).await;
+    assert_eq!((status, code(&body)), (400, "MissingParameter"), "{body}");
+    let (status, body) = sts(&emulator, Some("wrong-token")).send(&emulator).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "InvalidSecurityToken.MismatchWithAccessKey"),
+        "{body}"
+    );
+    let (status, body) = sts(&emulator, Some(STS_TOKEN)).send(&emulator).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(verdict(&body), (true, "T001"));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_does_not_match_but_unsigned_headers_may_change() {
+    let emulator = emulator().await;
+    let mut request = RawRequest::new(&emulator, "p", None);
+    request.secret = "not-the-secret".into();
+    let (status, body) = request.send(&emulator).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+
+    let mut request = RawRequest::new(&emulator, &emulator.mint(Mint::pass()).unwrap(), None);
+    request
+        .after_signing
+        .push(("user-agent".into(), "changed/1.0".into()));
+    request.after_signing.push(("accept".into(), "*/*".into()));
+    let (status, body) = request.send(&emulator).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A signed header changed after signing breaks the signature.
+    let request = RawRequest::new(&emulator, "p", None);
+    let authorization = request.authorization();
+    let (status, body) = request
+        .set(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .send_with(&emulator, Some(authorization))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_authorization_is_incomplete() {
+    let emulator = emulator().await;
+    let (status, body) = RawRequest::new(&emulator, "p", None)
+        .send_with(&emulator, Some("HMAC-SHA1 Signature=abc".into()))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "IncompleteSignature"),
+        "{body}"
+    );
+}
+
+/// Every request the official Python SDK sent (`official-sdk-requests.json`) is accepted, with
+/// the emulator's clock at the request's date.
+#[tokio::test]
+async fn accepts_the_official_sdk_requests() {
+    let path = format!(
+        "{}/../shared/vectors/official-sdk-requests.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let cases: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for case in cases.as_array().unwrap() {
+        let input = &case["input"];
+        let date = input["date"].as_str().unwrap();
+        let at: SystemTime = time::OffsetDateTime::parse(
+            date,
+            &time::format_description::well_known::Iso8601::DEFAULT,
+        )
+        .unwrap()
+        .into();
+        let mut builder = Emulator::builder().scene("1ezx8pyn").clock(move || at);
+        let (id, secret) = (
+            input["access_key_id"].as_str().unwrap(),
+            input["access_key_secret"].as_str().unwrap(),
+        );
+        builder = match input["security_token"].as_str() {
+            Some(token) => builder.sts_key(id, secret, token),
+            None => builder.access_key(id, secret),
+        };
+        let emulator = builder.start("127.0.0.1:0").await.unwrap();
+        let mut request = http::Request::post(format!("{}/", emulator.url()));
+        for pair in case["wire"]["headers"].as_array().unwrap() {
+            let name = pair[0].as_str().unwrap();
+            if name != "content-length" {
+                request = request.header(name, pair[1].as_str().unwrap());
+            }
+        }
+        let body = case["wire"]["body"].as_str().unwrap().to_owned();
+        let (status, answer) = send(request.body(Full::new(Bytes::from(body))).unwrap()).await;
+        assert_eq!(status, 200, "{}: {answer}", case["name"]);
+        assert_eq!(answer["Success"], true);
+        // These params were never minted here, so the service has no record of them.
+        let (passed, code) = verdict(&answer);
+        assert!(
+            !passed && ["F005", "F013", "F014", "F019"].contains(&code),
+            "{code}"
+        );
+    }
+}
+
+async fn verdict_at(
+    emulator: &Emulator,
+    clock: &TestClock,
+    param: &str,
+    scene: Option<&str>,
+) -> (bool, String) {
+    let (status, body) = RawRequest::new(emulator, param, scene)
+        .dated(clock.now())
+        .send(emulator)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (passed, code) = verdict(&body);
+    (passed, code.to_owned())
+}
+
+#[tokio::test]
+async fn every_verdict_code_is_reachable() {
+    let clock = TestClock::default();
+    let emulator = emulator_with_clock(clock.clone()).await;
+    let verdict_of = async |emulator: &Emulator, param: &str, scene: Option<&str>| {
+        verdict_at(emulator, &clock, param, scene).await
+    };
+
+    // Minted verdicts, each F-code.
+    for minted in [
+        "F001", "F006", "F009", "F010", "F011", "F015", "F016", "F017", "F020",
+    ] {
+        let param = emulator.mint(Mint::verdict(minted)).unwrap();
+        assert_eq!(
+            verdict_of(&emulator, &param, Some(LOGIN)).await,
+            (false, minted.into())
+        );
+    }
+    // Single use: V3 → F018, V2 → F008.
+    let v3 = emulator.mint(Mint::pass()).unwrap();
+    assert_eq!(
+        verdict_of(&emulator, &v3, Some(LOGIN)).await,
+        (true, "T001".into())
+    );
+    assert_eq!(
+        verdict_of(&emulator, &v3, Some(LOGIN)).await,
+        (false, "F018".into())
+    );
+    let v2 = emulator.mint(Mint::pass().format(ParamFormat::V2)).unwrap();
+    assert!(v2.starts_with('{'));
+    assert_eq!(
+        verdict_of(&emulator, &v2, Some(LOGIN)).await,
+        (true, "T001".into())
+    );
+    assert_eq!(
+        verdict_of(&emulator, &v2, Some(LOGIN)).await,
+        (false, "F008".into())
+    );
+    // Scene mismatch → F012; unknown scene → F005.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    assert_eq!(
+        verdict_of(&emulator, &param, Some(SIGNUP)).await,
+        (false, "F012".into())
+    );
+    let param = emulator.mint(Mint::pass().in_scene("nope")).unwrap();
+    assert_eq!(
+        verdict_of(&emulator, &param, None).await,
+        (false, "F005".into())
+    );
+    // Empty, undecodable, incomplete.
+    assert_eq!(
+        verdict_of(&emulator, "", None).await,
+        (false, "F002".into())
+    );
+    assert_eq!(
+        verdict_of(&emulator, "%%%garbage", None).await,
+        (false, "F003".into())
+    );
+    assert_eq!(
+        verdict_of(&emulator, r#"{"sceneId":"login-scene"}"#, None).await,
+        (false, "F013".into())
+    );
+    // Test mode scenes.
+    let param = emulator.mint(Mint::pass().in_scene("test-pass")).unwrap();
+    assert_eq!(
+        verdict_of(&emulator, &param, None).await,
+        (true, "T005".into())
+    );
+    let param = emulator.mint(Mint::pass().in_scene("test-fail")).unwrap();
+    assert_eq!(
+        verdict_of(&emulator, &param, None).await,
+        (false, "F004".into())
+    );
+    // Age: V3 older than 90 s → F019; V2 older than 20 min → F014.
+    let v3 = emulator.mint(Mint::pass()).unwrap();
+    let v2 = emulator.mint(Mint::pass().format(ParamFormat::V2)).unwrap();
+    let v2_fresh = emulator.mint(Mint::pass().format(ParamFormat::V2)).unwrap();
+    clock.advance(Duration::from_secs(91));
+    assert_eq!(
+        verdict_of(&emulator, &v3, None).await,
+        (false, "F019".into())
+    );
+    assert_eq!(
+        verdict_of(&emulator, &v2_fresh, None).await,
+        (true, "T001".into())
+    );
+    clock.advance(Duration::from_secs(20 * 60));
+    assert_eq!(
+        verdict_of(&emulator, &v2, None).await,
+        (false, "F014".into())
+    );
+    // T005 minted explicitly also passes.
+    let param = emulator.mint(Mint::verdict("T005")).unwrap();
+    assert_eq!(
+        verdict_of(&emulator, &param, None).await,
+        (true, "T005".into())
+    );
+
+    let stats = emulator.stats();
+    assert_eq!(stats.verdicts["F018"], 1);
+    assert_eq!(stats.verdicts["T001"], 3);
+}
+
+#[tokio::test]
+async fn params_are_minted_over_http() {
+    let emulator = emulator().await;
+    let (status, body) = post_json(format!("{}/emulator/params", emulator.url()), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let param = body["captchaVerifyParam"].as_str().unwrap();
+    let clock = TestClock::default();
+    assert_eq!(
+        verdict_at(&emulator, &clock, param, Some(LOGIN)).await,
+        (true, "T001".into())
+    );
+
+    let (_, body) = post_json(
+        format!("{}/emulator/params", emulator.url()),
+        json!({"scene": SIGNUP, "verdict": "F015", "format": "v2"}),
+    )
+    .await;
+    let param = body["captchaVerifyParam"].as_str().unwrap();
+    assert!(param.contains(SIGNUP));
+    assert_eq!(
+        verdict_at(&emulator, &clock, param, Some(SIGNUP)).await,
+        (false, "F015".into())
+    );
+
+    let (status, body) = post_json(
+        format!("{}/emulator/params", emulator.url()),
+        json!({"verdict": "Z999"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn faults_are_switched_over_http_and_counted() {
+    let emulator = emulator().await;
+    let (status, _) = post_json(
+        format!("{}/emulator/faults", emulator.url()),
+        json!({"mode": "internal_error"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(emulator.faults().mode, FaultMode::InternalError);
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, body) = RawRequest::new(&emulator, &param, None)
+        .send(&emulator)
+        .await;
+    assert_eq!((status, code(&body)), (500, "InternalError"));
+
+    emulator.set_faults(Faults::mode(FaultMode::Unavailable));
+    let (status, body) = RawRequest::new(&emulator, &param, None)
+        .send(&emulator)
+        .await;
+    assert_eq!((status, code(&body)), (503, "ServiceUnavailable"));
+
+    emulator.set_faults(Faults::api_error("Forbidden.RAMUserAccessDenied"));
+    let (status, body) = RawRequest::new(&emulator, &param, None)
+        .send(&emulator)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "Forbidden.RAMUserAccessDenied")
+    );
+
+    let (status, _) = post_json(
+        format!("{}/emulator/faults", emulator.url()),
+        json!({"mode": "bogus"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    post_json(format!("{}/emulator/faults", emulator.url()), json!({})).await;
+    let (status, body) = RawRequest::new(&emulator, &param, None)
+        .send(&emulator)
+        .await;
+    assert_eq!(
+        status, 200,
+        "a faulted request does not use the param up: {body}"
+    );
+
+    let (status, stats) = get_json(format!("{}/emulator/stats", emulator.url())).await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["requests"], 4);
+    assert_eq!(stats["faults"], 3);
+    assert_eq!(stats["repeated_params"], 3);
+    assert!(stats["connections"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn latency_delays_the_answer() {
+    let emulator = emulator().await;
+    emulator.set_faults(Faults::none().with_latency(Duration::from_millis(300)));
+    let started = std::time::Instant::now();
+    let (status, _) = RawRequest::new(&emulator, "p", None).send(&emulator).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served() {
+    let emulator = emulator().await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let raw = RawRequest::new(&emulator, &param, None);
+    let authorization = raw.authorization();
+    let mut builder = http::Request::post(format!("{}/", emulator.url()));
+    for (name, value) in raw.headers.iter().filter(|(n, _)| n != "host") {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let request = builder
+        .header("authorization", authorization)
+        .body(Full::new(Bytes::from(raw.body)))
+        .unwrap();
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}
