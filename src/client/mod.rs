@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod capped;
 mod endpoint;
 pub(crate) mod request;
 mod response;
@@ -47,6 +48,8 @@ use crate::verify::{Verification, Verify, VerifyRequest};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default cap on a response body. Real answers are a few hundred bytes.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The default cap on connections open at once, across endpoints.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
 #[derive(Clone)]
@@ -195,6 +198,7 @@ pub struct ClientBuilder {
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     max_response_bytes: Option<usize>,
+    max_connections: Option<usize>,
     tls_roots: Option<TlsRoots>,
 }
 
@@ -270,6 +274,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The most connections open at once, across endpoints. Default
+    /// [`DEFAULT_MAX_CONNECTIONS`]. Set it to the number of verifications you allow in flight:
+    /// past it, a verification waits (within its timeout) for a pooled connection.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = Some(connections);
+        self
+    }
+
     /// Which certificate authorities to trust, e.g. a private CA in front of the service.
     /// Certificates are always verified; there is no way to turn that off.
     pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
@@ -307,6 +319,7 @@ impl ClientBuilder {
             max_response_bytes: self
                 .max_response_bytes
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
             roots: self.tls_roots.unwrap_or_default(),
         })
         .map_err(BuildError::Tls)?;

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 
+use super::capped::CappedConnector;
 use crate::Error;
 use crate::credentials::CredentialsError;
 use crate::error::{ResponseError, ResponseErrorKind, TransportError, TransportErrorKind};
@@ -82,11 +83,12 @@ impl fmt::Debug for TlsRoots {
 pub(crate) struct Options {
     pub(crate) connect_timeout: Duration,
     pub(crate) max_response_bytes: usize,
+    pub(crate) max_connections: usize,
     pub(crate) roots: TlsRoots,
 }
 
 pub(crate) struct Transport {
-    client: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HyperClient<CappedConnector<HttpsConnector<HttpConnector>>, Full<Bytes>>,
     max_response_bytes: usize,
 }
 
@@ -146,7 +148,7 @@ impl Transport {
             // hyper re-sends only a request it never started to write (a pooled connection
             // found closed): safe for single-use params.
             .retry_canceled_requests(true)
-            .build(https);
+            .build(CappedConnector::new(https, options.max_connections));
         Ok(Self {
             client,
             max_response_bytes: options.max_response_bytes,
@@ -171,6 +173,10 @@ impl Transport {
                     TransportError::new(TransportErrorKind::Io, true, Some(error)).into()
                 }
             })?;
+        // hyper hands the connection back to the pool from a task it spawns once the body is
+        // read. Yield once so that task usually runs before our caller starts its next
+        // request, which would otherwise find the pool empty and open a new connection.
+        tokio::task::yield_now().await;
         Ok((status, body.to_bytes()))
     }
 }
