@@ -41,7 +41,7 @@ pub(crate) fn push_quote_plus(out: &mut String, input: &str) {
 }
 
 /// Encodes form fields as `application/x-www-form-urlencoded`, exactly as the official Python
-/// SDK does: keys sorted, values escaped with [`quote_plus`](push_quote_plus) rules.
+/// SDK does: keys sorted, values escaped with the rules of Python's `quote_plus`.
 ///
 /// ```
 /// use tower_aliyun_captcha::sign::form_encode;

@@ -1,4 +1,15 @@
-//! Alibaba Cloud Captcha 2.0 server-side verification for any [tower] service.
+//! Alibaba Cloud Captcha 2.0 server-side verification for [tower] services.
+//!
+//! - [`sign`]: the ACS3-HMAC-SHA256 request signature, pure and I/O-free.
+//! - [`Client`]: the signed, pooled verification client; implements [`Verify`].
+//! - [`Credentials`]: AccessKey pairs and STS tokens, from values or the environment.
+//! - [`VerifyCode`], [`Verification`], [`Error`]: typed verdicts and failures.
+//! - `emulator` (feature `emulator`): a local emulator of the service for tests and offline
+//!   development.
+//!
+//! A `CaptchaVerifyParam` is single-use: nothing in this crate ever sends one twice.
+//!
+//! [tower]: https://docs.rs/tower
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
