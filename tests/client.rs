@@ -9,26 +9,7 @@ use tower_aliyun_captcha::client::Client;
 use tower_aliyun_captcha::credentials::RotatingCredentials;
 use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint, ParamFormat};
 use tower_aliyun_captcha::error::{ApiErrorCode, ResponseErrorKind, TransportErrorKind};
-use tower_aliyun_captcha::{
-    CaptchaVerifyParam, Credentials, Error, SceneId, VerifyCode, VerifyRequest,
-};
-
-fn request(param: &str, scene: Option<&str>) -> VerifyRequest {
-    let request = VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap());
-    match scene {
-        Some(scene) => request.with_scene(SceneId::new(scene).unwrap()),
-        None => request,
-    }
-}
-
-fn client_with(emulator_url: String, credentials: Credentials) -> Client {
-    Client::builder()
-        .credentials(credentials)
-        .endpoint(emulator_url)
-        .allow_http(true)
-        .build()
-        .unwrap()
-}
+use tower_aliyun_captcha::{Credentials, Error, VerifyCode};
 
 #[tokio::test]
 async fn a_human_passes_and_failures_are_verdicts() {

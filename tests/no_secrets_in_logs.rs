@@ -9,26 +9,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use tower_aliyun_captcha::client::Client;
+use tower_aliyun_captcha::Credentials;
 use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint};
-use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
-
-fn request(param: &str, scene: Option<&str>) -> VerifyRequest {
-    let request = VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap());
-    match scene {
-        Some(scene) => request.with_scene(SceneId::new(scene).unwrap()),
-        None => request,
-    }
-}
-
-fn client_with(emulator_url: String, credentials: Credentials) -> Client {
-    Client::builder()
-        .credentials(credentials)
-        .endpoint(emulator_url)
-        .allow_http(true)
-        .build()
-        .unwrap()
-}
 
 /// Captures everything tracing writes, at every level.
 #[derive(Clone, Default)]

@@ -11,10 +11,10 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tower_aliyun_captcha::Credentials;
 use tower_aliyun_captcha::client::Client;
 use tower_aliyun_captcha::emulator::{Emulator, TestMode};
 use tower_aliyun_captcha::sign::{self, CanonicalRequest};
+use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
 
 pub const KEY_ID: &str = "LTAI5tTestKeyId";
 pub const KEY_SECRET: &str = "TestSecret-do-not-log-0123456789";
@@ -67,6 +67,23 @@ pub fn client_for(emulator: &Emulator) -> Client {
         .allow_http(true)
         .build()
         .expect("the client builds")
+}
+
+pub fn request(param: &str, scene: Option<&str>) -> VerifyRequest {
+    let request = VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap());
+    match scene {
+        Some(scene) => request.with_scene(SceneId::new(scene).unwrap()),
+        None => request,
+    }
+}
+
+pub fn client_with(emulator_url: String, credentials: Credentials) -> Client {
+    Client::builder()
+        .credentials(credentials)
+        .endpoint(emulator_url)
+        .allow_http(true)
+        .build()
+        .unwrap()
 }
 
 /// A request to the emulator, signed like our client signs, that a test can spoil.
