@@ -143,10 +143,8 @@ async fn sts_credentials_pass_and_rotate() {
     let emulator = emulator().await;
     let rotating =
         RotatingCredentials::new(Credentials::new(STS_ID, STS_SECRET).with_security_token("stale"));
-    let client = Client::builder()
+    let client = client_builder(emulator.url())
         .credentials_provider(rotating.clone())
-        .endpoint(emulator.url())
-        .allow_http(true)
         .build()
         .unwrap();
     let error = client
@@ -197,10 +195,7 @@ async fn connections_are_reused() {
 
     // With the connection cap at the concurrency, never more connections than that.
     let emulator = emulator().await;
-    let client = Client::builder()
-        .credentials(Credentials::new(KEY_ID, KEY_SECRET))
-        .endpoint(emulator.url())
-        .allow_http(true)
+    let client = client_builder(emulator.url())
         .max_connections(CONCURRENCY)
         .build()
         .unwrap();
@@ -229,10 +224,7 @@ async fn a_slow_service_times_out_on_time_and_is_not_retried() {
     let emulator = emulator().await;
     emulator.set_faults(Faults::none().with_latency(Duration::from_secs(3)));
     let timeout = Duration::from_millis(300);
-    let client = Client::builder()
-        .credentials(Credentials::new(KEY_ID, KEY_SECRET))
-        .endpoint(emulator.url())
-        .allow_http(true)
+    let client = client_builder(emulator.url())
         .timeout(timeout)
         .build()
         .unwrap();
@@ -299,11 +291,8 @@ async fn an_unreachable_endpoint_fails_over_to_the_next() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let client = Client::builder()
-        .credentials(Credentials::new(KEY_ID, KEY_SECRET))
-        .endpoint(format!("http://{closed}"))
+    let client = client_builder(format!("http://{closed}"))
         .failover_endpoint(emulator.url())
-        .allow_http(true)
         .build()
         .unwrap();
     let param = emulator.mint(Mint::pass()).unwrap();
@@ -316,12 +305,7 @@ async fn an_unreachable_endpoint_fails_over_to_the_next() {
     );
     assert_eq!(emulator.stats().requests, 1);
 
-    let only_closed = Client::builder()
-        .credentials(Credentials::new(KEY_ID, KEY_SECRET))
-        .endpoint(format!("http://{closed}"))
-        .allow_http(true)
-        .build()
-        .unwrap();
+    let only_closed = client_builder(format!("http://{closed}")).build().unwrap();
     let error = only_closed.verify(request(&param, None)).await.unwrap_err();
     assert!(
         matches!(&error, Error::Transport(e) if e.kind() == TransportErrorKind::Connect),

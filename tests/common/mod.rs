@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tower_aliyun_captcha::client::Client;
+use tower_aliyun_captcha::client::{Client, ClientBuilder};
 use tower_aliyun_captcha::emulator::{Emulator, TestMode};
 use tower_aliyun_captcha::sign::{self, CanonicalRequest};
 use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
@@ -60,11 +60,16 @@ pub async fn emulator() -> Emulator {
     emulator_with_clock(TestClock::default()).await
 }
 
-pub fn client_for(emulator: &Emulator) -> Client {
+/// A client builder for `url` (plain HTTP allowed) with the test AccessKey.
+pub fn client_builder(url: String) -> ClientBuilder {
     Client::builder()
         .credentials(Credentials::new(KEY_ID, KEY_SECRET))
-        .endpoint(emulator.url())
+        .endpoint(url)
         .allow_http(true)
+}
+
+pub fn client_for(emulator: &Emulator) -> Client {
+    client_builder(emulator.url())
         .build()
         .expect("the client builds")
 }
@@ -77,11 +82,9 @@ pub fn request(param: &str, scene: Option<&str>) -> VerifyRequest {
     }
 }
 
-pub fn client_with(emulator_url: String, credentials: Credentials) -> Client {
-    Client::builder()
+pub fn client_with(url: String, credentials: Credentials) -> Client {
+    client_builder(url)
         .credentials(credentials)
-        .endpoint(emulator_url)
-        .allow_http(true)
         .build()
         .unwrap()
 }
