@@ -18,12 +18,17 @@ mod encoding;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod extract;
+pub mod layer;
 pub mod sign;
 pub mod verify;
 
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
+
+/// A type-erased error, as tower and hyper use them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use client::Client;
 pub use credentials::Credentials;

@@ -1,0 +1,201 @@
+//! The request body the inner service receives, and bounded buffering shared by the body
+//! extractors.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use pin_project::pin_project;
+
+/// How much of a body the extractors read, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// The most bytes read. A `Content-Length` above it is refused before reading (413).
+    pub max_bytes: usize,
+    /// The longest a client may take to send the body (408 after it).
+    pub read_timeout: Duration,
+}
+
+impl BodyLimits {
+    /// The default: 64 KiB within 10 seconds.
+    pub const DEFAULT: Self = Self {
+        max_bytes: 64 * 1024,
+        read_timeout: Duration::from_secs(10),
+    };
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Why a body could not be read for its param.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// Longer than [`BodyLimits::max_bytes`].
+    TooLarge,
+    /// Not sent within [`BodyLimits::read_timeout`].
+    TimedOut,
+    /// The connection failed while the body was read.
+    Unreadable,
+}
+
+/// The body handed to the inner service: the original body, untouched, or — when an
+/// extractor had to read it — the very same bytes (and trailers), replayed.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use tower_aliyun_captcha::extract::CaptchaBody;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let body: CaptchaBody<http_body_util::Empty<bytes::Bytes>> =
+///     CaptchaBody::buffered(bytes::Bytes::from_static(b"{\"a\":1}"));
+/// assert_eq!(body.collect().await.unwrap().to_bytes(), "{\"a\":1}");
+/// # });
+/// ```
+#[pin_project]
+#[derive(Debug)]
+pub struct CaptchaBody<B> {
+    #[pin]
+    kind: Kind<B>,
+}
+
+#[pin_project(project = KindProjection)]
+#[derive(Debug)]
+enum Kind<B> {
+    Original(#[pin] B),
+    Buffered {
+        data: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+    },
+}
+
+impl<B> CaptchaBody<B> {
+    /// Wraps a body that has not been read.
+    pub fn new(body: B) -> Self {
+        Self {
+            kind: Kind::Original(body),
+        }
+    }
+
+    /// A body already read into memory.
+    pub fn buffered(data: Bytes) -> Self {
+        Self {
+            kind: Kind::Buffered {
+                data: Some(data),
+                trailers: None,
+            },
+        }
+    }
+
+    /// The bytes, when the body was read into memory (and not yet replayed).
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match &self.kind {
+            Kind::Buffered { data, .. } => data.as_ref(),
+            Kind::Original(_) => None,
+        }
+    }
+}
+
+impl<B> Body for CaptchaBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProjection::Original(body) => body.poll_frame(cx),
+            KindProjection::Buffered { data, trailers } => {
+                if let Some(data) = data.take().filter(|d| !d.is_empty()) {
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Original(body) => body.is_end_stream(),
+            Kind::Buffered { data, trailers } => {
+                data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none()
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Original(body) => body.size_hint(),
+            Kind::Buffered { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+/// Reads the request's body into memory (once: a body already read is reused), within
+/// `limits`, and puts the same bytes back in the request.
+pub(crate) async fn buffer<B>(
+    request: Request<CaptchaBody<B>>,
+    limits: BodyLimits,
+) -> (Request<CaptchaBody<B>>, Result<Bytes, BodyError>)
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
+    if let Some(bytes) = request.body().as_bytes() {
+        let bytes = bytes.clone();
+        return (request, Ok(bytes));
+    }
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_bytes as u64) {
+        return (request, Err(BodyError::TooLarge));
+    }
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(
+        limits.read_timeout,
+        Limited::new(body, limits.max_bytes).collect(),
+    )
+    .await;
+    let (body, outcome) = match read {
+        Ok(Ok(collected)) => {
+            let trailers = collected.trailers().cloned();
+            let data = collected.to_bytes();
+            let body = CaptchaBody {
+                kind: Kind::Buffered {
+                    data: Some(data.clone()),
+                    trailers,
+                },
+            };
+            (body, Ok(data))
+        }
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => (
+            CaptchaBody::buffered(Bytes::new()),
+            Err(BodyError::TooLarge),
+        ),
+        Ok(Err(_)) => (
+            CaptchaBody::buffered(Bytes::new()),
+            Err(BodyError::Unreadable),
+        ),
+        Err(_) => (
+            CaptchaBody::buffered(Bytes::new()),
+            Err(BodyError::TimedOut),
+        ),
+    };
+    (Request::from_parts(parts, body), outcome)
+}

@@ -1,0 +1,109 @@
+//! The param from a request header, or from gRPC metadata (which travels as headers).
+
+use std::future::{Ready, ready};
+
+use http::{HeaderName, Request};
+
+use super::{BodyLimits, CaptchaBody, DEFAULT_HEADER, ExtractParam, Extracted};
+
+/// The param from a header, by default `x-captcha-verify-param`.
+///
+/// ```
+/// use tower_aliyun_captcha::extract::Header;
+///
+/// let default = Header::default();
+/// assert_eq!(default.name(), "x-captcha-verify-param");
+/// let custom = Header::new(http::HeaderName::from_static("x-captcha"));
+/// assert_eq!(custom.name(), "x-captcha");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Header {
+    name: HeaderName,
+}
+
+impl Header {
+    /// Reads the header `name`.
+    pub fn new(name: HeaderName) -> Self {
+        Self { name }
+    }
+
+    /// The header name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Self::new(HeaderName::from_static(DEFAULT_HEADER))
+    }
+}
+
+impl<B: Send + 'static> ExtractParam<B> for Header {
+    type Future = Ready<Extracted<B>>;
+
+    fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
+        let raw = request
+            .headers()
+            .get(&self.name)
+            .map(|v| v.as_bytes().to_vec());
+        ready(Extracted::new(request, raw.as_deref()))
+    }
+}
+
+/// The param from a gRPC metadata key (ASCII metadata is an HTTP/2 header), by default
+/// `x-captcha-verify-param`. Use it in front of tonic services.
+///
+/// ```
+/// use tower_aliyun_captcha::extract::GrpcMetadata;
+///
+/// let key = GrpcMetadata::new("captcha-param").unwrap();
+/// assert_eq!(key.key(), "captcha-param");
+/// // Binary (`-bin`) metadata is base64 and cannot hold a param.
+/// assert!(GrpcMetadata::new("captcha-bin").is_err());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct GrpcMetadata {
+    header: Header,
+}
+
+impl GrpcMetadata {
+    /// Reads the ASCII metadata `key` (lower-case; not ending in `-bin`).
+    pub fn new(key: &str) -> Result<Self, InvalidMetadataKey> {
+        if key.ends_with("-bin") || key.starts_with("grpc-") {
+            return Err(InvalidMetadataKey);
+        }
+        let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| InvalidMetadataKey)?;
+        if name.as_str() != key {
+            return Err(InvalidMetadataKey);
+        }
+        Ok(Self {
+            header: Header::new(name),
+        })
+    }
+
+    /// The metadata key.
+    pub fn key(&self) -> &str {
+        self.header.name()
+    }
+}
+
+impl<B: Send + 'static> ExtractParam<B> for GrpcMetadata {
+    type Future = Ready<Extracted<B>>;
+
+    fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
+        self.header.extract(request, limits)
+    }
+}
+
+/// A metadata key that is not lower-case ASCII, is reserved (`grpc-…`), or is binary (`-bin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidMetadataKey;
+
+impl std::fmt::Display for InvalidMetadataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a captcha metadata key is lower-case ASCII, not `grpc-…` and not `…-bin`")
+    }
+}
+
+impl std::error::Error for InvalidMetadataKey {}

@@ -1,0 +1,167 @@
+//! Where the `CaptchaVerifyParam` comes from: a header, the query, a form or JSON field, gRPC
+//! metadata, several of those in order, or a closure of your own.
+//!
+//! Header and query extractors never touch the body. Body extractors read it once, within
+//! [`BodyLimits`], and hand the inner service the same bytes in a [`CaptchaBody`], so axum's
+//! `Json` and `Form` extractors still work behind the layer.
+//!
+//! ```
+//! use tower_aliyun_captcha::extract::{ExtractParam, Header, JsonField};
+//!
+//!
+//! // The param from a header, or else from the `captchaVerifyParam` field of a JSON body.
+//! let extractor = Header::default().or(JsonField::default());
+//! # fn check<E: ExtractParam<axum::body::Body>>(_: E) {}
+//! # check(extractor);
+//! ```
+//!
+//! Any closure over the request's head that returns a future of `Option<String>` is an
+//! extractor too:
+//!
+//! ```
+//! use tower_aliyun_captcha::extract::ExtractParam;
+//!
+//! let from_cookie = |parts: &http::request::Parts| {
+//!     let cookie = parts.headers.get("cookie").and_then(|v| v.to_str().ok()).map(str::to_owned);
+//!     async move {
+//!         cookie?.split("; ").find_map(|c| c.strip_prefix("captcha=").map(str::to_owned))
+//!     }
+//! };
+//! # fn check<E: ExtractParam<axum::body::Body>>(_: E) {}
+//! # check(from_cookie);
+//! ```
+
+mod body;
+mod first_of;
+mod form;
+mod header;
+mod json;
+mod query;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::Request;
+use http::request::Parts;
+use pin_project::pin_project;
+
+pub use body::{BodyError, BodyLimits, CaptchaBody};
+pub use first_of::FirstOf;
+pub use form::FormField;
+pub use header::{GrpcMetadata, Header};
+pub use json::JsonField;
+pub use query::Query;
+
+use crate::verify::{CaptchaVerifyParam, InvalidParam};
+
+/// The field name Alibaba's front-end template posts the param under.
+pub const DEFAULT_FIELD: &str = "captchaVerifyParam";
+/// The default header (and gRPC metadata key) for the param.
+pub const DEFAULT_HEADER: &str = "x-captcha-verify-param";
+
+/// What an extractor found: the request back (its body possibly buffered) and the param.
+#[derive(Debug)]
+pub struct Extracted<B> {
+    /// The request, to hand on to the inner service.
+    pub request: Request<CaptchaBody<B>>,
+    /// `Ok(None)` when the request carries no param at all.
+    pub param: Result<Option<CaptchaVerifyParam>, ExtractError>,
+}
+
+impl<B> Extracted<B> {
+    /// Finds `raw` (or nothing) in `request`, checking it as a param.
+    pub fn new(request: Request<CaptchaBody<B>>, raw: Option<&[u8]>) -> Self {
+        let param = match raw {
+            None => Ok(None),
+            Some(raw) => CaptchaVerifyParam::from_bytes(raw)
+                .map(Some)
+                .map_err(ExtractError::Invalid),
+        };
+        Self { request, param }
+    }
+}
+
+/// Why no usable param came out of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// A param was there but is empty, too long, or not text.
+    Invalid(InvalidParam),
+    /// The body could not be read.
+    Body(BodyError),
+}
+
+/// Takes the param out of a request.
+///
+/// `extract` receives the whole request and must give it back in [`Extracted`]: an extractor
+/// that reads the body puts the same bytes back. The future is `'static` so the layer can
+/// hold it without boxing.
+pub trait ExtractParam<B>: Clone + Send + Sync + 'static {
+    /// The future of [`extract`](Self::extract).
+    type Future: Future<Output = Extracted<B>> + Send + 'static;
+
+    /// Looks for the param; reads at most `limits` of the body.
+    fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future;
+}
+
+impl<B, F, Fut> ExtractParam<B> for F
+where
+    B: Send + 'static,
+    F: Fn(&Parts) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Option<String>> + Send + 'static,
+{
+    type Future = ClosureFuture<B, Fut>;
+
+    fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
+        let (parts, body) = request.into_parts();
+        let future = self(&parts);
+        ClosureFuture {
+            future,
+            request: Some(Request::from_parts(parts, body)),
+        }
+    }
+}
+
+/// The future of a closure extractor.
+#[pin_project]
+#[derive(Debug)]
+pub struct ClosureFuture<B, Fut> {
+    #[pin]
+    future: Fut,
+    request: Option<Request<CaptchaBody<B>>>,
+}
+
+impl<B, Fut> Future for ClosureFuture<B, Fut>
+where
+    Fut: Future<Output = Option<String>>,
+{
+    type Output = Extracted<B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let raw = ready!(this.future.poll(cx));
+        let request = this
+            .request
+            .take()
+            .expect("ClosureFuture polled after completion");
+        Poll::Ready(Extracted::new(request, raw.as_deref().map(str::as_bytes)))
+    }
+}
+
+/// Adds `or` to the built-in extractors: `Header::default().or(JsonField::default())`.
+macro_rules! impl_or {
+    ($($ty:ident $(<$($param:ident),*>)?),*) => {$(
+        impl$(<$($param),*>)? $ty$(<$($param),*>)? {
+            /// Tries `self`, then `other` when `self` found no param.
+            pub fn or<Next>(self, other: Next) -> FirstOf<Self, Next> {
+                FirstOf::new(self, other)
+            }
+        }
+    )*};
+}
+
+impl_or!(Header, GrpcMetadata, Query, FormField, JsonField, FirstOf<A, B>);
+
+/// A boxed future, for the extractors that read the body (which allocates anyway).
+pub type BoxExtractFuture<B> = Pin<Box<dyn Future<Output = Extracted<B>> + Send>>;

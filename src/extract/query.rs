@@ -1,0 +1,54 @@
+//! The param from the URL's query string.
+
+use std::future::{Ready, ready};
+
+use http::Request;
+
+use super::{BodyLimits, CaptchaBody, DEFAULT_FIELD, ExtractParam, Extracted};
+
+/// The param from a query parameter, by default `captchaVerifyParam`. The first occurrence
+/// wins.
+///
+/// ```
+/// use tower_aliyun_captcha::extract::Query;
+///
+/// assert_eq!(Query::default().name(), "captchaVerifyParam");
+/// assert_eq!(Query::new("cvp").name(), "cvp");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Query {
+    name: std::sync::Arc<str>,
+}
+
+impl Query {
+    /// Reads the query parameter `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into().into(),
+        }
+    }
+
+    /// The parameter name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Self::new(DEFAULT_FIELD)
+    }
+}
+
+impl<B: Send + 'static> ExtractParam<B> for Query {
+    type Future = Ready<Extracted<B>>;
+
+    fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
+        let raw = request.uri().query().and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| *key == *self.name)
+                .map(|(_, value)| value.into_owned())
+        });
+        ready(Extracted::new(request, raw.as_deref().map(str::as_bytes)))
+    }
+}

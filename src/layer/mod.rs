@@ -1,0 +1,113 @@
+//! [`CaptchaLayer`]: the tower middleware that verifies a captcha before the inner service
+//! runs.
+//!
+//! ```text
+//! request ─► extractor ─► local check ─► verifier ─► decision ─► inner service
+//!                         (missing, too   (Client)    pass  → CaptchaVerified in extensions
+//!                          long: 403,                 fail  → 403 / gRPC PERMISSION_DENIED
+//!                          no paid call)              error → FailurePolicy: open or closed
+//! ```
+//!
+//! ```
+//! use axum::{Json, Router, routing::post};
+//! use tower_aliyun_captcha::extract::{ExtractParam, Header, JsonField};
+//! use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+//! use tower_aliyun_captcha::{SceneId, Verification, VerifyCode, VerifyRequest};
+//!
+//! # let client = |_r: VerifyRequest| async { Ok(Verification::new(true, VerifyCode::T001, "r")) };
+//! // `client` is a `tower_aliyun_captcha::Client` in a real app.
+//! let login = CaptchaLayer::new(client)
+//!     .scene(SceneId::new("login-scene").unwrap())
+//!     .extractor(Header::default().or(JsonField::default()));
+//!
+//! async fn login_handler(verified: CaptchaVerified, Json(body): Json<serde_json::Value>) -> String {
+//!     format!("welcome (captcha {:?}, degraded: {})", verified.code(), verified.is_degraded())
+//! }
+//!
+//! let app: Router = Router::new().route("/login", post(login_handler).layer(login));
+//! ```
+
+mod builder;
+mod future;
+mod policy;
+mod rejection;
+mod routes;
+mod service;
+
+pub use builder::{CaptchaLayer, DEFAULT_MAX_IN_FLIGHT};
+pub use future::ResponseFuture;
+pub use policy::FailurePolicy;
+pub use rejection::{DefaultResponder, Refusal, Respond, ResponseBody};
+pub use routes::Routes;
+pub use service::CaptchaService;
+
+use crate::{SceneId, VerifyCode};
+
+/// The verdict, in the extensions of every request the layer lets through.
+///
+/// Only the layer can make one: a value some earlier code put in the extensions is removed
+/// before the check, so nothing a client sends can mark a request as verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptchaVerified {
+    code: Option<VerifyCode>,
+    request_id: Option<String>,
+    scene: Option<SceneId>,
+    degraded: bool,
+}
+
+impl CaptchaVerified {
+    pub(crate) fn passed(code: VerifyCode, request_id: String, scene: Option<SceneId>) -> Self {
+        Self {
+            code: Some(code),
+            request_id: Some(request_id),
+            scene,
+            degraded: false,
+        }
+    }
+
+    pub(crate) fn degraded(request_id: Option<String>, scene: Option<SceneId>) -> Self {
+        Self {
+            code: None,
+            request_id,
+            scene,
+            degraded: true,
+        }
+    }
+
+    /// The passing code (`T001`, or `T005` in test mode); `None` when degraded.
+    pub fn code(&self) -> Option<&VerifyCode> {
+        self.code.as_ref()
+    }
+
+    /// The service's request id, when it answered.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The scene the param was verified against.
+    pub fn scene(&self) -> Option<&SceneId> {
+        self.scene.as_ref()
+    }
+
+    /// True when the request was let through without a verdict, because the service failed
+    /// and the policy is [`FailurePolicy::Open`].
+    pub fn is_degraded(&self) -> bool {
+        self.degraded
+    }
+}
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for CaptchaVerified {
+    type Rejection = (http::StatusCode, &'static str);
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Self>().cloned().ok_or((
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "CaptchaVerified is only available behind a CaptchaLayer",
+        ))
+    }
+}

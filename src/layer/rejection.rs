@@ -1,0 +1,205 @@
+//! The responses the layer gives instead of calling the inner service.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project::pin_project;
+
+use crate::VerifyCode;
+
+/// Why the layer answered a request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The captcha was not passed: the service's `F…` code, or F002/F003 when the param was
+    /// missing or malformed and no call was made (`local`).
+    Rejected {
+        /// The verification code.
+        code: VerifyCode,
+        /// True when decided without calling the service.
+        local: bool,
+    },
+    /// No verdict could be had and the failure policy is closed.
+    Unavailable,
+    /// The body is over the layer's limit.
+    PayloadTooLarge,
+    /// The body did not arrive within the layer's read timeout.
+    BodyTimeout,
+    /// The body could not be read.
+    BadBody,
+}
+
+impl Refusal {
+    /// The HTTP status of the default answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Rejected { .. } => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BadBody => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A short code for the JSON body: the `VerifyCode`, or a word.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Rejected { code, .. } => code.as_str(),
+            Self::Unavailable => "unavailable",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BadBody => "bad_body",
+        }
+    }
+
+    /// A short message safe to show anyone: no internal detail.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Self::Rejected {
+                code: VerifyCode::F002,
+                ..
+            } => "captcha required",
+            Self::Rejected { .. } => "captcha verification failed",
+            Self::Unavailable => "captcha verification is unavailable, try again later",
+            Self::PayloadTooLarge => "request body too large",
+            Self::BodyTimeout => "request body not received in time",
+            Self::BadBody => "request body could not be read",
+        }
+    }
+
+    /// The gRPC status code of the default answer to a gRPC request.
+    pub fn grpc_status(&self) -> u8 {
+        match self {
+            Self::Rejected { .. } => 7, // PERMISSION_DENIED
+            Self::Unavailable => 14,    // UNAVAILABLE
+            Self::PayloadTooLarge => 8, // RESOURCE_EXHAUSTED
+            Self::BodyTimeout => 4,     // DEADLINE_EXCEEDED
+            Self::BadBody => 3,         // INVALID_ARGUMENT
+        }
+    }
+}
+
+/// Builds the response for a [`Refusal`]. Implemented by [`DefaultResponder`] and by any
+/// `Fn(&Refusal, &Parts) -> Response<Full<Bytes>>`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use tower_aliyun_captcha::layer::{CaptchaLayer, Refusal};
+/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+/// # };
+///
+/// let layer = CaptchaLayer::new(verifier).responder(|refusal: &Refusal, _: &http::request::Parts| {
+///     let mut response = http::Response::new(Full::new(Bytes::from("<p>Please solve the captcha</p>")));
+///     *response.status_mut() = refusal.status();
+///     response
+/// });
+/// # let _ = layer;
+/// ```
+pub trait Respond: Send + Sync + 'static {
+    /// The response to `refusal` of the request whose head is `request`.
+    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<Full<Bytes>>;
+}
+
+impl<F> Respond for F
+where
+    F: Fn(&Refusal, &Parts) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<Full<Bytes>> {
+        self(refusal, request)
+    }
+}
+
+/// The default answers: JSON `{"code": …, "message": …}` with the refusal's status, or a gRPC
+/// status (`PERMISSION_DENIED`, `UNAVAILABLE`, …) for gRPC requests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultResponder;
+
+fn is_grpc(request: &Parts) -> bool {
+    request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl Respond for DefaultResponder {
+    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<Full<Bytes>> {
+        if is_grpc(request) {
+            // A trailers-only gRPC response: HTTP 200, the status in the headers.
+            let mut response = Response::new(Full::new(Bytes::new()));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            headers.insert(
+                "grpc-status",
+                HeaderValue::from(u16::from(refusal.grpc_status())),
+            );
+            // Public messages are plain ASCII without `%`, so no percent-encoding is needed.
+            headers.insert(
+                "grpc-message",
+                HeaderValue::from_static(refusal.public_message()),
+            );
+            return response;
+        }
+        let body = serde_json::json!({"code": refusal.code(), "message": refusal.public_message()});
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = refusal.status();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+/// The response body of a protected service: the inner service's, or the layer's own.
+#[pin_project(project = ResponseBodyProjection)]
+#[derive(Debug)]
+pub enum ResponseBody<B> {
+    /// The inner service answered.
+    Inner(#[pin] B),
+    /// The layer answered.
+    Refusal(#[pin] Full<Bytes>),
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project() {
+            ResponseBodyProjection::Inner(body) => body.poll_frame(cx),
+            ResponseBodyProjection::Refusal(body) => body
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Inner(body) => body.is_end_stream(),
+            Self::Refusal(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Inner(body) => body.size_hint(),
+            Self::Refusal(body) => body.size_hint(),
+        }
+    }
+}
