@@ -1,6 +1,7 @@
 //! Shared test fixtures: an emulator with known keys and scenes, and raw signed requests.
 #![allow(dead_code)]
 
+use std::future::Future as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -223,4 +224,50 @@ pub async fn get_json(url: String) -> (u16, Value) {
         .body(Full::new(Bytes::new()))
         .unwrap();
     send(request).await
+}
+
+/// A request body sent in chunks of `chunk` bytes, `interval` apart, without a Content-Length.
+pub struct Trickle {
+    chunks: std::collections::VecDeque<Bytes>,
+    interval: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Trickle {
+    pub fn new(data: Vec<u8>, chunk: usize, interval: Duration) -> Self {
+        let data = Bytes::from(data);
+        let chunks = (0..data.len())
+            .step_by(chunk)
+            .map(|start| data.slice(start..(start + chunk).min(data.len())))
+            .collect();
+        Self {
+            chunks,
+            interval,
+            sleep: None,
+        }
+    }
+}
+
+impl http_body::Body for Trickle {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if !self.interval.is_zero() {
+            let interval = self.interval;
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+            std::task::ready!(sleep.as_mut().poll(cx));
+            self.sleep = None;
+        }
+        std::task::Poll::Ready(
+            self.chunks
+                .pop_front()
+                .map(|c| Ok(http_body::Frame::data(c))),
+        )
+    }
 }

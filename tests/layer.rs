@@ -1,0 +1,489 @@
+//! The layer in front of an axum app, verifying against the emulator, all over real sockets.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use common::*;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tower_aliyun_captcha::Client;
+use tower_aliyun_captcha::SceneId;
+use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
+use tower_aliyun_captcha::extract::{BodyLimits, FirstOf, FormField, Header, JsonField, Query};
+use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, FailurePolicy, Routes};
+
+const LIMIT: usize = 1024;
+
+/// Echoes what the handler saw: the body bytes and the verdict.
+async fn echo(verified: CaptchaVerified, body: Bytes) -> axum::Json<Value> {
+    axum::Json(json!({
+        "body": String::from_utf8_lossy(&body),
+        "code": verified.code().map(|c| c.as_str().to_owned()),
+        "degraded": verified.is_degraded(),
+        "scene": verified.scene().map(|s| s.as_str().to_owned()),
+    }))
+}
+
+/// axum's own Json extractor still works behind the layer.
+async fn json_handler(
+    verified: CaptchaVerified,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::Json<Value> {
+    axum::Json(json!({"name": body["name"], "degraded": verified.is_degraded()}))
+}
+
+/// Header, then JSON, then form, then query.
+type Anywhere = FirstOf<FirstOf<FirstOf<Header, JsonField>, FormField>, Query>;
+
+fn layer(
+    emulator: &Emulator,
+    scene: &str,
+    policy: FailurePolicy,
+) -> CaptchaLayer<Client, Anywhere> {
+    let client = client_builder(emulator.url())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    CaptchaLayer::new(client)
+        .scene(SceneId::new(scene).unwrap())
+        .extractor(
+            Header::default()
+                .or(JsonField::default())
+                .or(FormField::default())
+                .or(Query::default()),
+        )
+        .failure_policy(policy)
+        .body_limits(BodyLimits {
+            max_bytes: LIMIT,
+            read_timeout: Duration::from_millis(500),
+        })
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn app(emulator: &Emulator, policy: FailurePolicy) -> SocketAddr {
+    let app = Router::new()
+        .route("/login", post(echo).layer(layer(emulator, LOGIN, policy)))
+        .route(
+            "/login-json",
+            post(json_handler).layer(layer(emulator, LOGIN, policy)),
+        )
+        .route("/signup", post(echo).layer(layer(emulator, SIGNUP, policy)));
+    serve(app).await
+}
+
+struct Answer {
+    status: StatusCode,
+    json: Value,
+    headers: http::HeaderMap,
+}
+
+async fn send<B>(request: Request<B>) -> Answer
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let client: HyperClient<HttpConnector, B> =
+        HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let response = client.request(request).await.expect("the app answers");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers: parts.headers,
+    }
+}
+
+fn post_to(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
+    Request::post(format!("http://{addr}{path}"))
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn passes_through_each_extractor_with_the_same_body() {
+    let emulator = emulator().await;
+    let addr = app(&emulator, FailurePolicy::Open).await;
+
+    // Header.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let mut request = post_to(addr, "/login", "text/plain", "plain body");
+    request
+        .headers_mut()
+        .insert("x-captcha-verify-param", param.parse().unwrap());
+    let answer = send(request).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["body"], "plain body");
+    assert_eq!(answer.json["code"], "T001");
+    assert_eq!(answer.json["scene"], LOGIN);
+
+    // JSON: the handler reads the very bytes that were sent.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = format!(r#"{{"user":"ann",  "captchaVerifyParam":"{param}", "pw":"x y"}}"#);
+    let answer = send(post_to(addr, "/login", "application/json", body.clone())).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["body"], body);
+
+    // axum's Json extractor behind the layer.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = json!({"name": "ann", "captchaVerifyParam": param}).to_string();
+    let answer = send(post_to(addr, "/login-json", "application/json", body)).await;
+    assert_eq!(
+        (answer.status, &answer.json["name"]),
+        (StatusCode::OK, &json!("ann"))
+    );
+
+    // Form, with reserved characters around the field.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = format!(
+        "user=a%26b&captchaVerifyParam={}&note=%E4%B8%AD+x",
+        form_urlencoded::byte_serialize(param.as_bytes()).collect::<String>()
+    );
+    let answer = send(post_to(
+        addr,
+        "/login",
+        "application/x-www-form-urlencoded",
+        body.clone(),
+    ))
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["body"], body);
+
+    // Query.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let query: String = form_urlencoded::byte_serialize(param.as_bytes()).collect();
+    let request = Request::post(format!("http://{addr}/login?captchaVerifyParam={query}"))
+        .body(Full::new(Bytes::from_static(b"q")))
+        .unwrap();
+    let answer = send(request).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["body"], "q");
+    assert_eq!(emulator.stats().verdicts["T001"], 5);
+}
+
+#[tokio::test]
+async fn bodies_up_to_the_limit_pass_and_larger_ones_get_413() {
+    let emulator = emulator().await;
+    let addr = app(&emulator, FailurePolicy::Open).await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let skeleton = format!(r#"{{"captchaVerifyParam":"{param}","pad":""}}"#);
+    let exact = format!(
+        r#"{{"captchaVerifyParam":"{param}","pad":"{}"}}"#,
+        "p".repeat(LIMIT - skeleton.len())
+    );
+    assert_eq!(exact.len(), LIMIT);
+    let answer = send(post_to(addr, "/login", "application/json", exact.clone())).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["body"], exact);
+
+    // Over the limit with a Content-Length: refused before reading.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let over = format!(
+        r#"{{"captchaVerifyParam":"{param}","pad":"{}"}}"#,
+        "p".repeat(LIMIT)
+    );
+    let answer = send(post_to(addr, "/login", "application/json", over.clone())).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json["code"], "payload_too_large");
+
+    // Over the limit, chunked (no Content-Length): refused while reading.
+    let request = Request::post(format!("http://{addr}/login"))
+        .header("content-type", "application/json")
+        .body(Trickle::new(over.into_bytes(), 100, Duration::ZERO))
+        .unwrap();
+    let answer = send(request).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(
+        emulator.stats().requests,
+        1,
+        "oversized bodies never reach the service"
+    );
+}
+
+fn with_header(addr: SocketAddr, path: &str, param: &str) -> Request<Full<Bytes>> {
+    let mut request = post_to(addr, path, "text/plain", "body");
+    request
+        .headers_mut()
+        .insert("x-captcha-verify-param", param.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn missing_or_malformed_params_are_refused_without_calling_the_service() {
+    let emulator = emulator().await;
+    let addr = app(&emulator, FailurePolicy::Open).await;
+    let answer = send(post_to(
+        addr,
+        "/login",
+        "application/json",
+        r#"{"user":"ann"}"#,
+    ))
+    .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        answer.json,
+        json!({"code": "F002", "message": "captcha required"})
+    );
+    let answer = send(with_header(addr, "/login", "   ")).await;
+    assert_eq!(
+        (answer.status, &answer.json["code"]),
+        (StatusCode::FORBIDDEN, &json!("F002"))
+    );
+    let huge = "x".repeat(tower_aliyun_captcha::verify::MAX_PARAM_LEN + 1);
+    let answer = send(with_header(addr, "/login", &huge)).await;
+    assert_eq!(
+        (answer.status, &answer.json["code"]),
+        (StatusCode::FORBIDDEN, &json!("F003"))
+    );
+    assert_eq!(
+        emulator.stats().requests,
+        0,
+        "no paid call for a param that cannot be real"
+    );
+}
+
+#[tokio::test]
+async fn reuse_and_scene_mismatch_are_refused() {
+    let emulator = emulator().await;
+    let addr = app(&emulator, FailurePolicy::Open).await;
+    for (format, code) in [
+        (tower_aliyun_captcha::emulator::ParamFormat::V2, "F008"),
+        (tower_aliyun_captcha::emulator::ParamFormat::V3, "F018"),
+    ] {
+        let param = emulator.mint(Mint::pass().format(format)).unwrap();
+        let body = json!({"captchaVerifyParam": param}).to_string();
+        assert_eq!(
+            send(post_to(addr, "/login", "application/json", body.clone()))
+                .await
+                .status,
+            200
+        );
+        let again = send(post_to(addr, "/login", "application/json", body)).await;
+        assert_eq!(again.status, 403);
+        assert_eq!(again.json["code"], code);
+        assert_eq!(again.json["message"], "captcha verification failed");
+    }
+    // A signup param used on the login route.
+    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let answer = send(with_header(addr, "/login", &param)).await;
+    assert_eq!(
+        (answer.status, &answer.json["code"]),
+        (StatusCode::FORBIDDEN, &json!("F012"))
+    );
+    // The same param is fine on its own route.
+    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let answer = send(with_header(addr, "/signup", &param)).await;
+    assert_eq!(
+        (answer.status, &answer.json["scene"]),
+        (StatusCode::OK, &json!(SIGNUP))
+    );
+    // A failed challenge.
+    let param = emulator.mint(Mint::verdict("F015")).unwrap();
+    let answer = send(with_header(addr, "/login", &param)).await;
+    assert_eq!(
+        (answer.status, &answer.json["code"]),
+        (StatusCode::FORBIDDEN, &json!("F015"))
+    );
+}
+
+#[tokio::test]
+async fn service_faults_follow_the_failure_policy() {
+    let emulator = emulator().await;
+    let open = app(&emulator, FailurePolicy::Open).await;
+    let closed = app(&emulator, FailurePolicy::Closed).await;
+    let faults = [
+        Faults::mode(FaultMode::InternalError),
+        Faults::mode(FaultMode::Unavailable),
+        Faults::mode(FaultMode::MalformedJson),
+        Faults::mode(FaultMode::TruncatedBody),
+        Faults::mode(FaultMode::OversizedBody),
+        Faults::mode(FaultMode::CloseConnection),
+        Faults::api_error("Forbidden.RAMUserAccessDenied"),
+        // Past the client's 300 ms timeout.
+        Faults::none().with_latency(Duration::from_millis(800)),
+    ];
+    for fault in faults {
+        emulator.set_faults(fault.clone());
+        let started = Instant::now();
+        let answer = send(with_header(
+            open,
+            "/login",
+            &emulator.mint(Mint::pass()).unwrap(),
+        ))
+        .await;
+        assert_eq!(answer.status, 200, "open, {fault:?}: {}", answer.json);
+        assert_eq!(answer.json["degraded"], true, "{fault:?}");
+        assert_eq!(answer.json["code"], Value::Null);
+        let answer = send(with_header(
+            closed,
+            "/login",
+            &emulator.mint(Mint::pass()).unwrap(),
+        ))
+        .await;
+        assert_eq!(answer.status, 503, "closed, {fault:?}");
+        assert_eq!(answer.json["code"], "unavailable");
+        assert!(
+            started.elapsed() < Duration::from_millis(2 * 400),
+            "{fault:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        emulator.stats().repeated_params,
+        0,
+        "no param was sent twice"
+    );
+    // Once the fault clears, verification works again.
+    emulator.set_faults(Faults::none());
+    let answer = send(with_header(
+        closed,
+        "/login",
+        &emulator.mint(Mint::pass()).unwrap(),
+    ))
+    .await;
+    assert_eq!(
+        (answer.status, &answer.json["degraded"]),
+        (StatusCode::OK, &json!(false))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_in_flight_bound_requests_are_shed_at_once() {
+    let emulator = emulator().await;
+    emulator.set_faults(Faults::none().with_latency(Duration::from_millis(400)));
+    let client = client_for(&emulator);
+    let layer = CaptchaLayer::new(client)
+        .scene(SceneId::new(LOGIN).unwrap())
+        .failure_policy(FailurePolicy::Closed)
+        .max_in_flight(2);
+    let addr = serve(Router::new().route("/login", post(echo).layer(layer))).await;
+
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let request = with_header(addr, "/login", &emulator.mint(Mint::pass()).unwrap());
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = send(request).await;
+            (answer.status, started.elapsed())
+        }));
+    }
+    let mut passed = 0;
+    let mut shed = 0;
+    for task in tasks {
+        let (status, elapsed) = task.await.unwrap();
+        match status {
+            StatusCode::OK => passed += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                shed += 1;
+                assert!(
+                    elapsed < Duration::from_millis(300),
+                    "shed after {elapsed:?}: it queued"
+                );
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!((passed, shed), (2, 8));
+    assert_eq!(emulator.stats().requests, 2);
+}
+
+#[tokio::test]
+async fn a_route_table_protects_only_its_routes() {
+    let emulator = emulator().await;
+    let routes = Routes::new()
+        .exact(Method::POST, "/login", SceneId::new(LOGIN).unwrap())
+        .prefix(Method::POST, "/signup", SceneId::new(SIGNUP).unwrap());
+    let layer = CaptchaLayer::new(client_for(&emulator))
+        .routes(routes)
+        .extractor(JsonField::default());
+    let open_handler = |body: Bytes| async move { format!("open {}", body.len()) };
+    let app = Router::new()
+        .route("/login", post(echo))
+        .route("/signup/email", post(echo))
+        .route("/about", get(|| async { "about" }))
+        .route("/comment", post(open_handler))
+        .layer(layer);
+    let addr = serve(app).await;
+
+    let answer = send(post_to(addr, "/login", "application/json", "{}")).await;
+    assert_eq!(answer.status, 403);
+    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let answer = send(post_to(
+        addr,
+        "/signup/email",
+        "application/json",
+        json!({"captchaVerifyParam": param}).to_string(),
+    ))
+    .await;
+    assert_eq!(
+        (answer.status, &answer.json["scene"]),
+        (StatusCode::OK, &json!(SIGNUP))
+    );
+
+    let request = Request::get(format!("http://{addr}/about"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(request).await.status, 200);
+    // An unprotected route's body passes untouched, whatever its size.
+    let big = "c".repeat(10 * LIMIT);
+    let client: HyperClient<HttpConnector, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let response = client
+        .request(post_to(addr, "/comment", "application/json", big))
+        .await
+        .unwrap();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, format!("open {}", 10 * LIMIT));
+    assert_eq!(emulator.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn a_slow_body_times_out_without_holding_a_verification_slot() {
+    let emulator = emulator().await;
+    let addr = app(&emulator, FailurePolicy::Closed).await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = json!({"captchaVerifyParam": param})
+        .to_string()
+        .into_bytes();
+    // One byte every 50 ms: far slower than the 500 ms read timeout allows.
+    let request = Request::post(format!("http://{addr}/login"))
+        .header("content-type", "application/json")
+        .body(Trickle::new(body, 1, Duration::from_millis(50)))
+        .unwrap();
+    let started = Instant::now();
+    let answer = send(request).await;
+    assert_eq!(answer.status, 408);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(emulator.stats().requests, 0);
+}
+
+#[tokio::test]
+async fn gateway_refusals_of_grpc_requests_are_grpc_statuses() {
+    let emulator = emulator().await;
+    let addr = app(&emulator, FailurePolicy::Closed).await;
+    let answer = send(post_to(addr, "/login", "application/grpc", Bytes::new())).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["grpc-status"], "7");
+    assert_eq!(answer.headers["content-type"], "application/grpc");
+}
