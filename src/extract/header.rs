@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 
 use http::{HeaderName, Request};
 
-use super::{BodyLimits, CaptchaBody, DEFAULT_HEADER, ExtractParam, Extracted};
+use super::{BodyLimits, CaptchaBody, DEFAULT_HEADER, ExtractParam, Extracted, check};
 
 /// The param from a header, by default `x-captcha-verify-param`.
 ///
@@ -43,11 +43,9 @@ impl<B: Send + 'static> ExtractParam<B> for Header {
     type Future = Ready<Extracted<B>>;
 
     fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
-        let raw = request
-            .headers()
-            .get(&self.name)
-            .map(|v| v.as_bytes().to_vec());
-        ready(Extracted::new(request, raw.as_deref()))
+        // Checked in place: the header value is not copied.
+        let param = check(request.headers().get(&self.name).map(|v| v.as_bytes()));
+        ready(Extracted { request, param })
     }
 }
 

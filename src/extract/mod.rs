@@ -70,16 +70,26 @@ pub struct Extracted<B> {
 }
 
 impl<B> Extracted<B> {
-    /// Finds `raw` (or nothing) in `request`, checking it as a param.
+    /// The request and what was found in it: `raw` is checked as a param (`None`: nothing).
     pub fn new(request: Request<CaptchaBody<B>>, raw: Option<&[u8]>) -> Self {
-        let param = match raw {
-            None => Ok(None),
-            Some(raw) => CaptchaVerifyParam::from_bytes(raw)
-                .map(Some)
-                .map_err(ExtractError::Invalid),
-        };
+        let param = check(raw);
         Self { request, param }
     }
+}
+
+/// Checks raw bytes found in a request as a param; `None` means none was found.
+///
+/// ```
+/// use tower_aliyun_captcha::extract::{ExtractError, check};
+///
+/// assert!(check(Some(b"eyJ4IjoxfQ==")).unwrap().is_some());
+/// assert!(check(None).unwrap().is_none());
+/// assert!(matches!(check(Some(b"")), Err(ExtractError::Invalid(_))));
+/// ```
+pub fn check(raw: Option<&[u8]>) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
+    raw.map(CaptchaVerifyParam::from_bytes)
+        .transpose()
+        .map_err(ExtractError::Invalid)
 }
 
 /// Why no usable param came out of a request.

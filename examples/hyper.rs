@@ -1,0 +1,96 @@
+//! A plain hyper 1 server with a captcha in front, through `TowerToHyperService`.
+//!
+//! ```text
+//! cargo run --example hyper [-- --listen 127.0.0.1:3001]
+//! ```
+//!
+//! Emulates the service unless `ALIBABA_CLOUD_*` credentials are set. Every request needs the
+//! param in the `x-captcha-verify-param` header.
+
+#[path = "support/backend.rs"]
+mod backend;
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tower::ServiceBuilder;
+use tower_aliyun_captcha::extract::CaptchaBody;
+use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+
+async fn handle(
+    request: Request<CaptchaBody<Incoming>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let verified = request.extensions().get::<CaptchaVerified>().cloned();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let text = format!(
+        "hello: captcha {}, {} body bytes\n",
+        verified
+            .as_ref()
+            .and_then(|v| v.code())
+            .map_or("degraded", |c| c.as_str()),
+        body.len()
+    );
+    Ok(Response::new(Full::new(Bytes::from(text))))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("hyper: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let listen = backend::listen_arg("127.0.0.1:3001")?;
+    let scene = backend::scene("CAPTCHA_SCENE", "hyper-scene", backend::emulating());
+    let backend = backend::start(&[&scene]).await?;
+    let service = ServiceBuilder::new()
+        .layer(CaptchaLayer::new(backend.client.clone()).scene(scene))
+        .service_fn(handle);
+
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening on http://{addr}");
+    if let Some(emulator) = &backend.emulator {
+        let _ = writeln!(stdout, "emulator on {}", emulator.url());
+        let _ = writeln!(
+            stdout,
+            "try: curl -s -H \"x-captcha-verify-param: $(curl -s -X POST {}/emulator/params -d '{{}}' | sed 's/.*:\"\\(.*\\)\"}}/\\1/')\" http://{addr}/",
+            emulator.url()
+        );
+    }
+    let _ = stdout.flush();
+
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted.map_err(|e| e.to_string())?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,117 @@
+//! An axum app whose `/login` and `/signup` need a captcha, each with its own scene.
+//!
+//! ```text
+//! cargo run --example login [-- --listen 127.0.0.1:3000]
+//! ```
+//!
+//! Without `ALIBABA_CLOUD_*` credentials in the environment it starts an emulator in process
+//! and says so; with them it verifies with Alibaba Cloud (scenes from `CAPTCHA_LOGIN_SCENE`
+//! and `CAPTCHA_SIGNUP_SCENE`, region from `CAPTCHA_REGION`). The param may come as the
+//! `x-captcha-verify-param` header, a JSON field or a form field `captchaVerifyParam`.
+
+#[path = "support/backend.rs"]
+mod backend;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::Json;
+use axum::routing::post;
+use serde_json::{Value, json};
+use tower_aliyun_captcha::extract::{FirstOf, FormField, Header, JsonField};
+use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+use tower_aliyun_captcha::{Client, SceneId};
+
+/// The header, a JSON field, or a form field.
+type AnyParam = FirstOf<FirstOf<Header, JsonField>, FormField>;
+
+fn captcha(client: &Client, scene: SceneId) -> CaptchaLayer<Client, AnyParam> {
+    CaptchaLayer::new(client.clone()).scene(scene).extractor(
+        Header::default()
+            .or(JsonField::default())
+            .or(FormField::default()),
+    )
+}
+
+/// What a business handler sees: the verdict, and the untouched request.
+async fn outcome(action: &str, verified: CaptchaVerified, request: Request) -> Json<Value> {
+    let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    Json(json!({
+        "ok": true,
+        "action": action,
+        "captcha": verified.code().map(|c| c.as_str()),
+        "degraded": verified.is_degraded(),
+        "body_bytes": body.len(),
+    }))
+}
+
+async fn login(verified: CaptchaVerified, request: Request) -> Json<Value> {
+    outcome("login", verified, request).await
+}
+
+async fn signup(verified: CaptchaVerified, request: Request) -> Json<Value> {
+    outcome("signup", verified, request).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("login: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let listen = backend::listen_arg("127.0.0.1:3000")?;
+    let emulating = backend::emulating();
+    let login_scene = backend::scene("CAPTCHA_LOGIN_SCENE", "login-scene", emulating);
+    let signup_scene = backend::scene("CAPTCHA_SIGNUP_SCENE", "signup-scene", emulating);
+    // The emulator's first scene is the login scene: params minted without a scene fit /login.
+    let backend = backend::start(&[&login_scene, &signup_scene]).await?;
+
+    let app = Router::new()
+        .route(
+            "/login",
+            post(login).layer(captcha(&backend.client, login_scene)),
+        )
+        .route(
+            "/signup",
+            post(signup).layer(captcha(&backend.client, signup_scene)),
+        );
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening on http://{addr}");
+    match &backend.emulator {
+        Some(emulator) => {
+            let _ = writeln!(stdout, "emulator on {}", emulator.url());
+            let _ = writeln!(
+                stdout,
+                "try: curl -s -X POST {}/emulator/params -d '{{}}' | curl -s -H 'content-type: application/json' -d @- http://{addr}/login",
+                emulator.url()
+            );
+            eprintln!(
+                "login: no ALIBABA_CLOUD_* credentials in the environment, so captchas are checked by an embedded emulator"
+            );
+        }
+        None => eprintln!("login: verifying captchas with Alibaba Cloud"),
+    }
+    let _ = stdout.flush();
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
