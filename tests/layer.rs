@@ -197,6 +197,22 @@ async fn bodies_up_to_the_limit_pass_and_larger_ones_get_413() {
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert_eq!(answer.json["body"], exact);
 
+    // A form body of exactly the limit too.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let field: String = form_urlencoded::byte_serialize(param.as_bytes()).collect();
+    let skeleton = format!("captchaVerifyParam={field}&pad=");
+    let exact = format!("{skeleton}{}", "f".repeat(LIMIT - skeleton.len()));
+    assert_eq!(exact.len(), LIMIT);
+    let answer = send(post_to(
+        addr,
+        "/login",
+        "application/x-www-form-urlencoded",
+        exact.clone(),
+    ))
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["body"], exact);
+
     // Over the limit with a Content-Length: refused before reading.
     let param = emulator.mint(Mint::pass()).unwrap();
     let over = format!(
@@ -216,8 +232,8 @@ async fn bodies_up_to_the_limit_pass_and_larger_ones_get_413() {
     assert_eq!(answer.status, 413);
     assert_eq!(
         emulator.stats().requests,
-        1,
-        "oversized bodies never reach the service"
+        2,
+        "only the two bodies within the limit reach the service"
     );
 }
 
