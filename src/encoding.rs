@@ -4,24 +4,44 @@
 //! (upper-case hex) of its UTF-8 bytes. They differ only in the space: the canonical request
 //! writes `%20`, while the official Python SDK's form bodies use `quote_plus`, which writes `+`.
 
-/// Whether `byte` is RFC 3986 "unreserved" and so is never escaped.
-const fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~')
-}
+/// Which bytes are RFC 3986 "unreserved" (`A-Z a-z 0-9 - _ . ~`) and so never escaped.
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+        byte += 1;
+    }
+    table
+};
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 fn push_escaped(out: &mut String, input: &str, space_as_plus: bool, keep_slash: bool) {
-    for &byte in input.as_bytes() {
-        if is_unreserved(byte) || (keep_slash && byte == b'/') {
-            out.push(byte as char);
-        } else if space_as_plus && byte == b' ' {
+    out.reserve(input.len());
+    // Runs of bytes kept as they are are copied whole: params are mostly base64 letters.
+    let mut run_start = 0;
+    for (index, &byte) in input.as_bytes().iter().enumerate() {
+        if UNRESERVED[usize::from(byte)] || (keep_slash && byte == b'/') {
+            continue;
+        }
+        // A non-empty run holds only ASCII, so both its ends are character boundaries. (An
+        // empty one may sit inside a multi-byte character, where slicing would panic.)
+        if run_start < index {
+            out.push_str(&input[run_start..index]);
+        }
+        run_start = index + 1;
+        if space_as_plus && byte == b' ' {
             out.push('+');
         } else {
             out.push('%');
             out.push(HEX_UPPER[usize::from(byte >> 4)] as char);
             out.push(HEX_UPPER[usize::from(byte & 0x0f)] as char);
         }
+    }
+    if run_start < input.len() {
+        out.push_str(&input[run_start..]);
     }
 }
 
@@ -95,6 +115,13 @@ mod tests {
     }
 
     #[test]
+    fn multi_byte_characters_next_to_each_other_are_escaped_whole() {
+        assert_eq!(quote_plus("中文"), "%E4%B8%AD%E6%96%87");
+        assert_eq!(quote_plus("a中b✓"), "a%E4%B8%ADb%E2%9C%93");
+        assert_eq!(quote_plus("é"), "%C3%A9");
+    }
+
+    #[test]
     fn rfc3986_writes_space_as_percent_20() {
         let mut out = String::new();
         push_rfc3986(&mut out, "a b*");
@@ -112,5 +139,22 @@ mod tests {
     fn form_encode_sorts_keys() {
         assert_eq!(form_encode(&[("b", "2"), ("a", "1")]), "a=1&b=2");
         assert_eq!(form_encode(&[]), "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn form_encoding_round_trips(key in "\\PC{0,20}", value in "\\PC{0,200}") {
+            let body = form_encode(&[(key.as_str(), value.as_str())]);
+            let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            proptest::prop_assert_eq!(decoded, vec![(key, value)]);
+        }
+
+        #[test]
+        fn only_unreserved_bytes_and_escapes_are_written(input in proptest::collection::vec(proptest::char::any(), 0..100)) {
+            let input: String = input.into_iter().collect();
+            let mut out = String::new();
+            push_rfc3986(&mut out, &input);
+            proptest::prop_assert!(out.bytes().all(|b| UNRESERVED[usize::from(b)] || b == b'%'));
+        }
     }
 }
