@@ -38,6 +38,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub use endpoint::{Endpoint, InvalidEndpoint, Region, UnknownRegion};
+pub use response::parse_response;
 pub use transport::TlsRoots;
 
 use crate::Error;
@@ -82,6 +83,27 @@ impl Client {
     /// The endpoints, in the order they are tried.
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.inner.endpoints
+    }
+
+    /// The signed request [`verify`](Self::verify) would send to the first endpoint, dated now
+    /// with a fresh nonce, without sending it: for your own HTTP stack, or to look at. Send it
+    /// at most once, and read the answer with [`parse_response`].
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
+    ///
+    /// let client = Client::builder().credentials(Credentials::new("id", "secret")).build().unwrap();
+    /// let param = CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap();
+    /// let request = client.signed_request(&VerifyRequest::new(param)).unwrap();
+    /// assert_eq!(request.headers()["x-acs-action"], "VerifyIntelligentCaptcha");
+    /// assert!(request.headers()["authorization"].to_str().unwrap().starts_with("ACS3-HMAC-SHA256 "));
+    /// ```
+    pub fn signed_request(
+        &self,
+        request: &VerifyRequest,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, Error> {
+        let credentials = self.inner.credentials.credentials()?;
+        sign_now(&self.inner.endpoints[0], &credentials, request)
     }
 
     /// Verifies one param.
@@ -131,13 +153,9 @@ impl Inner {
         let mut last_error = None;
         for endpoint in &self.endpoints {
             span.record("endpoint", endpoint.host());
-            let date = request::acs_date(time::OffsetDateTime::now_utc());
-            let nonce = request::fresh_nonce();
-            let http_request =
-                request::signed_request(endpoint, credentials, request, &date, &nonce)
-                    .map_err(transport::invalid_request)?;
+            let http_request = sign_now(endpoint, credentials, request)?;
             match self.transport.send(http_request).await {
-                Ok((status, body)) => return response::parse(status, &body),
+                Ok((status, body)) => return parse_response(status, &body),
                 // Nothing was written: the param is intact, so the next endpoint may have it.
                 Err(error) if !error.may_have_reached_server() => {
                     tracing::debug!(parent: span, endpoint = endpoint.host(), %error, "endpoint unreachable, trying the next");
@@ -148,6 +166,18 @@ impl Inner {
         }
         Err(last_error.unwrap_or_else(transport::no_endpoint))
     }
+}
+
+/// Signs `request` for `endpoint` with the current time and a fresh nonce.
+fn sign_now(
+    endpoint: &Endpoint,
+    credentials: &Credentials,
+    request: &VerifyRequest,
+) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, Error> {
+    let date = request::acs_date(time::OffsetDateTime::now_utc());
+    let nonce = request::fresh_nonce();
+    request::signed_request(endpoint, credentials, request, &date, &nonce)
+        .map_err(transport::invalid_request)
 }
 
 /// The future of [`Client::verify`].

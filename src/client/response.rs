@@ -29,8 +29,18 @@ struct WireResult {
     verify_code: String,
 }
 
-/// Turns an HTTP status and body into the verdict, or the error the service answered.
-pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Verification, Error> {
+/// Turns the service's HTTP status and body into the verdict, or the error it answered.
+///
+/// ```
+/// use tower_aliyun_captcha::client::parse_response;
+///
+/// let body = br#"{"RequestId":"r","Code":"Success","Success":true,
+///                "Result":{"VerifyResult":false,"VerifyCode":"F015"}}"#;
+/// let verdict = parse_response(200, body).unwrap();
+/// assert!(!verdict.passed());
+/// assert!(parse_response(403, br#"{"Code":"Forbidden.AccountAccessDenied"}"#).is_err());
+/// ```
+pub fn parse_response(status: u16, body: &[u8]) -> Result<Verification, Error> {
     let wire: Wire = match serde_json::from_slice(body) {
         Ok(wire) => wire,
         Err(error) => {
@@ -94,7 +104,7 @@ mod tests {
     fn the_documented_sample_passes() {
         let body = br#"{"RequestId": "3F29-X", "Message": "success", "Code": "Success",
             "Success": true, "Result": {"VerifyResult": true, "VerifyCode": "T001"}}"#;
-        let verdict = parse(200, body).unwrap();
+        let verdict = parse_response(200, body).unwrap();
         assert!(verdict.passed());
         assert_eq!(verdict.code(), &VerifyCode::T001);
         assert_eq!(verdict.request_id(), "3F29-X");
@@ -103,7 +113,7 @@ mod tests {
     #[test]
     fn a_failed_check_is_a_verdict_not_an_error() {
         let body = br#"{"RequestId":"r","Code":"Success","Success":true,"Result":{"VerifyResult":false,"VerifyCode":"F015"}}"#;
-        let verdict = parse(200, body).unwrap();
+        let verdict = parse_response(200, body).unwrap();
         assert!(!verdict.passed());
         assert_eq!(verdict.code(), &VerifyCode::F015);
     }
@@ -111,7 +121,7 @@ mod tests {
     #[test]
     fn gateway_errors_carry_status_code_message_and_request_id() {
         let body = br#"{"RequestId":"r1","HostId":"h","Code":"Forbidden.RAMUserAccessDenied","Message":"no","Recommend":"u"}"#;
-        match parse(403, body) {
+        match parse_response(403, body) {
             Err(Error::Api(error)) => {
                 assert_eq!(error.status(), 403);
                 assert_eq!(error.code(), &ApiErrorCode::ForbiddenRamUserAccessDenied);
@@ -123,7 +133,7 @@ mod tests {
         }
         let lower = br#"{"requestId":"r2","code":"InternalError","message":"x"}"#;
         assert!(
-            matches!(parse(500, lower), Err(Error::Api(e)) if e.code() == &ApiErrorCode::InternalError)
+            matches!(parse_response(500, lower), Err(Error::Api(e)) if e.code() == &ApiErrorCode::InternalError)
         );
     }
 
@@ -140,7 +150,7 @@ mod tests {
             (500, b"{}"),
         ] {
             assert!(
-                matches!(parse(status, body), Err(Error::Response(_))),
+                matches!(parse_response(status, body), Err(Error::Response(_))),
                 "{status} {body:?}"
             );
         }
