@@ -81,8 +81,7 @@ fn overhead(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("layer");
     group.bench_function("bare_header", |b| {
-        b.to_async(&runtime)
-            .iter(|| bare.clone().oneshot(header_request()))
+        b.to_async(&runtime).iter(|| bare.oneshot(header_request()))
     });
     group.bench_function("protected_header", |b| {
         b.to_async(&runtime).iter(|| async {
@@ -92,7 +91,7 @@ fn overhead(c: &mut Criterion) {
     });
     group.bench_function("bare_json_1k", |b| {
         b.to_async(&runtime)
-            .iter(|| bare.clone().oneshot(json_request(&body)))
+            .iter(|| bare.oneshot(json_request(&body)))
     });
     group.bench_function("protected_json_1k", |b| {
         b.to_async(&runtime).iter(|| async {
