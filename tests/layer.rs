@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::Client;
 use tower_aliyun_captcha::SceneId;
-use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
+use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::extract::{BodyLimits, FirstOf, FormField, Header, JsonField, Query};
 use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, FailurePolicy, Routes};
 
@@ -320,67 +320,6 @@ async fn reuse_and_scene_mismatch_are_refused() {
     assert_eq!(
         (answer.status, &answer.json["code"]),
         (StatusCode::FORBIDDEN, &json!("F015"))
-    );
-}
-
-#[tokio::test]
-async fn service_faults_follow_the_failure_policy() {
-    let emulator = emulator().await;
-    let open = app(&emulator, FailurePolicy::Open).await;
-    let closed = app(&emulator, FailurePolicy::Closed).await;
-    let faults = [
-        Faults::mode(FaultMode::InternalError),
-        Faults::mode(FaultMode::Unavailable),
-        Faults::mode(FaultMode::MalformedJson),
-        Faults::mode(FaultMode::TruncatedBody),
-        Faults::mode(FaultMode::OversizedBody),
-        Faults::mode(FaultMode::CloseConnection),
-        Faults::api_error("Forbidden.RAMUserAccessDenied"),
-        // Past the client's 300 ms timeout.
-        Faults::none().with_latency(Duration::from_millis(800)),
-    ];
-    for fault in faults {
-        emulator.set_faults(fault.clone());
-        let started = Instant::now();
-        let answer = send(with_header(
-            open,
-            "/login",
-            &emulator.mint(Mint::pass()).unwrap(),
-        ))
-        .await;
-        assert_eq!(answer.status, 200, "open, {fault:?}: {}", answer.json);
-        assert_eq!(answer.json["degraded"], true, "{fault:?}");
-        assert_eq!(answer.json["code"], Value::Null);
-        let answer = send(with_header(
-            closed,
-            "/login",
-            &emulator.mint(Mint::pass()).unwrap(),
-        ))
-        .await;
-        assert_eq!(answer.status, 503, "closed, {fault:?}");
-        assert_eq!(answer.json["code"], "unavailable");
-        assert!(
-            started.elapsed() < Duration::from_millis(2 * 400),
-            "{fault:?} took {:?}",
-            started.elapsed()
-        );
-    }
-    assert_eq!(
-        emulator.stats().repeated_params,
-        0,
-        "no param was sent twice"
-    );
-    // Once the fault clears, verification works again.
-    emulator.set_faults(Faults::none());
-    let answer = send(with_header(
-        closed,
-        "/login",
-        &emulator.mint(Mint::pass()).unwrap(),
-    ))
-    .await;
-    assert_eq!(
-        (answer.status, &answer.json["degraded"]),
-        (StatusCode::OK, &json!(false))
     );
 }
 
