@@ -9,18 +9,8 @@ venv="$root/target/interop-venv"
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/interop/requirements.txt"
-(cd "$root" && cargo build --quiet --release --example emulator --example bench)
-bin="$root/target/release/examples"
-
-export ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIcompare
-export ALIBABA_CLOUD_ACCESS_KEY_SECRET=compare-secret-value
-unset ALIBABA_CLOUD_SECURITY_TOKEN
-out=$(mktemp -d)
-"$bin/emulator" --listen 127.0.0.1:0 --scene bench-scene >"$out/emulator.out" 2>/dev/null &
-emulator=$!
-trap 'kill $emulator 2>/dev/null; rm -rf "$out"' EXIT
-for _ in $(seq 50); do grep -q '^listening on ' "$out/emulator.out" && break; sleep 0.1; done
-url=$(sed -n 's/^listening on //p' "$out/emulator.out")
+source "$here/emulator.sh"
+out=$work
 
 sdk() { "$venv/bin/python" "$here/sdk_bench.py" --endpoint "$url" --key-id "$ALIBABA_CLOUD_ACCESS_KEY_ID" --secret "$ALIBABA_CLOUD_ACCESS_KEY_SECRET" "$@"; }
 {

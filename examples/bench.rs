@@ -585,15 +585,17 @@ async fn soak_scenario(
     };
     // Warm up first (connections, buffers, allocator arenas), so that the samples compare
     // like with like: what grows after this is what the requests leave behind.
-    let warm_up = (requests / 20).clamp(concurrency, 20_000);
+    let warm_up = (requests / 20)
+        .clamp(concurrency.max(5_000), 20_000)
+        .min(requests);
     let (mut total, mut seconds) = run(warm_up).await;
     let start = sample("start", warm_up);
-    let half = (requests - warm_up.min(requests)) / 2;
+    let half = (requests - warm_up) / 2;
     let (outcome, took) = run(half).await;
     total.merge(outcome);
     seconds += took;
     let middle = sample("middle", warm_up + half);
-    let (outcome, took) = run(requests - warm_up.min(requests) - half).await;
+    let (outcome, took) = run(requests - warm_up - half).await;
     total.merge(outcome);
     seconds += took;
     let end = sample("end", requests);

@@ -1,0 +1,17 @@
+# Sourced by the bench scripts: builds the release examples and starts an emulator process.
+# Sets $bin (release examples), $url (the emulator) and exports the credentials it accepts.
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+(cd "$root" && cargo build --quiet --release --example emulator --example bench)
+bin="$root/target/release/examples"
+
+export ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIbenchmark
+export ALIBABA_CLOUD_ACCESS_KEY_SECRET=benchmark-secret-value
+unset ALIBABA_CLOUD_SECURITY_TOKEN
+work=$(mktemp -d)
+"$bin/emulator" --listen 127.0.0.1:0 --scene bench-scene >"$work/emulator.out" 2>/dev/null &
+emulator_pid=$!
+trap 'kill $emulator_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do grep -q '^listening on ' "$work/emulator.out" && break; sleep 0.1; done
+url=$(sed -n 's/^listening on //p' "$work/emulator.out")
+[ -n "$url" ] || { echo "the emulator did not start" >&2; exit 1; }
