@@ -181,21 +181,21 @@ impl Transport {
     }
 }
 
-/// Whether a rustls error is anywhere in `error`'s chain.
+/// Whether a rustls error is anywhere in `error`'s chain. An `io::Error` hides the error it
+/// wraps from `source()` (it returns that error's source instead), so it is opened with
+/// `get_ref()`: TLS failures arrive as an io::Error inside an io::Error.
 fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(error) = current {
         if error.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io
+        current = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
                 .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return true;
-        }
-        current = error.source();
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
     }
     false
 }

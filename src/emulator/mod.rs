@@ -58,6 +58,37 @@ use auth::{KnownKey, NonceWindow};
 use params::ParamStore;
 use stats::Counters;
 
+/// The request checks on raw input, for the fuzz targets in `fuzz/` (built with
+/// `--cfg fuzzing`, which cargo-fuzz sets); not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_authenticate(method: &[u8], path: &[u8], headers: &[(&[u8], &[u8])], body: &[u8]) {
+    let mut request = http::Request::builder();
+    if let Ok(method) = http::Method::from_bytes(method) {
+        request = request.method(method);
+    }
+    if let Ok(path) = std::str::from_utf8(path) {
+        request = request.uri(path);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let Ok(request) = request.body(()) else {
+        return;
+    };
+    let (parts, ()) = request.into_parts();
+    let keys = HashMap::from([(
+        "fuzz-id".to_owned(),
+        KnownKey {
+            secret: "fuzz-secret".to_owned(),
+            security_token: None,
+        },
+    )]);
+    let mut nonces = NonceWindow::default();
+    let _ = auth::authenticate(&parts, body, &keys, SystemTime::now(), &mut nonces);
+    let _ = params::decode(&String::from_utf8_lossy(body));
+}
+
 /// How a scene in test mode answers every param.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestMode {
