@@ -1,4 +1,5 @@
-//! An axum app whose `/login` and `/signup` need a captcha, each with its own scene.
+//! An axum app whose `/login` and `/signup` need a captcha, each with its own scene, and a page
+//! at `/` with both forms wired to Alibaba's front-end widget (`initAliyunCaptcha`).
 //!
 //! ```text
 //! cargo run --example login [-- --listen 127.0.0.1:3000]
@@ -17,12 +18,35 @@ use std::process::ExitCode;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::response::Json;
-use axum::routing::post;
+use axum::response::{Html, Json};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tower_aliyun_captcha::extract::{FirstOf, FormField, Header, JsonField};
 use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
-use tower_aliyun_captcha::{Client, SceneId};
+use tower_aliyun_captcha::{Client, SceneId, VerifyCode};
+
+/// Alibaba's front-end script, loaded by the page when not emulating.
+const ALIBABA_SCRIPT: &str = "https://o.alicdn.com/captcha-frontend/aliyunCaptcha/AliyunCaptcha.js";
+const PAGE: &str = include_str!("support/login.html");
+
+/// The page, with its configuration filled in.
+fn page(script_url: &str, prefix: &str, region: &str, login: &SceneId, signup: &SceneId) -> String {
+    let meanings: serde_json::Map<String, Value> = VerifyCode::KNOWN
+        .iter()
+        .map(|code| (code.as_str().to_owned(), json!(code.meaning())))
+        .collect();
+    let config = json!({
+        "emulated": script_url != ALIBABA_SCRIPT,
+        "scriptUrl": script_url,
+        "prefix": prefix,
+        "region": region,
+        "loginScene": login.as_str(),
+        "signupScene": signup.as_str(),
+        "meanings": meanings,
+    });
+    // Inside a <script> element, `</` would end it early.
+    PAGE.replace("/*DEMO_CONFIG*/", &config.to_string().replace("</", "<\\/"))
+}
 
 /// The header, a JSON field, or a form field.
 type AnyParam = FirstOf<FirstOf<Header, JsonField>, FormField>;
@@ -76,7 +100,25 @@ async fn run() -> Result<(), String> {
     // The emulator's first scene is the login scene: params minted without a scene fit /login.
     let backend = backend::start(&[&login_scene, &signup_scene]).await?;
 
+    let html = match &backend.emulator {
+        Some(emulator) => {
+            let script = format!("{}/emulator/captcha.js", emulator.url());
+            page(&script, "emulator", "cn", &login_scene, &signup_scene)
+        }
+        None => {
+            let prefix = std::env::var("CAPTCHA_PREFIX").unwrap_or_default();
+            if prefix.is_empty() {
+                eprintln!(
+                    "login: set CAPTCHA_PREFIX to your Captcha 2.0 identity prefix for the page's widget"
+                );
+            }
+            let singapore = std::env::var("CAPTCHA_REGION").is_ok_and(|r| r == "ap-southeast-1");
+            let region = if singapore { "sgp" } else { "cn" };
+            page(ALIBABA_SCRIPT, &prefix, region, &login_scene, &signup_scene)
+        }
+    };
     let app = Router::new()
+        .route("/", get(move || async move { Html(html) }))
         .route(
             "/login",
             post(login).layer(captcha(&backend.client, login_scene)),

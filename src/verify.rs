@@ -199,6 +199,16 @@ macro_rules! verify_codes {
         }
 
         impl VerifyCode {
+            /// Every code this version of the crate knows, in the API document's order.
+            ///
+            /// ```
+            /// use tower_aliyun_captcha::VerifyCode;
+            ///
+            /// assert_eq!(VerifyCode::KNOWN.first(), Some(&VerifyCode::T001));
+            /// assert!(VerifyCode::KNOWN.iter().all(|code| !code.meaning().is_empty()));
+            /// ```
+            pub const KNOWN: &'static [VerifyCode] = &[$(Self::$code,)*];
+
             /// The code as Alibaba writes it, e.g. `"T001"`.
             pub fn as_str(&self) -> &str {
                 match self {

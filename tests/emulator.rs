@@ -546,3 +546,55 @@ async fn http2_with_prior_knowledge_is_served() {
     assert_eq!(response.version(), http::Version::HTTP_2);
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn the_stand_in_widget_script_is_served_to_other_origins() {
+    let emulator = emulator().await;
+    let request = http::Request::get(format!("{}/emulator/captcha.js", emulator.url()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/javascript")
+    );
+    let script = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(
+        String::from_utf8_lossy(&script).contains("window.initAliyunCaptcha = function (options)")
+    );
+
+    // Minting from a page: a text/plain body (no preflight), answered with CORS headers.
+    let request = http::Request::post(format!("{}/emulator/params", emulator.url()))
+        .header("content-type", "text/plain")
+        .header("origin", "http://127.0.0.1:3000")
+        .body(Full::new(Bytes::from(
+            json!({"scene": LOGIN, "verdict": "F015"}).to_string(),
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    // The service path itself is not opened to browsers, as the real one is not.
+    let preflight = http::Request::builder()
+        .method(http::Method::OPTIONS)
+        .uri(format!("{}/", emulator.url()))
+        .header("origin", "http://127.0.0.1:3000")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(preflight).await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

@@ -118,17 +118,70 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Answer {
             ));
         }
     };
-    match (&parts.method, parts.uri.path()) {
-        (&Method::POST, "/") => verify(&state, &parts, &body).await,
-        (&Method::POST, "/emulator/params") => Ok(mint(&state, &body)),
-        (&Method::GET, "/emulator/faults") => Ok(json(StatusCode::OK, &state.faults())),
-        (&Method::POST, "/emulator/faults") => Ok(set_faults(&state, &body)),
-        (&Method::GET, "/emulator/stats") => Ok(json(StatusCode::OK, &state.counters.snapshot())),
-        _ => Ok(json(
-            StatusCode::NOT_FOUND,
-            &serde_json::json!({"Code": "NotFound", "Message": "No such path on the emulator."}),
-        )),
+    let path = parts.uri.path();
+    if path.starts_with("/emulator/") {
+        // The emulator's own API is called from browser pages (the demo's widget) on other
+        // origins: allow them. The service path `/` is left as the real one is.
+        return Ok(with_cors(emulator_api(&state, &parts, &body)));
     }
+    match (&parts.method, path) {
+        (&Method::POST, "/") => verify(&state, &parts, &body).await,
+        _ => Ok(not_found()),
+    }
+}
+
+/// The stand-in for Alibaba's front-end script (see `captcha.js`).
+const CAPTCHA_JS: &str = include_str!("captcha.js");
+
+fn emulator_api(
+    state: &State,
+    parts: &http::request::Parts,
+    body: &Bytes,
+) -> Response<Full<Bytes>> {
+    match (&parts.method, parts.uri.path()) {
+        (&Method::OPTIONS, _) => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        (&Method::GET, "/emulator/captcha.js") => {
+            let mut response = Response::new(Full::new(Bytes::from_static(CAPTCHA_JS.as_bytes())));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/javascript; charset=utf-8"),
+            );
+            response
+        }
+        (&Method::POST, "/emulator/params") => mint(state, body),
+        (&Method::GET, "/emulator/faults") => json(StatusCode::OK, &state.faults()),
+        (&Method::POST, "/emulator/faults") => set_faults(state, body),
+        (&Method::GET, "/emulator/stats") => json(StatusCode::OK, &state.counters.snapshot()),
+        _ => not_found(),
+    }
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({"Code": "NotFound", "Message": "No such path on the emulator."}),
+    )
+}
+
+fn with_cors(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let headers = response.headers_mut();
+    headers.insert(
+        "access-control-allow-origin",
+        header::HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        "access-control-allow-methods",
+        header::HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        "access-control-allow-headers",
+        header::HeaderValue::from_static("content-type"),
+    );
+    response
 }
 
 fn json(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
