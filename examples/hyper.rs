@@ -11,7 +11,6 @@
 mod backend;
 
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -48,13 +47,7 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("hyper: {message}");
-            ExitCode::from(2)
-        }
-    }
+    backend::exit("hyper", run().await)
 }
 
 async fn run() -> Result<(), String> {
@@ -65,21 +58,13 @@ async fn run() -> Result<(), String> {
         .layer(CaptchaLayer::new(backend.client.clone()).scene(scene))
         .service_fn(handle);
 
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "listening on http://{addr}");
+    let (listener, addr) = backend.bind(&listen).await?;
     if let Some(emulator) = &backend.emulator {
-        let _ = writeln!(stdout, "emulator on {}", emulator.url());
-        let _ = writeln!(
-            stdout,
+        println!(
             "try: curl -s -H \"x-captcha-verify-param: $(curl -s -X POST {}/emulator/params -d '{{}}' | sed 's/.*:\"\\(.*\\)\"}}/\\1/')\" http://{addr}/",
             emulator.url()
         );
     }
-    let _ = stdout.flush();
 
     loop {
         let (stream, _) = tokio::select! {

@@ -13,7 +13,6 @@
 #[path = "support/backend.rs"]
 mod backend;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use axum::Router;
@@ -83,13 +82,7 @@ async fn signup(verified: CaptchaVerified, request: Request) -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("login: {message}");
-            ExitCode::from(2)
-        }
-    }
+    backend::exit("login", run().await)
 }
 
 async fn run() -> Result<(), String> {
@@ -127,18 +120,10 @@ async fn run() -> Result<(), String> {
             "/signup",
             post(signup).layer(captcha(&backend.client, signup_scene)),
         );
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "listening on http://{addr}");
+    let (listener, addr) = backend.bind(&listen).await?;
     match &backend.emulator {
         Some(emulator) => {
-            let _ = writeln!(stdout, "emulator on {}", emulator.url());
-            let _ = writeln!(
-                stdout,
+            println!(
                 "try: curl -s -X POST {}/emulator/params -d '{{}}' | curl -s -H 'content-type: application/json' -d @- http://{addr}/login",
                 emulator.url()
             );
@@ -148,7 +133,6 @@ async fn run() -> Result<(), String> {
         }
         None => eprintln!("login: verifying captchas with Alibaba Cloud"),
     }
-    let _ = stdout.flush();
 
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -13,7 +13,6 @@ mod accounts;
 #[path = "support/backend.rs"]
 mod backend;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use http::Method;
@@ -24,13 +23,7 @@ use tower_aliyun_captcha::layer::{CaptchaLayer, Routes};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("tonic: {message}");
-            ExitCode::from(2)
-        }
-    }
+    backend::exit("tonic", run().await)
 }
 
 async fn run() -> Result<(), String> {
@@ -41,16 +34,7 @@ async fn run() -> Result<(), String> {
         .routes(Routes::new().exact(Method::POST, accounts::SIGNUP_PATH, scene))
         .extractor(GrpcMetadata::default());
 
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "listening on http://{addr}");
-    if let Some(emulator) = &backend.emulator {
-        let _ = writeln!(stdout, "emulator on {}", emulator.url());
-    }
-    let _ = stdout.flush();
+    let (listener, addr) = backend.bind(&listen).await?;
 
     let server = tokio::spawn(
         Server::builder()

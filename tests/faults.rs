@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -27,19 +25,6 @@ use tower_aliyun_captcha::{Client, SceneId};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 const GRACE: Duration = Duration::from_millis(100);
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn handler(verified: CaptchaVerified) -> axum::Json<Value> {
     axum::Json(json!({"degraded": verified.is_degraded()}))
@@ -212,7 +197,7 @@ async fn every_fault_under_both_policies() {
     )
     .await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for kind in [
         "timeout",
         "api",

@@ -5,26 +5,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use tower_aliyun_captcha::Credentials;
 use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint};
-
-/// Captures everything tracing writes, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn secrets_and_params_never_show_in_logs_debug_or_errors() {
@@ -56,7 +39,7 @@ async fn secrets_and_params_never_show_in_logs_debug_or_errors() {
     let wrong = client_with(emulator.url(), Credentials::new(KEY_ID, KEY_SECRET));
     printed.push(format!("{:?}", wrong.verify(request(&param, None)).await));
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("captcha.verify"),
         "the client logs its calls: {logs}"

@@ -1,6 +1,10 @@
 //! The examples' verifier: Alibaba Cloud when credentials are in the environment, otherwise
 //! an emulator started in process.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
 use tower_aliyun_captcha::client::{Client, Region};
 use tower_aliyun_captcha::emulator::Emulator;
 use tower_aliyun_captcha::{Credentials, SceneId};
@@ -83,4 +87,36 @@ pub fn listen_arg(default: &str) -> Result<String, String> {
         }
     }
     Ok(listen)
+}
+
+/// The exit status of an example: errors go to stderr, prefixed with the example's name.
+pub fn exit(name: &str, outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+impl Backend {
+    /// Binds `listen` and prints the contract lines: `listening on http://HOST:PORT` first,
+    /// then `emulator on http://HOST:PORT` when emulating; flushed.
+    pub async fn bind(
+        &self,
+        listen: &str,
+    ) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on http://{addr}");
+        if let Some(emulator) = &self.emulator {
+            let _ = writeln!(stdout, "emulator on {}", emulator.url());
+        }
+        let _ = stdout.flush();
+        Ok((listener, addr))
+    }
 }
