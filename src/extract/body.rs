@@ -12,6 +12,14 @@ use http_body_util::{BodyExt, Limited};
 use pin_project::pin_project;
 
 /// How much of a body the extractors read, and for how long.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_aliyun_captcha::extract::BodyLimits;
+///
+/// let strict = BodyLimits { max_bytes: 8 * 1024, read_timeout: Duration::from_secs(3) };
+/// assert!(strict.max_bytes < BodyLimits::default().max_bytes);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimits {
     /// The most bytes read. A `Content-Length` above it is refused before reading (413).

@@ -93,6 +93,18 @@ pub fn check(raw: Option<&[u8]>) -> Result<Option<CaptchaVerifyParam>, ExtractEr
 }
 
 /// Why no usable param came out of a request.
+///
+/// ```
+/// use tower_aliyun_captcha::extract::{BodyError, ExtractError, check};
+/// use tower_aliyun_captcha::VerifyCode;
+///
+/// match check(Some(b"")) {
+///     Err(ExtractError::Invalid(invalid)) => assert_eq!(invalid.code(), VerifyCode::F002),
+///     other => panic!("{other:?}"),
+/// }
+/// let too_large = ExtractError::Body(BodyError::TooLarge);
+/// # let _ = too_large;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExtractError {
@@ -107,6 +119,43 @@ pub enum ExtractError {
 /// `extract` receives the whole request and must give it back in [`Extracted`]: an extractor
 /// that reads the body puts the same bytes back. The future is `'static` so the layer can
 /// hold it without boxing.
+///
+/// An extractor of your own, reading a cookie:
+///
+/// ```
+/// use std::future::{Ready, ready};
+/// use http::Request;
+/// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, ExtractParam, Extracted};
+///
+/// #[derive(Clone)]
+/// struct Cookie(&'static str);
+///
+/// impl<B: Send + 'static> ExtractParam<B> for Cookie {
+///     type Future = Ready<Extracted<B>>;
+///
+///     fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
+///         let prefix = format!("{}=", self.0);
+///         let value = request
+///             .headers()
+///             .get_all(http::header::COOKIE)
+///             .iter()
+///             .filter_map(|v| v.to_str().ok())
+///             .flat_map(|v| v.split("; "))
+///             .find_map(|c| c.strip_prefix(prefix.as_str()))
+///             .map(str::to_owned);
+///         ready(Extracted::new(request, value.as_deref().map(str::as_bytes)))
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let request = Request::post("/login")
+///     .header("cookie", "theme=dark; captcha=eyJ4IjoxfQ==")
+///     .body(CaptchaBody::new(http_body_util::Empty::<bytes::Bytes>::new()))
+///     .unwrap();
+/// let found = Cookie("captcha").extract(request, BodyLimits::DEFAULT).await;
+/// assert_eq!(found.param.unwrap().unwrap().as_str(), "eyJ4IjoxfQ==");
+/// # });
+/// ```
 pub trait ExtractParam<B>: Clone + Send + Sync + 'static {
     /// The future of [`extract`](Self::extract).
     type Future: Future<Output = Extracted<B>> + Send + 'static;

@@ -47,6 +47,36 @@ use crate::{SceneId, VerifyCode};
 ///
 /// Only the layer can make one: a value some earlier code put in the extensions is removed
 /// before the check, so nothing a client sends can mark a request as verified.
+///
+/// Read it from the extensions (or, with the `axum` feature, as an extractor):
+///
+/// ```
+/// use tower::{ServiceBuilder, ServiceExt};
+/// use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+/// use tower_aliyun_captcha::extract::CaptchaBody;
+/// use tower_aliyun_captcha::{Verification, VerifyCode, VerifyRequest};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let pass = |_r: VerifyRequest| async { Ok(Verification::new(true, VerifyCode::T001, "req-1")) };
+/// let service = ServiceBuilder::new().layer(CaptchaLayer::new(pass)).service_fn(
+///     |request: http::Request<CaptchaBody<String>>| async move {
+///         let verified = request.extensions().get::<CaptchaVerified>().cloned().unwrap();
+///         Ok::<_, std::convert::Infallible>(http::Response::new(format!(
+///             "{} {:?} {}",
+///             verified.code().unwrap(),
+///             verified.request_id(),
+///             verified.is_degraded()
+///         )))
+///     },
+/// );
+/// let request = http::Request::post("/login")
+///     .header("x-captcha-verify-param", "eyJ4IjoxfQ==")
+///     .body(String::new())
+///     .unwrap();
+/// let response = service.oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptchaVerified {
     code: Option<VerifyCode>,

@@ -13,6 +13,18 @@ use pin_project::pin_project;
 use crate::VerifyCode;
 
 /// Why the layer answered a request itself.
+///
+/// ```
+/// use tower_aliyun_captcha::VerifyCode;
+/// use tower_aliyun_captcha::layer::Refusal;
+///
+/// let refusal = Refusal::Rejected { code: VerifyCode::F015, local: false };
+/// assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
+/// assert_eq!(refusal.code(), "F015");
+/// assert_eq!(refusal.public_message(), "captcha verification failed");
+/// assert_eq!(refusal.grpc_status(), 7); // PERMISSION_DENIED
+/// assert_eq!(Refusal::Unavailable.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
@@ -118,6 +130,24 @@ where
 
 /// The default answers: JSON `{"code": …, "message": …}` with the refusal's status, or a gRPC
 /// status (`PERMISSION_DENIED`, `UNAVAILABLE`, …) for gRPC requests.
+///
+/// ```
+/// use tower_aliyun_captcha::VerifyCode;
+/// use tower_aliyun_captcha::layer::{DefaultResponder, Refusal, Respond};
+///
+/// let refusal = Refusal::Rejected { code: VerifyCode::F002, local: true };
+/// let (json, _) = http::Request::post("/login").body(()).unwrap().into_parts();
+/// assert_eq!(DefaultResponder.respond(&refusal, &json).status(), 403);
+///
+/// let (grpc, _) = http::Request::post("/demo.Accounts/Signup")
+///     .header("content-type", "application/grpc")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// let response = DefaultResponder.respond(&refusal, &grpc);
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.headers()["grpc-status"], "7");
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultResponder;
 
