@@ -442,3 +442,76 @@ async fn gateway_refusals_of_grpc_requests_are_grpc_statuses() {
     assert_eq!(answer.headers["grpc-status"], "7");
     assert_eq!(answer.headers["content-type"], "application/grpc");
 }
+
+#[tokio::test]
+async fn a_route_can_name_its_own_extractor() {
+    use tower_aliyun_captcha::extract::ParamSource;
+    let emulator = emulator().await;
+    let routes = Routes::new()
+        .exact(Method::POST, "/login", SceneId::new(LOGIN).unwrap())
+        .using(ParamSource::Json(JsonField::default()))
+        .exact(Method::POST, "/signup", SceneId::new(SIGNUP).unwrap())
+        .using(ParamSource::FirstOf(vec![
+            ParamSource::Form(FormField::default()),
+            ParamSource::Query(Query::default()),
+        ]))
+        .exact(Method::POST, "/comment", SceneId::new(LOGIN).unwrap());
+    // The layer's own extractor (a header) serves routes that name none.
+    let layer = CaptchaLayer::new(client_for(&emulator)).routes(routes);
+    let app = Router::new()
+        .route("/login", post(echo))
+        .route("/signup", post(echo))
+        .route("/comment", post(echo))
+        .layer(layer);
+    let addr = serve(app).await;
+
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = json!({"captchaVerifyParam": param}).to_string();
+    let answer = send(post_to(addr, "/login", "application/json", body.clone())).await;
+    assert_eq!(
+        (answer.status, &answer.json["body"]),
+        (StatusCode::OK, &json!(body))
+    );
+    // /login reads JSON only: a header is not looked at.
+    let answer = send(with_header(
+        addr,
+        "/login",
+        &emulator.mint(Mint::pass()).unwrap(),
+    ))
+    .await;
+    assert_eq!(
+        (answer.status, &answer.json["code"]),
+        (StatusCode::FORBIDDEN, &json!("F002"))
+    );
+
+    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let form = format!(
+        "captchaVerifyParam={}",
+        form_urlencoded::byte_serialize(param.as_bytes()).collect::<String>()
+    );
+    let answer = send(post_to(
+        addr,
+        "/signup",
+        "application/x-www-form-urlencoded",
+        form,
+    ))
+    .await;
+    assert_eq!(
+        (answer.status, &answer.json["scene"]),
+        (StatusCode::OK, &json!(SIGNUP))
+    );
+    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let query: String = form_urlencoded::byte_serialize(param.as_bytes()).collect();
+    let request = Request::post(format!("http://{addr}/signup?captchaVerifyParam={query}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(request).await.status, StatusCode::OK);
+
+    let answer = send(with_header(
+        addr,
+        "/comment",
+        &emulator.mint(Mint::pass()).unwrap(),
+    ))
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+}

@@ -37,6 +37,7 @@ mod form;
 mod header;
 mod json;
 mod query;
+mod source;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,6 +53,7 @@ pub use form::FormField;
 pub use header::{GrpcMetadata, Header};
 pub use json::JsonField;
 pub use query::Query;
+pub use source::ParamSource;
 
 use crate::verify::{CaptchaVerifyParam, InvalidParam};
 

@@ -13,7 +13,9 @@ use tower::Service;
 
 use super::builder::Config;
 use super::{CaptchaVerified, FailurePolicy, Refusal, ResponseBody};
-use crate::extract::{BodyError, CaptchaBody, ExtractError, ExtractParam, Extracted};
+use crate::extract::{
+    BodyError, BoxExtractFuture, CaptchaBody, ExtractError, ExtractParam, Extracted,
+};
 use crate::{Error, SceneId, Verification, Verify, VerifyRequest};
 
 /// The future of [`CaptchaService`](super::CaptchaService): a small state machine, not boxed.
@@ -25,7 +27,7 @@ where
     E: ExtractParam<B>,
 {
     #[pin]
-    state: State<E::Future, V::Future, S::Future>,
+    state: State<Extraction<E::Future, B>, V::Future, S::Future>,
     inner: Option<S>,
     verifier: Option<Arc<V>>,
     config: Option<Arc<Config>>,
@@ -36,6 +38,27 @@ where
     permit: Option<OwnedSemaphorePermit>,
     span: tracing::Span,
     started: Option<Instant>,
+}
+
+/// The layer's extractor at work, or the one a route named (boxed: chosen at run time).
+#[pin_project(project = ExtractionProjection)]
+pub(crate) enum Extraction<F, B> {
+    Layer(#[pin] F),
+    Route(BoxExtractFuture<B>),
+}
+
+impl<F, B> Future for Extraction<F, B>
+where
+    F: Future<Output = Extracted<B>>,
+{
+    type Output = Extracted<B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ExtractionProjection::Layer(future) => future.poll(cx),
+            ExtractionProjection::Route(future) => future.as_mut().poll(cx),
+        }
+    }
 }
 
 #[pin_project(project = StateProjection)]
@@ -64,7 +87,7 @@ where
     E: ExtractParam<B>,
 {
     pub(crate) fn new(
-        extracting: E::Future,
+        extracting: Extraction<E::Future, B>,
         inner: S,
         verifier: Arc<V>,
         config: Arc<Config>,

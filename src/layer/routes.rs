@@ -3,6 +3,7 @@
 use http::Method;
 
 use crate::SceneId;
+use crate::extract::ParamSource;
 
 /// Which requests need a captcha, and with which scene. Requests that match no entry pass
 /// through untouched (their body is not read).
@@ -37,6 +38,16 @@ struct Entry {
     path: String,
     prefix: bool,
     scene: SceneId,
+    source: Option<ParamSource>,
+}
+
+/// What protects a route: its scene, and the extractor it names (else the layer's).
+#[derive(Debug, Clone, Copy)]
+pub struct Protection<'a> {
+    /// The scene.
+    pub scene: &'a SceneId,
+    /// Where the param comes from on this route, when not from the layer's extractor.
+    pub source: Option<&'a ParamSource>,
 }
 
 impl Routes {
@@ -76,12 +87,42 @@ impl Routes {
             path,
             prefix,
             scene,
+            source: None,
         });
+        self
+    }
+
+    /// Takes the param of the route added last from `source` instead of the layer's
+    /// extractor.
+    ///
+    /// ```
+    /// use http::Method;
+    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::extract::{GrpcMetadata, JsonField, ParamSource};
+    /// use tower_aliyun_captcha::layer::Routes;
+    ///
+    /// let routes = Routes::new()
+    ///     .exact(Method::POST, "/login", SceneId::new("login-scene").unwrap())
+    ///     .using(ParamSource::Json(JsonField::default()))
+    ///     .exact(Method::POST, "/demo.Accounts/Signup", SceneId::new("signup-scene").unwrap())
+    ///     .using(ParamSource::Grpc(GrpcMetadata::default()));
+    /// let login = routes.protection(&Method::POST, "/login").unwrap();
+    /// assert!(matches!(login.source, Some(ParamSource::Json(_))));
+    /// ```
+    pub fn using(mut self, source: ParamSource) -> Self {
+        if let Some(last) = self.entries.last_mut() {
+            last.source = Some(source);
+        }
         self
     }
 
     /// The scene that protects `method path`, if any.
     pub fn scene_for(&self, method: &Method, path: &str) -> Option<&SceneId> {
+        self.protection(method, path).map(|p| p.scene)
+    }
+
+    /// The scene and extractor that protect `method path`, if any.
+    pub fn protection(&self, method: &Method, path: &str) -> Option<Protection<'_>> {
         let candidates = self
             .entries
             .iter()
@@ -111,7 +152,10 @@ impl Routes {
                 best = Some(entry);
             }
         }
-        best.map(|e| &e.scene)
+        best.map(|e| Protection {
+            scene: &e.scene,
+            source: e.source.as_ref(),
+        })
     }
 
     /// Whether nothing is protected.

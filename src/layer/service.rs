@@ -7,6 +7,7 @@ use http::{Request, Response};
 use tower::Service;
 
 use super::builder::Config;
+use super::future::Extraction;
 use super::{CaptchaVerified, ResponseBody, ResponseFuture};
 use crate::Verify;
 use crate::extract::{CaptchaBody, ExtractParam};
@@ -56,6 +57,8 @@ where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>> + Clone,
     V: Verify,
     E: ExtractParam<B>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -73,14 +76,31 @@ where
         request.extensions_mut().remove::<CaptchaVerified>();
         let request = request.map(CaptchaBody::new);
 
-        let scene = match &self.config.routes {
-            Some(routes) => match routes.scene_for(request.method(), request.uri().path()) {
-                Some(scene) => Some(scene.clone()),
+        let (scene, extracting) = match &self.config.routes {
+            Some(routes) => match routes.protection(request.method(), request.uri().path()) {
+                Some(protection) => {
+                    let scene = Some(protection.scene.clone());
+                    match protection.source {
+                        Some(source) => (
+                            scene,
+                            Extraction::Route(source.extract(request, self.config.limits)),
+                        ),
+                        None => (
+                            scene,
+                            Extraction::Layer(self.extractor.extract(request, self.config.limits)),
+                        ),
+                    }
+                }
                 None => return ResponseFuture::pass_through(inner, request),
             },
-            None => self.config.scene.clone(),
+            None => {
+                let scene = self.config.scene.clone();
+                (
+                    scene,
+                    Extraction::Layer(self.extractor.extract(request, self.config.limits)),
+                )
+            }
         };
-        let extracting = self.extractor.extract(request, self.config.limits);
         ResponseFuture::new(
             extracting,
             inner,
