@@ -16,11 +16,16 @@ if summary["errors"]:
     problems.append(f"errors: {summary['errors']}")
 if summary["requests"] == 0:
     problems.append("no request succeeded")
-# Four pools of at most 256 connections each (load client, app server, upstream, minting)
+# Four sets of at most C connections each (the load generator's one per worker to the app and
+# to the minting API, the app server's side of the first, and our client's capped pool)
 # plus the process's own files: a leak of sockets crosses this ceiling.
 ceiling = 4 * summary["concurrency"] + 64
 if summary["open_fds_end"] > ceiling:
     problems.append(f"open fds {summary['open_fds_end']} over the ceiling {ceiling}")
+# Flat: after warm-up, the second half opens no lasting descriptors (a little slack for
+# connections the pools replace).
+if summary["open_fds_end"] > summary["open_fds_middle"] + 32:
+    problems.append(f"open fds grew from {summary['open_fds_middle']} to {summary['open_fds_end']} in the second half")
 growth = (summary["rss_kib_end"] - summary["rss_kib_middle"]) / 1024
 if growth >= 10:
     problems.append(f"RSS grew {growth:.1f} MiB in the second half")

@@ -23,17 +23,19 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tower_aliyun_captcha::emulator::{Emulator, Mint};
 use tower_aliyun_captcha::extract::{Header, JsonField};
@@ -86,12 +88,79 @@ fn http_client() -> Http {
 
 async fn get_json(http: &Http, request: Request<Full<Bytes>>) -> Result<Value, String> {
     let response = http.request(request).await.map_err(|e| e.to_string())?;
+    read_json(response).await
+}
+
+async fn read_json(response: Response<Incoming>) -> Result<Value, String> {
     let body = response
         .into_body()
         .collect()
         .await
         .map_err(|e| e.to_string())?;
     serde_json::from_slice(&body.to_bytes()).map_err(|e| e.to_string())
+}
+
+/// The param in an answer of `POST /emulator/params`.
+async fn minted(response: Response<Incoming>) -> Result<String, String> {
+    read_json(response).await?["captchaVerifyParam"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or("no param minted".into())
+}
+
+/// One keep-alive HTTP/1 connection per worker to one peer. A pooled client may open a spare
+/// connection while a returned one is still on its way back to the pool; with lanes the load
+/// generator holds exactly one socket per worker, so the soak's descriptor ceiling measures
+/// the code under test rather than the harness.
+struct Lanes {
+    authority: String,
+    senders: Vec<Mutex<Option<SendRequest<Full<Bytes>>>>>,
+}
+
+impl Lanes {
+    fn new(authority: impl Into<String>, workers: usize) -> Self {
+        Self {
+            authority: authority.into(),
+            senders: (0..workers).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    async fn send(
+        &self,
+        worker: usize,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, String> {
+        let kept = self.senders[worker]
+            .lock()
+            .expect("a worker never panics holding its lane")
+            .take();
+        let mut sender = match kept {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.connect().await?,
+        };
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        // The worker reads this body before its next request, so the lane is free by then.
+        *self.senders[worker]
+            .lock()
+            .expect("a worker never panics holding its lane") = Some(sender);
+        Ok(response)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
 }
 
 /// Where verifications go: an emulator in this process, or one at `--endpoint`.
@@ -143,20 +212,51 @@ impl Upstream {
 
     async fn mint(&self) -> Result<String, String> {
         match self {
+            Self::InProcess(..) => self.mint_in_process(),
+            Self::External { http, .. } => {
+                let response = http
+                    .request(self.mint_request())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                minted(response).await
+            }
+        }
+    }
+
+    /// Mints over `worker`'s own connection of `lanes` (external emulator only).
+    async fn mint_on(&self, lanes: &Lanes, worker: usize) -> Result<String, String> {
+        match self {
+            Self::InProcess(..) => self.mint_in_process(),
+            Self::External { .. } => minted(lanes.send(worker, self.mint_request()).await?).await,
+        }
+    }
+
+    fn mint_in_process(&self) -> Result<String, String> {
+        match self {
             Self::InProcess(emulator, _) => emulator
                 .mint(Mint::pass().in_scene(SCENE))
                 .map_err(|e| e.to_string()),
-            Self::External { url, http, .. } => {
-                let request = Request::post(format!("{url}/emulator/params"))
-                    .body(Full::new(Bytes::from(json!({"scene": SCENE}).to_string())))
-                    .expect("a valid request");
-                let answer = get_json(http, request).await?;
-                answer["captchaVerifyParam"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or("no param minted".into())
-            }
+            Self::External { .. } => Err("not an in-process emulator".into()),
         }
+    }
+
+    fn mint_request(&self) -> Request<Full<Bytes>> {
+        let url = match self {
+            Self::InProcess(emulator, _) => emulator.url(),
+            Self::External { url, .. } => url.clone(),
+        };
+        Request::post(format!("{url}/emulator/params"))
+            .body(Full::new(Bytes::from(json!({"scene": SCENE}).to_string())))
+            .expect("a valid request")
+    }
+
+    /// The emulator's address, for connections of our own.
+    fn authority(&self) -> String {
+        let url = match self {
+            Self::InProcess(emulator, _) => emulator.url(),
+            Self::External { url, .. } => url.clone(),
+        };
+        url.trim_start_matches("http://").to_owned()
     }
 
     async fn connections(&self) -> u64 {
@@ -504,6 +604,10 @@ async fn call_app(http: &Http, request: Request<Full<Bytes>>) -> Result<(), Stri
         .request(request)
         .await
         .map_err(|_| "app_connection".to_owned())?;
+    check_app_response(response).await
+}
+
+async fn check_app_response(response: Response<Incoming>) -> Result<(), String> {
     let status = response.status();
     response
         .into_body()
@@ -567,14 +671,24 @@ async fn soak_scenario(
     concurrency: usize,
 ) -> Result<Vec<Value>, String> {
     let addr = serve_app(upstream.client(concurrency), false).await?;
-    let http = http_client();
+    let app = Arc::new(Lanes::new(addr.to_string(), concurrency));
+    let mint = Arc::new(Lanes::new(upstream.authority(), concurrency));
     let run = |count: usize| {
-        let (http, upstream) = (http.clone(), Arc::clone(&upstream));
-        drive(count, concurrency, move |_, _| {
-            let (http, upstream) = (http.clone(), Arc::clone(&upstream));
+        let (app, mint, upstream) = (Arc::clone(&app), Arc::clone(&mint), Arc::clone(&upstream));
+        drive(count, concurrency, move |worker, _| {
+            let (app, mint, upstream) =
+                (Arc::clone(&app), Arc::clone(&mint), Arc::clone(&upstream));
             async move {
-                let param = upstream.mint().await.map_err(|_| "mint".to_owned())?;
-                call_app(&http, app_request(addr, "/protected", &param, false)).await
+                let param = upstream
+                    .mint_on(&mint, worker)
+                    .await
+                    .map_err(|_| "mint".to_owned())?;
+                let request = app_request(addr, "/protected", &param, false);
+                let response = app
+                    .send(worker, request)
+                    .await
+                    .map_err(|_| "app_connection".to_owned())?;
+                check_app_response(response).await
             }
         })
     };
