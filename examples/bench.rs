@@ -250,6 +250,14 @@ impl Upstream {
             .expect("a valid request")
     }
 
+    /// The emulator's port, to tell its sockets apart from the app's.
+    fn port(&self) -> u16 {
+        self.authority()
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The emulator's address, for connections of our own.
     fn authority(&self) -> String {
         let url = match self {
@@ -310,6 +318,51 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// This process's open descriptors, sockets sorted by the peer they belong to: `app` (either end
+/// of a connection to the app under test, and its listener), `emulator` (connections to or from
+/// the emulator's port), and `other` (everything else: files, pipes, the runtime's own).
+fn descriptor_census(app_port: u16, emulator_port: u16) -> Value {
+    // inode -> (local port, remote port), from the kernel's socket tables.
+    let mut ports = std::collections::HashMap::new();
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for row in text.lines().skip(1) {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let port = |field: Option<&&str>| {
+                let hex = field?.rsplit_once(':')?.1;
+                u16::from_str_radix(hex, 16).ok()
+            };
+            if let (Some(local), Some(remote), Some(inode)) =
+                (port(fields.get(1)), port(fields.get(2)), fields.get(9))
+            {
+                ports.insert(inode.to_string(), (local, remote));
+            }
+        }
+    }
+    let (mut app, mut emulator, mut other) = (0, 0, 0);
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        let inode = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("socket:["))
+            .and_then(|t| t.strip_suffix(']'));
+        match inode.and_then(|inode| ports.get(inode)) {
+            Some(&(local, remote)) if local == app_port || remote == app_port => app += 1,
+            Some(&(local, remote)) if local == emulator_port || remote == emulator_port => {
+                emulator += 1
+            }
+            _ => other += 1,
+        }
+    }
+    json!({"app": app, "emulator": emulator, "other": other})
 }
 
 /// Latencies in fixed memory, so that a long soak measures the code under test, not this
@@ -693,7 +746,14 @@ async fn soak_scenario(
         })
     };
     let sample = |phase: &str, done: usize| {
-        let value = json!({"scenario": "soak", "phase": phase, "requests": done, "rss_kib": rss_kib(), "open_fds": open_fds()});
+        let value = json!({
+            "scenario": "soak",
+            "phase": phase,
+            "requests": done,
+            "rss_kib": rss_kib(),
+            "open_fds": open_fds(),
+            "sockets": descriptor_census(addr.port(), upstream.port()),
+        });
         println!("{value}");
         value
     };
@@ -723,6 +783,7 @@ async fn soak_scenario(
     for (name, value) in [("start", &start), ("middle", &middle), ("end", &end)] {
         summary[format!("rss_kib_{name}")] = value["rss_kib"].clone();
         summary[format!("open_fds_{name}")] = value["open_fds"].clone();
+        summary[format!("sockets_{name}")] = value["sockets"].clone();
     }
     Ok(vec![summary])
 }
