@@ -28,11 +28,26 @@ pub struct Secret(Box<str>);
 
 impl Secret {
     /// Wraps a secret value.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::Secret;
+    ///
+    /// let token = Secret::new(String::from("CAIS…"));
+    /// assert_eq!(format!("{token:?}"), "<redacted>");
+    /// ```
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into().into_boxed_str())
     }
 
     /// The secret itself. Call it only where the value is really used (signing), never to log.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// let credentials = Credentials::new("id", "the-secret");
+    /// let key = credentials.access_key_secret().expose().as_bytes(); // e.g. an HMAC key
+    /// assert_eq!(key, b"the-secret");
+    /// ```
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -66,6 +81,13 @@ pub struct Credentials {
 
 impl Credentials {
     /// A long-lived AccessKey pair.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// let credentials = Credentials::new("LTAI5tExampleId", "example-secret");
+    /// assert!(credentials.security_token().is_none());
+    /// ```
     pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
         Self {
             access_key_id: access_key_id.into(),
@@ -75,6 +97,14 @@ impl Credentials {
     }
 
     /// Adds the STS security token that goes with a temporary AccessKey pair.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// let sts = Credentials::new("STS.NUk1", "temporary-secret").with_security_token("CAIS-token");
+    /// assert_eq!(sts.security_token().map(|t| t.expose()), Some("CAIS-token"));
+    /// assert!(!format!("{sts:?}").contains("CAIS-token"));
+    /// ```
     pub fn with_security_token(mut self, token: impl Into<String>) -> Self {
         self.security_token = Some(Secret::new(token));
         self
@@ -119,16 +149,47 @@ impl Credentials {
     }
 
     /// The AccessKey id (not secret: it is sent in every request).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// assert_eq!(
+    ///     Credentials::new("LTAI5tExampleId", "s").access_key_id(),
+    ///     "LTAI5tExampleId"
+    /// );
+    /// ```
     pub fn access_key_id(&self) -> &str {
         &self.access_key_id
     }
 
     /// The AccessKey secret.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// let credentials = Credentials::new("id", "example-secret");
+    /// assert_eq!(
+    ///     format!("{:?}", credentials.access_key_secret()),
+    ///     "<redacted>"
+    /// );
+    /// ```
     pub fn access_key_secret(&self) -> &Secret {
         &self.access_key_secret
     }
 
     /// The STS security token, for temporary credentials.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// assert!(Credentials::new("LTAI5t", "s").security_token().is_none());
+    /// assert!(
+    ///     Credentials::new("STS.x", "s")
+    ///         .with_security_token("t")
+    ///         .security_token()
+    ///         .is_some()
+    /// );
+    /// ```
     pub fn security_token(&self) -> Option<&Secret> {
         self.security_token.as_ref()
     }
@@ -145,6 +206,20 @@ impl fmt::Debug for Credentials {
 }
 
 /// Credentials could not be had.
+///
+/// ```
+/// use tower_aliyun_captcha::Credentials;
+/// use tower_aliyun_captcha::credentials::CredentialsError;
+///
+/// let error = Credentials::from_lookup(|name| {
+///     (name == "ALIBABA_CLOUD_ACCESS_KEY_ID").then(|| "id".to_owned())
+/// })
+/// .unwrap_err();
+/// assert_eq!(
+///     error,
+///     CredentialsError::MissingVariable("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CredentialsError {
@@ -187,6 +262,20 @@ impl std::error::Error for CredentialsError {}
 /// ```
 pub trait ProvideCredentials: Send + Sync + 'static {
     /// The credentials to sign the next request with.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_aliyun_captcha::credentials::{Credentials, CredentialsError, ProvideCredentials};
+    ///
+    /// // A provider backed by your own store, failing without a secret in its message.
+    /// let vault = || -> Result<Arc<Credentials>, CredentialsError> {
+    ///     Err(CredentialsError::Provider("vault sealed".into()))
+    /// };
+    /// assert_eq!(
+    ///     vault.credentials().unwrap_err().to_string(),
+    ///     "credentials provider failed: vault sealed"
+    /// );
+    /// ```
     fn credentials(&self) -> Result<Arc<Credentials>, CredentialsError>;
 }
 
@@ -213,7 +302,8 @@ where
 /// ```
 /// use tower_aliyun_captcha::credentials::{Credentials, ProvideCredentials, RotatingCredentials};
 ///
-/// let rotating = RotatingCredentials::new(Credentials::new("STS.one", "s").with_security_token("t1"));
+/// let rotating =
+///     RotatingCredentials::new(Credentials::new("STS.one", "s").with_security_token("t1"));
 /// let for_client = rotating.clone();
 /// rotating.replace(Credentials::new("STS.two", "s").with_security_token("t2"));
 /// assert_eq!(for_client.credentials()?.access_key_id(), "STS.two");
@@ -226,6 +316,15 @@ pub struct RotatingCredentials {
 
 impl RotatingCredentials {
     /// Starts with `initial`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::{Credentials, ProvideCredentials, RotatingCredentials};
+    ///
+    /// let rotating =
+    ///     RotatingCredentials::new(Credentials::new("STS.one", "s").with_security_token("t"));
+    /// assert_eq!(rotating.credentials()?.access_key_id(), "STS.one");
+    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
+    /// ```
     pub fn new(initial: Credentials) -> Self {
         Self {
             current: Arc::new(RwLock::new(Arc::new(initial))),
@@ -233,6 +332,25 @@ impl RotatingCredentials {
     }
 
     /// Makes `next` the credentials for every request from now on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::credentials::{Credentials, ProvideCredentials, RotatingCredentials};
+    ///
+    /// let rotating = RotatingCredentials::new(Credentials::new("STS.one", "s").with_security_token("t1"));
+    /// let refresher = rotating.clone();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A refresh task, e.g. every 50 minutes for a one-hour STS token.
+    /// let refresh = tokio::spawn(async move {
+    ///     # let fetch_sts = || Credentials::new("STS.two", "s").with_security_token("t2");
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     refresher.replace(fetch_sts());
+    /// });
+    /// refresh.await.unwrap();
+    /// # });
+    /// assert_eq!(rotating.credentials()?.access_key_id(), "STS.two");
+    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
+    /// ```
     pub fn replace(&self, next: Credentials) {
         let next = Arc::new(next);
         // A poisoned lock only means a writer panicked mid-swap of an Arc, which cannot leave

@@ -9,6 +9,27 @@ use std::fmt;
 use crate::credentials::CredentialsError;
 
 /// A verification that ended without a verdict.
+///
+/// ```
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, Error, VerifyRequest};
+///
+/// // Nothing listens on port 1: the connection is refused before anything is sent.
+/// let client = Client::builder()
+///     .credentials(Credentials::new("LTAI5tExample", "example-secret"))
+///     .endpoint("http://127.0.0.1:1")
+///     .allow_http(true)
+///     .build()?;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let param = CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap();
+/// match client.verify(VerifyRequest::new(param)).await {
+///     Err(Error::Transport(error)) => {
+///         assert!(!error.may_have_reached_server());
+///     }
+///     other => panic!("expected a transport error, got {other:?}"),
+/// }
+/// # });
+/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -37,6 +58,16 @@ impl Error {
 
     /// Whether the request may have reached the service. When it may have, the param may
     /// have been used up and must not be sent again.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Error;
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// let refused: Error = TransportError::new(TransportErrorKind::Connect, false, None).into();
+    /// let broke: Error = TransportError::new(TransportErrorKind::Io, true, None).into();
+    /// assert!(!refused.may_have_reached_server()); // safe to try another endpoint
+    /// assert!(broke.may_have_reached_server()); // the param may be used up: never resend it
+    /// ```
     pub fn may_have_reached_server(&self) -> bool {
         match self {
             Self::Transport(error) => error.may_have_reached_server(),
@@ -46,12 +77,33 @@ impl Error {
     }
 
     /// Whether the call ran out of time.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Error;
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// let error: Error = TransportError::new(TransportErrorKind::Timeout, true, None).into();
+    /// assert!(error.is_timeout());
+    /// assert!(!Error::other("nope").is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Transport(e) if e.kind() == TransportErrorKind::Timeout)
     }
 
     /// A short, stable name of the failure's kind, for logs and metrics
     /// (`"api"`, `"connect"`, `"timeout"`, `"malformed_response"`, …).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Error;
+    /// use tower_aliyun_captcha::error::{
+    ///     ResponseError, ResponseErrorKind, TransportError, TransportErrorKind,
+    /// };
+    ///
+    /// let timeout: Error = TransportError::new(TransportErrorKind::Timeout, true, None).into();
+    /// let garbled: Error = ResponseError::new(ResponseErrorKind::Malformed, 200, "not JSON").into();
+    /// assert_eq!(timeout.kind(), "timeout");
+    /// assert_eq!(garbled.kind(), "malformed_response");
+    /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Api(_) => "api",
@@ -63,6 +115,20 @@ impl Error {
     }
 
     /// What to do about it, in a sentence.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Error;
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// let error: Error = ApiError::new(
+    ///     403,
+    ///     ApiErrorCode::ForbiddenRamUserAccessDenied,
+    ///     "denied",
+    ///     "id",
+    /// )
+    /// .into();
+    /// assert!(error.advice().contains("AliyunYundunAFSFullAccess"));
+    /// ```
     pub fn advice(&self) -> &'static str {
         match self {
             Self::Api(error) => error.code().advice(),
@@ -146,6 +212,13 @@ macro_rules! api_error_codes {
 
         impl ApiErrorCode {
             /// The code as the service writes it.
+            ///
+            /// ```
+            /// use tower_aliyun_captcha::error::ApiErrorCode;
+            ///
+            /// assert_eq!(ApiErrorCode::SignatureNonceUsed.as_str(), "SignatureNonceUsed");
+            /// assert_eq!(ApiErrorCode::InvalidAccessKeyIdNotFound.to_string(), "InvalidAccessKeyId.NotFound");
+            /// ```
             pub fn as_str(&self) -> &str {
                 match self {
                     $(Self::$variant => $code,)*
@@ -154,6 +227,13 @@ macro_rules! api_error_codes {
             }
 
             /// What to do about it.
+            ///
+            /// ```
+            /// use tower_aliyun_captcha::error::ApiErrorCode;
+            ///
+            /// assert!(ApiErrorCode::SignatureDoesNotMatch.advice().contains("secret"));
+            /// assert!(ApiErrorCode::Unknown("Odd.Code".into()).advice().contains("error center"));
+            /// ```
             pub fn advice(&self) -> &'static str {
                 match self {
                     $(Self::$variant => $advice,)*
@@ -209,6 +289,20 @@ impl fmt::Display for ApiErrorCode {
 }
 
 /// An error answer: HTTP status, `Code`, `Message` and `RequestId`.
+///
+/// ```
+/// use tower_aliyun_captcha::Error;
+/// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+///
+/// fn report(error: &Error) -> String {
+///     match error {
+///         Error::Api(api) => format!("{} {} ({})", api.status(), api.code(), api.request_id()),
+///         other => other.kind().to_owned(),
+///     }
+/// }
+/// let error = ApiError::new(400, ApiErrorCode::InvalidTimeStampExpired, "expired", "R-1");
+/// assert_eq!(report(&error.into()), "400 InvalidTimeStamp.Expired (R-1)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     status: u16,
@@ -219,6 +313,15 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error answer as the service sent it.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// // A stand-in verifier can answer the way the service does.
+    /// let error = ApiError::new(500, ApiErrorCode::from("InternalError"), "boom", "R-2");
+    /// assert_eq!(error.code(), &ApiErrorCode::InternalError);
+    /// assert!(error.to_string().contains("retry later"));
+    /// ```
     pub fn new(
         status: u16,
         code: ApiErrorCode,
@@ -234,21 +337,59 @@ impl ApiError {
     }
 
     /// The HTTP status.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// let error = ApiError::new(
+    ///     404,
+    ///     ApiErrorCode::InvalidAccessKeyIdNotFound,
+    ///     "no such key",
+    ///     "R-3",
+    /// );
+    /// assert_eq!(error.status(), 404);
+    /// ```
     pub fn status(&self) -> u16 {
         self.status
     }
 
     /// The error code.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// let error = ApiError::new(429, ApiErrorCode::from("Throttling"), "slow down", "R-4");
+    /// assert_eq!(error.code(), &ApiErrorCode::Throttling);
+    /// ```
     pub fn code(&self) -> &ApiErrorCode {
         &self.code
     }
 
     /// The service's message.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// let error = ApiError::new(
+    ///     400,
+    ///     ApiErrorCode::MissingParameter,
+    ///     "x-acs-date is missing",
+    ///     "R-5",
+    /// );
+    /// assert_eq!(error.message(), "x-acs-date is missing");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// The service's request id.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// let error = ApiError::new(400, ApiErrorCode::SignatureDoesNotMatch, "mismatch", "R-6");
+    /// assert_eq!(error.request_id(), "R-6");
+    /// ```
     pub fn request_id(&self) -> &str {
         &self.request_id
     }
@@ -271,6 +412,14 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// What went wrong on the way to the service.
+///
+/// ```
+/// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+///
+/// let error = TransportError::new(TransportErrorKind::Tls, false, None);
+/// assert_eq!(error.kind(), TransportErrorKind::Tls);
+/// assert!(error.to_string().starts_with("TLS handshake"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportErrorKind {
@@ -307,6 +456,16 @@ impl TransportErrorKind {
 }
 
 /// The service could not be reached or did not answer in time.
+///
+/// ```
+/// use std::error::Error as _;
+/// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+///
+/// let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let error = TransportError::new(TransportErrorKind::Connect, false, Some(Box::new(cause)));
+/// assert!(error.source().is_some());
+/// assert!(error.to_string().starts_with("could not connect"));
+/// ```
 #[derive(Debug)]
 pub struct TransportError {
     kind: TransportErrorKind,
@@ -317,6 +476,14 @@ pub struct TransportError {
 impl TransportError {
     /// A transport failure; `may_have_reached_server` says whether any of the request may
     /// have been written.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// // A custom verifier reporting that its connection broke after the request went out.
+    /// let error = TransportError::new(TransportErrorKind::Io, true, None);
+    /// assert!(error.may_have_reached_server());
+    /// ```
     pub fn new(
         kind: TransportErrorKind,
         may_have_reached_server: bool,
@@ -330,11 +497,26 @@ impl TransportError {
     }
 
     /// What went wrong.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// let error = TransportError::new(TransportErrorKind::Timeout, true, None);
+    /// assert_eq!(error.kind(), TransportErrorKind::Timeout);
+    /// ```
     pub fn kind(&self) -> TransportErrorKind {
         self.kind
     }
 
     /// Whether the request may have reached the service (and used up the param).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// assert!(
+    ///     !TransportError::new(TransportErrorKind::Connect, false, None).may_have_reached_server()
+    /// );
+    /// ```
     pub fn may_have_reached_server(&self) -> bool {
         self.may_have_reached_server
     }
@@ -363,6 +545,14 @@ impl std::error::Error for TransportError {
 }
 
 /// How an answer was not a valid response.
+///
+/// ```
+/// use tower_aliyun_captcha::Error;
+/// use tower_aliyun_captcha::error::{ResponseError, ResponseErrorKind};
+///
+/// let error: Error = ResponseError::new(ResponseErrorKind::TooLarge, 200, "over 64 KiB").into();
+/// assert_eq!(error.kind(), "oversized_response");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ResponseErrorKind {
@@ -385,6 +575,16 @@ impl ResponseErrorKind {
 }
 
 /// The service's answer could not be used.
+///
+/// ```
+/// use tower_aliyun_captcha::error::{ResponseError, ResponseErrorKind};
+///
+/// let error = ResponseError::new(ResponseErrorKind::UnexpectedStatus, 502, "HTML error page");
+/// assert_eq!(
+///     error.to_string(),
+///     "unexpected response from the captcha service (HTTP 502): HTML error page"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseError {
     kind: ResponseErrorKind,
@@ -394,6 +594,13 @@ pub struct ResponseError {
 
 impl ResponseError {
     /// An unusable answer with HTTP `status`; `detail` says what was wrong with it.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ResponseError, ResponseErrorKind};
+    ///
+    /// let error = ResponseError::new(ResponseErrorKind::Malformed, 200, "missing Result");
+    /// assert!(error.to_string().ends_with("missing Result"));
+    /// ```
     pub fn new(kind: ResponseErrorKind, status: u16, detail: impl Into<String>) -> Self {
         Self {
             kind,
@@ -403,11 +610,27 @@ impl ResponseError {
     }
 
     /// How it was unusable.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ResponseError, ResponseErrorKind};
+    ///
+    /// let error = ResponseError::new(ResponseErrorKind::Malformed, 200, "truncated");
+    /// assert_eq!(error.kind(), ResponseErrorKind::Malformed);
+    /// ```
     pub fn kind(&self) -> ResponseErrorKind {
         self.kind
     }
 
     /// The HTTP status of the answer.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ResponseError, ResponseErrorKind};
+    ///
+    /// assert_eq!(
+    ///     ResponseError::new(ResponseErrorKind::UnexpectedStatus, 503, "").status(),
+    ///     503
+    /// );
+    /// ```
     pub fn status(&self) -> u16 {
         self.status
     }

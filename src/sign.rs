@@ -67,6 +67,30 @@ pub fn hash_payload(payload: &[u8]) -> String {
 ///
 /// Header names are lower-cased and sorted, values trimmed; a header given more than once has
 /// its values sorted and joined with `,`. Every header passed in is signed.
+///
+/// ```
+/// use tower_aliyun_captcha::sign::{self, CanonicalRequest};
+///
+/// // How a server checks a request: rebuild the canonical request from what it received.
+/// let body = b"CaptchaVerifyParam=eyJ4IjoxfQ%3D%3D";
+/// let hash = sign::hash_payload(body);
+/// let received = [
+///     ("host", "captcha.cn-shanghai.aliyuncs.com"),
+///     ("x-acs-content-sha256", hash.as_str()),
+/// ];
+/// let canonical = CanonicalRequest::new("POST", "/", &[], &received, &hash);
+/// let signature = canonical.signature(b"secret"); // what the client sent
+/// assert!(sign::verify_signature(
+///     b"secret",
+///     &canonical.string_to_sign(),
+///     &signature
+/// ));
+/// assert!(!sign::verify_signature(
+///     b"wrong",
+///     &canonical.string_to_sign(),
+///     &signature
+/// ));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct CanonicalRequest {
     text: String,
@@ -82,9 +106,16 @@ impl CanonicalRequest {
     /// use tower_aliyun_captcha::sign::CanonicalRequest;
     ///
     /// let canonical = CanonicalRequest::new(
-    ///     "POST", "/", &[("b", "2"), ("a", "x y")], &[("Host", " example.com ")], "e3b0",
+    ///     "POST",
+    ///     "/",
+    ///     &[("b", "2"), ("a", "x y")],
+    ///     &[("Host", " example.com ")],
+    ///     "e3b0",
     /// );
-    /// assert_eq!(canonical.as_str(), "POST\n/\na=x%20y&b=2\nhost:example.com\n\nhost\ne3b0");
+    /// assert_eq!(
+    ///     canonical.as_str(),
+    ///     "POST\n/\na=x%20y&b=2\nhost:example.com\n\nhost\ne3b0"
+    /// );
     /// assert_eq!(canonical.signed_headers(), "host");
     /// ```
     pub fn new(
@@ -175,16 +206,55 @@ impl CanonicalRequest {
     }
 
     /// The canonical request's text.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::sign::CanonicalRequest;
+    ///
+    /// let canonical = CanonicalRequest::new(
+    ///     "POST",
+    ///     "/",
+    ///     &[],
+    ///     &[("X-Acs-Action", "VerifyIntelligentCaptcha")],
+    ///     "e3b0",
+    /// );
+    /// assert_eq!(
+    ///     canonical.as_str(),
+    ///     "POST\n/\n\nx-acs-action:VerifyIntelligentCaptcha\n\nx-acs-action\ne3b0"
+    /// );
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The `SignedHeaders` value: lower-case header names, sorted, joined with `;`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::sign::CanonicalRequest;
+    ///
+    /// let headers = [
+    ///     ("x-acs-date", "2026-11-24T10:00:00Z"),
+    ///     ("Host", "h"),
+    ///     ("content-type", "x"),
+    /// ];
+    /// let canonical = CanonicalRequest::new("POST", "/", &[], &headers, "e3b0");
+    /// assert_eq!(canonical.signed_headers(), "content-type;host;x-acs-date");
+    /// ```
     pub fn signed_headers(&self) -> &str {
         &self.text[self.signed_headers.clone()]
     }
 
     /// `ACS3-HMAC-SHA256\n` followed by the hex SHA-256 of the canonical request.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::sign::{self, CanonicalRequest};
+    ///
+    /// let canonical = CanonicalRequest::new("POST", "/", &[], &[("host", "h")], "e3b0");
+    /// let expected = format!(
+    ///     "ACS3-HMAC-SHA256\n{}",
+    ///     sign::hash_payload(canonical.as_str().as_bytes())
+    /// );
+    /// assert_eq!(canonical.string_to_sign(), expected);
+    /// ```
     pub fn string_to_sign(&self) -> String {
         let mut out = String::with_capacity(ALGORITHM.len() + 1 + 64);
         out.push_str(ALGORITHM);
@@ -194,6 +264,18 @@ impl CanonicalRequest {
     }
 
     /// The hex signature of this request under `secret`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::sign::{self, CanonicalRequest};
+    ///
+    /// let canonical = CanonicalRequest::new("POST", "/", &[], &[("host", "h")], "e3b0");
+    /// let signature = canonical.signature(b"secret");
+    /// assert_eq!(
+    ///     signature,
+    ///     sign::sign_string(b"secret", &canonical.string_to_sign())
+    /// );
+    /// assert_ne!(signature, canonical.signature(b"other secret"));
+    /// ```
     pub fn signature(&self, secret: &[u8]) -> String {
         sign_string(secret, &self.string_to_sign())
     }
@@ -288,7 +370,10 @@ pub fn authorization(access_key_id: &str, signed_headers: &str, signature: &str)
 /// )
 /// .unwrap();
 /// assert_eq!(parsed.access_key_id, "id");
-/// assert_eq!(parsed.signed_headers().collect::<Vec<_>>(), ["host", "x-acs-date"]);
+/// assert_eq!(
+///     parsed.signed_headers().collect::<Vec<_>>(),
+///     ["host", "x-acs-date"]
+/// );
 /// assert_eq!(parsed.signature, "ab12");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +388,23 @@ pub struct Authorization<'a> {
 
 impl<'a> Authorization<'a> {
     /// Parses `ACS3-HMAC-SHA256 Credential=…,SignedHeaders=…,Signature=…`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::sign::{self, Authorization};
+    ///
+    /// // Parsing takes apart what `authorization` puts together.
+    /// let header = sign::authorization("LTAI5tExample", "host;x-acs-action", "0a1b");
+    /// let parsed = Authorization::parse(&header).unwrap();
+    /// assert_eq!(
+    ///     (
+    ///         parsed.access_key_id,
+    ///         parsed.signed_headers,
+    ///         parsed.signature
+    ///     ),
+    ///     ("LTAI5tExample", "host;x-acs-action", "0a1b")
+    /// );
+    /// assert!(Authorization::parse("HMAC-SHA1 Credential=a,SignedHeaders=host,Signature=b").is_err());
+    /// ```
     pub fn parse(value: &'a str) -> Result<Self, MalformedAuthorization> {
         let rest = value
             .strip_prefix(ALGORITHM)
@@ -343,6 +445,17 @@ impl<'a> Authorization<'a> {
     }
 
     /// The signed header names, in the order sent.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::sign::Authorization;
+    ///
+    /// let parsed = Authorization::parse(
+    ///     "ACS3-HMAC-SHA256 Credential=id,SignedHeaders=host;x-acs-action;x-acs-date,Signature=ab",
+    /// )
+    /// .unwrap();
+    /// assert!(parsed.signed_headers().any(|name| name == "x-acs-date"));
+    /// assert_eq!(parsed.signed_headers().count(), 3);
+    /// ```
     pub fn signed_headers(&self) -> impl Iterator<Item = &'a str> + use<'a> {
         self.signed_headers
             .split(';')
@@ -351,6 +464,17 @@ impl<'a> Authorization<'a> {
 }
 
 /// An `Authorization` header that is not in the ACS3-HMAC-SHA256 form; says what is wrong.
+///
+/// ```
+/// use tower_aliyun_captcha::sign::Authorization;
+///
+/// let error =
+///     Authorization::parse("ACS3-HMAC-SHA256 Credential=id,SignedHeaders=host").unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "malformed Authorization header: Credential, SignedHeaders and Signature are all required"
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MalformedAuthorization(&'static str);
 

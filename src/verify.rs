@@ -41,11 +41,35 @@ pub struct CaptchaVerifyParam(Arc<str>);
 
 impl CaptchaVerifyParam {
     /// Checks and wraps a param.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::CaptchaVerifyParam;
+    ///
+    /// let param = CaptchaVerifyParam::new(String::from("eyJ4IjoxfQ=="))?;
+    /// assert_eq!(param.as_str(), "eyJ4IjoxfQ==");
+    /// assert!(CaptchaVerifyParam::new("   ").is_err());
+    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidParam>(())
+    /// ```
     pub fn new(param: impl Into<String>) -> Result<Self, InvalidParam> {
         Self::check(&param.into()).map(|p| Self(Arc::from(p)))
     }
 
     /// Checks a param given as bytes (a header or body field), which must be UTF-8.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::CaptchaVerifyParam;
+    /// use tower_aliyun_captcha::verify::InvalidParam;
+    ///
+    /// assert_eq!(
+    ///     CaptchaVerifyParam::from_bytes(b"eyJ4IjoxfQ==")?.as_str(),
+    ///     "eyJ4IjoxfQ=="
+    /// );
+    /// assert_eq!(
+    ///     CaptchaVerifyParam::from_bytes(b"\xff\xfe").unwrap_err(),
+    ///     InvalidParam::NotUtf8
+    /// );
+    /// # Ok::<_, InvalidParam>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidParam> {
         let text = std::str::from_utf8(bytes).map_err(|_| InvalidParam::NotUtf8)?;
         Self::check(text).map(|p| Self(Arc::from(p)))
@@ -62,6 +86,15 @@ impl CaptchaVerifyParam {
     }
 
     /// The param, exactly as received.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::CaptchaVerifyParam;
+    ///
+    /// // Nothing is trimmed or decoded: the service gets what the widget produced.
+    /// let param: CaptchaVerifyParam = " a+b/c= ".parse()?;
+    /// assert_eq!(param.as_str(), " a+b/c= ");
+    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidParam>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -82,6 +115,15 @@ impl FromStr for CaptchaVerifyParam {
 }
 
 /// Why a param was refused before any call to Alibaba.
+///
+/// ```
+/// use tower_aliyun_captcha::CaptchaVerifyParam;
+/// use tower_aliyun_captcha::verify::{InvalidParam, MAX_PARAM_LEN};
+///
+/// let refused = CaptchaVerifyParam::new("x".repeat(MAX_PARAM_LEN + 1)).unwrap_err();
+/// assert_eq!(refused, InvalidParam::TooLong(MAX_PARAM_LEN + 1));
+/// assert!(refused.to_string().contains("over the limit"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InvalidParam {
@@ -95,6 +137,14 @@ pub enum InvalidParam {
 
 impl InvalidParam {
     /// The code Alibaba would have answered: F002 for an empty param, F003 otherwise.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::VerifyCode;
+    /// use tower_aliyun_captcha::verify::InvalidParam;
+    ///
+    /// assert_eq!(InvalidParam::Empty.code(), VerifyCode::F002);
+    /// assert_eq!(InvalidParam::NotUtf8.code(), VerifyCode::F003);
+    /// ```
     pub fn code(self) -> VerifyCode {
         match self {
             Self::Empty => VerifyCode::F002,
@@ -134,6 +184,14 @@ pub struct SceneId(Arc<str>);
 
 impl SceneId {
     /// Checks and wraps a scene id: 1 to [`MAX_SCENE_ID_LEN`] bytes, no control characters.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::verify::MAX_SCENE_ID_LEN;
+    ///
+    /// assert!(SceneId::new("1ezx8pyn").is_ok());
+    /// assert!(SceneId::new("s".repeat(MAX_SCENE_ID_LEN + 1)).is_err());
+    /// ```
     pub fn new(scene: impl AsRef<str>) -> Result<Self, InvalidSceneId> {
         let scene = scene.as_ref();
         if scene.is_empty() || scene.len() > MAX_SCENE_ID_LEN || scene.chars().any(char::is_control)
@@ -144,6 +202,15 @@ impl SceneId {
     }
 
     /// The scene id.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::SceneId;
+    ///
+    /// let scene: SceneId = "1ezx8pyn".parse()?;
+    /// assert_eq!(scene.as_str(), "1ezx8pyn");
+    /// assert_eq!(scene.to_string(), "1ezx8pyn");
+    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -163,6 +230,18 @@ impl FromStr for SceneId {
 }
 
 /// A scene id that is empty, too long, or holds control characters.
+///
+/// ```
+/// use tower_aliyun_captcha::SceneId;
+/// use tower_aliyun_captcha::verify::InvalidSceneId;
+///
+/// assert_eq!(SceneId::new("tab\there"), Err(InvalidSceneId));
+/// assert!(
+///     InvalidSceneId
+///         .to_string()
+///         .contains("without control characters")
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidSceneId;
 
@@ -210,6 +289,13 @@ macro_rules! verify_codes {
             pub const KNOWN: &'static [VerifyCode] = &[$(Self::$code,)*];
 
             /// The code as Alibaba writes it, e.g. `"T001"`.
+            ///
+            /// ```
+            /// use tower_aliyun_captcha::VerifyCode;
+            ///
+            /// assert_eq!(VerifyCode::F015.as_str(), "F015");
+            /// assert_eq!(VerifyCode::Unknown("F099".into()).as_str(), "F099");
+            /// ```
             pub fn as_str(&self) -> &str {
                 match self {
                     $(Self::$code => stringify!($code),)*
@@ -218,6 +304,12 @@ macro_rules! verify_codes {
             }
 
             /// What the code means, for developers and logs.
+            ///
+            /// ```
+            /// use tower_aliyun_captcha::VerifyCode;
+            ///
+            /// assert!(VerifyCode::F018.meaning().contains("already used"));
+            /// ```
             pub fn meaning(&self) -> &'static str {
                 match self {
                     $(Self::$code => $meaning,)*
@@ -263,6 +355,14 @@ verify_codes! {
 
 impl VerifyCode {
     /// Whether the code is a pass (`T…`).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::VerifyCode;
+    ///
+    /// assert!(VerifyCode::T005.is_pass());
+    /// assert!(!VerifyCode::F001.is_pass());
+    /// assert!(!VerifyCode::from("X1").is_pass());
+    /// ```
     pub fn is_pass(&self) -> bool {
         self.as_str().starts_with('T')
     }
@@ -298,22 +398,54 @@ pub struct VerifyRequest {
 
 impl VerifyRequest {
     /// Verifies `param` without a scene check (Alibaba recommends giving one).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, VerifyRequest};
+    ///
+    /// let request = VerifyRequest::new(CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap());
+    /// assert!(request.scene().is_none());
+    /// ```
     pub fn new(param: CaptchaVerifyParam) -> Self {
         Self { param, scene: None }
     }
 
     /// Adds the scene id the param must have been made for (sent as `SceneId`).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, SceneId, VerifyRequest};
+    ///
+    /// let param = CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap();
+    /// let request = VerifyRequest::new(param).with_scene(SceneId::new("signup01").unwrap());
+    /// assert_eq!(request.scene().map(SceneId::as_str), Some("signup01"));
+    /// ```
     pub fn with_scene(mut self, scene: SceneId) -> Self {
         self.scene = Some(scene);
         self
     }
 
     /// The param.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, VerifyRequest};
+    ///
+    /// let request = VerifyRequest::new(CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap());
+    /// assert_eq!(request.param().as_str(), "eyJ4IjoxfQ==");
+    /// ```
     pub fn param(&self) -> &CaptchaVerifyParam {
         &self.param
     }
 
     /// The scene, if any.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, SceneId, VerifyRequest};
+    ///
+    /// let param = CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap();
+    /// let plain = VerifyRequest::new(param.clone());
+    /// let scoped = VerifyRequest::new(param).with_scene(SceneId::new("login001").unwrap());
+    /// assert_eq!(plain.scene(), None);
+    /// assert_eq!(scoped.scene().unwrap().as_str(), "login001");
+    /// ```
     pub fn scene(&self) -> Option<&SceneId> {
         self.scene.as_ref()
     }
@@ -336,6 +468,14 @@ pub struct Verification {
 
 impl Verification {
     /// A verdict: whether it passed (`Result.VerifyResult`), its code and the request id.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Verification, VerifyCode};
+    ///
+    /// // What a stand-in verifier in a test would answer for a failed slider.
+    /// let verdict = Verification::new(false, VerifyCode::F015, "test-request");
+    /// assert!(!verdict.passed());
+    /// ```
     pub fn new(passed: bool, code: VerifyCode, request_id: impl Into<String>) -> Self {
         Self {
             passed,
@@ -345,16 +485,41 @@ impl Verification {
     }
 
     /// `Result.VerifyResult`: whether the person passed.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Verification, VerifyCode};
+    ///
+    /// assert!(Verification::new(true, VerifyCode::T005, "id").passed());
+    /// assert!(!Verification::new(false, VerifyCode::F004, "id").passed());
+    /// ```
     pub fn passed(&self) -> bool {
         self.passed
     }
 
     /// `Result.VerifyCode`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Verification, VerifyCode};
+    ///
+    /// let verdict = Verification::new(false, VerifyCode::F018, "id");
+    /// assert_eq!(verdict.code(), &VerifyCode::F018);
+    /// ```
     pub fn code(&self) -> &VerifyCode {
         &self.code
     }
 
     /// The service's `RequestId`, for support tickets.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Verification, VerifyCode};
+    ///
+    /// let verdict = Verification::new(
+    ///     true,
+    ///     VerifyCode::T001,
+    ///     "C9D1E5A2-0000-4000-8000-000000000001",
+    /// );
+    /// assert_eq!(verdict.request_id(), "C9D1E5A2-0000-4000-8000-000000000001");
+    /// ```
     pub fn request_id(&self) -> &str {
         &self.request_id
     }
@@ -366,7 +531,9 @@ impl Verification {
 /// it on any executor. Any `Fn(VerifyRequest) -> impl Future<…>` closure is a verifier:
 ///
 /// ```
-/// use tower_aliyun_captcha::{CaptchaVerifyParam, Verification, Verify, VerifyCode, VerifyRequest};
+/// use tower_aliyun_captcha::{
+///     CaptchaVerifyParam, Verification, Verify, VerifyCode, VerifyRequest,
+/// };
 ///
 /// let always_pass = |_request: VerifyRequest| async {
 ///     Ok::<_, tower_aliyun_captcha::Error>(Verification::new(true, VerifyCode::T001, "local"))
@@ -382,6 +549,31 @@ pub trait Verify: Send + Sync + 'static {
     type Future: Future<Output = Result<Verification, Error>> + Send + 'static;
 
     /// Verifies one param. The param is single-use: an implementation must not send it twice.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_aliyun_captcha::{
+    ///     CaptchaVerifyParam, Verification, Verify, VerifyCode, VerifyRequest,
+    /// };
+    ///
+    /// // A verifier shared behind an `Arc` is a verifier too.
+    /// let verifier = Arc::new(|request: VerifyRequest| async move {
+    ///     let passed = request.param().as_str() == "good";
+    ///     let code = if passed {
+    ///         VerifyCode::T001
+    ///     } else {
+    ///         VerifyCode::F015
+    ///     };
+    ///     Ok::<_, tower_aliyun_captcha::Error>(Verification::new(passed, code, "local"))
+    /// });
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let bad = VerifyRequest::new(CaptchaVerifyParam::new("bad").unwrap());
+    /// assert_eq!(
+    ///     verifier.verify(bad).await.unwrap().code(),
+    ///     &VerifyCode::F015
+    /// );
+    /// # });
+    /// ```
     fn verify(&self, request: VerifyRequest) -> Self::Future;
 }
 

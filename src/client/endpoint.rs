@@ -11,8 +11,14 @@ use http::{HeaderValue, Uri};
 /// use tower_aliyun_captcha::client::Region;
 ///
 /// let region: Region = "ap-southeast-1".parse().unwrap();
-/// assert_eq!(region.endpoint().host(), "captcha.ap-southeast-1.aliyuncs.com");
-/// assert_eq!(region.dual_stack_endpoint().host(), "captcha-dualstack.ap-southeast-1.aliyuncs.com");
+/// assert_eq!(
+///     region.endpoint().host(),
+///     "captcha.ap-southeast-1.aliyuncs.com"
+/// );
+/// assert_eq!(
+///     region.dual_stack_endpoint().host(),
+///     "captcha-dualstack.ap-southeast-1.aliyuncs.com"
+/// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

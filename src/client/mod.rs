@@ -53,6 +53,38 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
+///
+/// ```
+/// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+/// use tower_aliyun_captcha::{
+///     CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest,
+/// };
+///
+/// # #[cfg(feature = "emulator")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// // Offline, against the emulator; in production, `.region(…)` and real credentials.
+/// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+/// let emulator = Emulator::builder()
+///     .credentials(&credentials)
+///     .scene("login001")
+///     .start("127.0.0.1:0")
+///     .await?;
+/// let client = Client::builder()
+///     .credentials(credentials)
+///     .endpoint(emulator.url())
+///     .allow_http(true)
+///     .build()?;
+///
+/// let param = CaptchaVerifyParam::new(emulator.mint(Mint::pass())?)?;
+/// let request = VerifyRequest::new(param).with_scene(SceneId::new("login001")?);
+/// assert!(client.verify(request.clone()).await?.passed());
+/// // Params are single-use: the same one again is refused.
+/// assert_eq!(client.verify(request).await?.code(), &VerifyCode::F018);
+/// # Ok(()) })
+/// # }
+/// # #[cfg(not(feature = "emulator"))] fn main() {}
+/// ```
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -76,11 +108,43 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// Starts configuring a client.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .build()?;
+    /// assert_eq!(
+    ///     client.endpoints()[0].host(),
+    ///     "captcha.cn-shanghai.aliyuncs.com"
+    /// );
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
     }
 
     /// The endpoints, in the order they are tried.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .endpoint("https://captcha.ap-southeast-1.aliyuncs.com")
+    ///     .failover_endpoint("https://captcha-dualstack.ap-southeast-1.aliyuncs.com")
+    ///     .build()?;
+    /// let hosts: Vec<&str> = client.endpoints().iter().map(|e| e.host()).collect();
+    /// assert_eq!(
+    ///     hosts,
+    ///     [
+    ///         "captcha.ap-southeast-1.aliyuncs.com",
+    ///         "captcha-dualstack.ap-southeast-1.aliyuncs.com"
+    ///     ]
+    /// );
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.inner.endpoints
     }
@@ -92,11 +156,22 @@ impl Client {
     /// ```
     /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
     ///
-    /// let client = Client::builder().credentials(Credentials::new("id", "secret")).build().unwrap();
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .build()
+    ///     .unwrap();
     /// let param = CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap();
     /// let request = client.signed_request(&VerifyRequest::new(param)).unwrap();
-    /// assert_eq!(request.headers()["x-acs-action"], "VerifyIntelligentCaptcha");
-    /// assert!(request.headers()["authorization"].to_str().unwrap().starts_with("ACS3-HMAC-SHA256 "));
+    /// assert_eq!(
+    ///     request.headers()["x-acs-action"],
+    ///     "VerifyIntelligentCaptcha"
+    /// );
+    /// assert!(
+    ///     request.headers()["authorization"]
+    ///         .to_str()
+    ///         .unwrap()
+    ///         .starts_with("ACS3-HMAC-SHA256 ")
+    /// );
     /// ```
     pub fn signed_request(
         &self,
@@ -107,6 +182,37 @@ impl Client {
     }
 
     /// Verifies one param.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::{
+    ///     CaptchaVerifyParam, Client, Credentials, VerifyCode, VerifyRequest,
+    /// };
+    ///
+    /// # #[cfg(feature = "emulator")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder()
+    ///     .credentials(&credentials)
+    ///     .scene("login001")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let client = Client::builder()
+    ///     .credentials(credentials)
+    ///     .endpoint(emulator.url())
+    ///     .allow_http(true)
+    ///     .build()?;
+    ///
+    /// // A person who misplaced the slider: a verdict, not an error.
+    /// let param = CaptchaVerifyParam::new(emulator.mint(Mint::verdict("F015"))?)?;
+    /// let verdict = client.verify(VerifyRequest::new(param)).await?;
+    /// assert!(!verdict.passed());
+    /// assert_eq!(verdict.code(), &VerifyCode::F015);
+    /// # Ok(()) })
+    /// # }
+    /// # #[cfg(not(feature = "emulator"))] fn main() {}
+    /// ```
     pub fn verify(&self, request: VerifyRequest) -> VerifyFuture {
         let inner = Arc::clone(&self.inner);
         VerifyFuture(Box::pin(async move { inner.verify(request).await }))
@@ -181,6 +287,24 @@ fn sign_now(
 }
 
 /// The future of [`Client::verify`].
+///
+/// ```
+/// use tower_aliyun_captcha::client::VerifyFuture;
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
+///
+/// // Nameable, `Send` and `'static`: it can be stored or spawned.
+/// fn start(client: &Client, param: CaptchaVerifyParam) -> VerifyFuture {
+///     client.verify(VerifyRequest::new(param))
+/// }
+/// fn assert_send<T: Send + 'static>(_: &T) {}
+///
+/// let client = Client::builder()
+///     .credentials(Credentials::new("id", "secret"))
+///     .build()
+///     .unwrap();
+/// let future = start(&client, CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap());
+/// assert_send(&future); // not polled: nothing is sent
+/// ```
 pub struct VerifyFuture(Pin<Box<dyn Future<Output = Result<Verification, Error>> + Send>>);
 
 impl Future for VerifyFuture {
@@ -245,12 +369,39 @@ impl fmt::Debug for ClientBuilder {
 impl ClientBuilder {
     /// Signs with fixed credentials. Without this (or a provider), `build` reads the
     /// `ALIBABA_CLOUD_*` environment variables.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let credentials =
+    ///     Credentials::new("STS.Example", "temporary-secret").with_security_token("token");
+    /// let client = Client::builder().credentials(credentials).build()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn credentials(self, credentials: Credentials) -> Self {
         self.credentials_provider(Arc::new(credentials))
     }
 
     /// Signs with credentials from `provider`, asked before every request (for rotating STS
     /// tokens).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Client;
+    /// use tower_aliyun_captcha::credentials::{Credentials, RotatingCredentials};
+    ///
+    /// let rotating = RotatingCredentials::new(
+    ///     Credentials::new("STS.First", "secret-1").with_security_token("token-1"),
+    /// );
+    /// // Clones share one slot: the client reads what the refresh task writes.
+    /// let client = Client::builder()
+    ///     .credentials_provider(rotating.clone())
+    ///     .build()?;
+    /// // Later, from a refresh task: the next request signs with the new pair, no rebuild.
+    /// rotating.replace(Credentials::new("STS.Second", "secret-2").with_security_token("token-2"));
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn credentials_provider(mut self, provider: impl ProvideCredentials) -> Self {
         self.credentials = Some(Box::new(provider));
         self
@@ -258,6 +409,21 @@ impl ClientBuilder {
 
     /// Uses a region's endpoint, then its dual-stack twin. This is the default, with
     /// `cn-shanghai`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    /// use tower_aliyun_captcha::client::{Client, Region};
+    ///
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .region("ap-southeast-1".parse::<Region>().unwrap())
+    ///     .build()?;
+    /// assert_eq!(
+    ///     client.endpoints()[1].host(),
+    ///     "captcha-dualstack.ap-southeast-1.aliyuncs.com"
+    /// );
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn region(mut self, region: Region) -> Self {
         self.endpoints = vec![
             region.endpoint().to_string(),
@@ -267,12 +433,37 @@ impl ClientBuilder {
     }
 
     /// Uses one endpoint URL, replacing any set before.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .endpoint("https://captcha.example.internal:8443")
+    ///     .build()?;
+    /// assert_eq!(client.endpoints().len(), 1);
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoints = vec![url.into()];
         self
     }
 
     /// Adds an endpoint to try, in order, when none before it could be connected to.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    /// use tower_aliyun_captcha::client::{Client, Region};
+    ///
+    /// // Shanghai (and its dual-stack twin) first, then Singapore.
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .region(Region::CnShanghai)
+    ///     .failover_endpoint(Region::ApSoutheast1.endpoint().to_string())
+    ///     .build()?;
+    /// assert_eq!(client.endpoints().len(), 3);
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn failover_endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoints.push(url.into());
         self
@@ -280,6 +471,19 @@ impl ClientBuilder {
 
     /// Allows plain `http://` endpoints. Only for a local emulator: over plain HTTP the
     /// request can be read and the verdict forged on the way.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::BuildError;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let plain = || {
+    ///     Client::builder()
+    ///         .credentials(Credentials::new("id", "secret"))
+    ///         .endpoint("http://127.0.0.1:9000")
+    /// };
+    /// assert!(matches!(plain().build(), Err(BuildError::PlainHttp(_))));
+    /// assert!(plain().allow_http(true).build().is_ok());
+    /// ```
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
         self
@@ -287,18 +491,58 @@ impl ClientBuilder {
 
     /// The deadline for a whole verification: connecting (to every endpoint tried), sending,
     /// and reading the answer. Default [`DEFAULT_TIMEOUT`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// // A login page can afford a second; past it the layer's failure policy decides.
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .timeout(Duration::from_secs(1))
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// The deadline for opening one connection. Default [`DEFAULT_TIMEOUT`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::client::Region;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// // Give up on an endpoint quickly, leaving time for its dual-stack twin within the timeout.
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .region(Region::CnShanghai)
+    ///     .connect_timeout(Duration::from_millis(800))
+    ///     .timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
     }
 
     /// The largest response body accepted. Default [`DEFAULT_MAX_RESPONSE_BYTES`].
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .max_response_bytes(8 * 1024)
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = Some(bytes);
         self
@@ -307,6 +551,20 @@ impl ClientBuilder {
     /// The most connections open at once, across endpoints. Default
     /// [`DEFAULT_MAX_CONNECTIONS`]. Set it to the number of verifications you allow in flight:
     /// past it, a verification waits (within its timeout) for a pooled connection.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// // As many connections as the layer lets verifications run at once.
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .max_connections(64)
+    ///     .build()?;
+    /// let layer = CaptchaLayer::new(client).max_in_flight(64);
+    /// # let _ = layer;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = Some(connections);
         self
@@ -314,12 +572,40 @@ impl ClientBuilder {
 
     /// Which certificate authorities to trust, e.g. a private CA in front of the service.
     /// Certificates are always verified; there is no way to turn that off.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::TlsRoots;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// # let ca_certificate_der: Vec<rustls::pki_types::CertificateDer<'static>> = Vec::new();
+    /// // Your CA's certificate, DER-encoded (e.g. parsed from its PEM file).
+    /// roots.add_parsable_certificates(ca_certificate_der);
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .endpoint("https://captcha-gateway.corp.example")
+    ///     .tls_roots(TlsRoots::custom(roots))
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
     pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
         self.tls_roots = Some(roots);
         self
     }
 
     /// Builds the client. Needs a Tokio runtime when it is used, not when it is built.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::BuildError;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let bad = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .endpoint("ftp://nope")
+    ///     .build();
+    /// assert!(matches!(bad, Err(BuildError::Endpoint(_))));
+    /// ```
     pub fn build(self) -> Result<Client, BuildError> {
         let credentials = match self.credentials {
             Some(provider) => provider,
@@ -365,6 +651,19 @@ impl ClientBuilder {
 }
 
 /// A client could not be built.
+///
+/// ```
+/// use tower_aliyun_captcha::client::BuildError;
+/// use tower_aliyun_captcha::{Client, Credentials};
+///
+/// let error = Client::builder()
+///     .credentials(Credentials::new("id", "secret"))
+///     .endpoint("http://127.0.0.1:9000")
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(error, BuildError::PlainHttp(_)));
+/// assert!(error.to_string().contains("allow_http(true)"));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {

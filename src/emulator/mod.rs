@@ -90,6 +90,28 @@ pub fn fuzz_authenticate(method: &[u8], path: &[u8], headers: &[(&[u8], &[u8])],
 }
 
 /// How a scene in test mode answers every param.
+///
+/// ```
+/// use tower_aliyun_captcha::emulator::{Emulator, Mint, TestMode};
+/// use tower_aliyun_captcha::{Credentials, VerifyCode};
+/// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+/// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+/// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+/// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+/// let emulator = Emulator::builder()
+///     .credentials(&credentials)
+///     .test_mode_scene("always-fails", TestMode::Fail)
+///     .start("127.0.0.1:0")
+///     .await?;
+/// // Whatever verdict the param was minted with, a failing test-mode scene answers F004.
+/// let param = emulator.mint(Mint::pass())?;
+/// assert_eq!(check(&emulator, &credentials, param).await?.code(), &VerifyCode::F004);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestMode {
     /// Every param passes with `T005`.
@@ -102,6 +124,22 @@ pub enum TestMode {
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Configures and starts an [`Emulator`].
+///
+/// ```
+/// use tower_aliyun_captcha::emulator::{Emulator, TestMode};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let emulator = Emulator::builder()
+///     .access_key("LTAI5tLocal", "local-secret")
+///     .sts_key("STS.Local", "temporary-secret", "security-token")
+///     .scene("login001")
+///     .test_mode_scene("always-passes", TestMode::Pass)
+///     .start("127.0.0.1:0")
+///     .await?;
+/// println!("emulator on {}", emulator.url());
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Default)]
 pub struct EmulatorBuilder {
     keys: HashMap<String, KnownKey>,
@@ -120,6 +158,25 @@ impl fmt::Debug for EmulatorBuilder {
 
 impl EmulatorBuilder {
     /// Accepts requests signed with this AccessKey pair.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::Credentials;
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder().access_key("LTAI5tLocal", "local-secret").scene("s").start("127.0.0.1:0").await?;
+    /// let right = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let wrong = Credentials::new("LTAI5tLocal", "not-the-secret");
+    /// assert!(check(&emulator, &right, emulator.mint(Mint::pass())?).await?.passed());
+    /// let refused = check(&emulator, &wrong, emulator.mint(Mint::pass())?).await.unwrap_err();
+    /// assert!(refused.to_string().contains("SignatureDoesNotMatch"));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn access_key(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.keys.insert(
             id.into(),
@@ -133,6 +190,24 @@ impl EmulatorBuilder {
 
     /// Accepts requests signed with this temporary (STS) AccessKey, which must come with
     /// `security_token`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::Credentials;
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder().sts_key("STS.Local", "temp-secret", "token-1").scene("s").start("127.0.0.1:0").await?;
+    /// let with_token = Credentials::new("STS.Local", "temp-secret").with_security_token("token-1");
+    /// let without = Credentials::new("STS.Local", "temp-secret");
+    /// assert!(check(&emulator, &with_token, emulator.mint(Mint::pass())?).await?.passed());
+    /// assert!(check(&emulator, &without, emulator.mint(Mint::pass())?).await.is_err());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn sts_key(
         mut self,
         id: impl Into<String>,
@@ -150,6 +225,23 @@ impl EmulatorBuilder {
     }
 
     /// Accepts requests signed with `credentials` (an STS key when they hold a token).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::Credentials;
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// // The same value configures both sides.
+    /// let credentials = Credentials::new("STS.Local", "temp-secret").with_security_token("token");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
+    /// assert!(check(&emulator, &credentials, emulator.mint(Mint::pass())?).await?.passed());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn credentials(self, credentials: &Credentials) -> Self {
         let id = credentials.access_key_id();
         let secret = credentials.access_key_secret().expose();
@@ -160,30 +252,137 @@ impl EmulatorBuilder {
     }
 
     /// Adds a scene. The first scene added is the default for minting.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::{
+    ///     CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest,
+    /// };
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder()
+    ///     .credentials(&credentials)
+    ///     .scene("login001")
+    ///     .scene("signup01")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let client = Client::builder()
+    ///     .credentials(credentials)
+    ///     .endpoint(emulator.url())
+    ///     .allow_http(true)
+    ///     .build()?;
+    /// // Minted for the default scene (login001), checked against signup01: F012.
+    /// let param = CaptchaVerifyParam::new(emulator.mint(Mint::pass())?)?;
+    /// let request = VerifyRequest::new(param).with_scene(SceneId::new("signup01")?);
+    /// assert_eq!(client.verify(request).await?.code(), &VerifyCode::F012);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn scene(mut self, id: impl Into<String>) -> Self {
         self.scenes.push((id.into(), None));
         self
     }
 
     /// Adds a scene in test mode, which answers every param the same way.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, TestMode};
+    /// use tower_aliyun_captcha::{Credentials, VerifyCode};
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder()
+    ///     .credentials(&credentials)
+    ///     .test_mode_scene("staging", TestMode::Pass)
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let param = emulator.mint(Mint::verdict("F015"))?;
+    /// assert_eq!(check(&emulator, &credentials, param).await?.code(), &VerifyCode::T005);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn test_mode_scene(mut self, id: impl Into<String>, mode: TestMode) -> Self {
         self.scenes.push((id.into(), Some(mode)));
         self
     }
 
     /// Reads time from `clock` instead of the system clock (for tests of expiry and skew).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::{Credentials, VerifyCode};
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let skew = Arc::new(AtomicU64::new(0));
+    /// let clock = {
+    ///     let skew = Arc::clone(&skew);
+    ///     move || SystemTime::now() + Duration::from_secs(skew.load(Ordering::Relaxed))
+    /// };
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").clock(clock).start("127.0.0.1:0").await?;
+    /// let param = emulator.mint(Mint::pass())?;
+    /// skew.store(91, Ordering::Relaxed); // 91 s later: a V3 param lives 90 s
+    /// assert_eq!(check(&emulator, &credentials, param).await?.code(), &VerifyCode::F019);
+    /// skew.store(16 * 60, Ordering::Relaxed); // and our request's date is now 16 minutes off
+    /// let expired = check(&emulator, &credentials, emulator.mint(Mint::pass())?).await.unwrap_err();
+    /// assert!(expired.to_string().contains("InvalidTimeStamp.Expired"));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
         self
     }
 
     /// Binds `addr` (use port 0 for any free port) and starts serving.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .scene("s")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// assert_ne!(emulator.addr().port(), 0);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn start(self, addr: impl ToSocketAddrs) -> std::io::Result<Emulator> {
         let listener = TcpListener::bind(addr).await?;
         self.serve(listener)
     }
 
     /// Starts serving on a listener that is already bound.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// // E.g. a listener handed over by a test harness, bound before the emulator is configured.
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = listener.local_addr()?;
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .scene("s")
+    ///     .serve(listener)?;
+    /// assert_eq!(emulator.addr(), addr);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn serve(self, listener: TcpListener) -> std::io::Result<Emulator> {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -264,7 +463,9 @@ impl State {
 /// ```
 /// use tower_aliyun_captcha::emulator::{Mint, ParamFormat};
 ///
-/// let failing_v2 = Mint::verdict("F015").in_scene("signup").format(ParamFormat::V2);
+/// let failing_v2 = Mint::verdict("F015")
+///     .in_scene("signup")
+///     .format(ParamFormat::V2);
 /// let from_json: Mint =
 ///     serde_json::from_str(r#"{"scene": "signup", "verdict": "F015", "format": "v2"}"#).unwrap();
 /// assert_eq!(failing_v2, from_json);
@@ -285,11 +486,46 @@ pub struct Mint {
 
 impl Mint {
     /// A V3 param that passes (`T001`) in the default scene.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::{Credentials, VerifyCode};
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
+    /// let param = emulator.mint(Mint::pass())?;
+    /// assert_eq!(check(&emulator, &credentials, param).await?.code(), &VerifyCode::T001);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn pass() -> Self {
         Self::default()
     }
 
     /// A V3 param that gets `code` in the default scene.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, MintError};
+    /// use tower_aliyun_captcha::{Credentials, VerifyCode};
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
+    /// let bot = emulator.mint(Mint::verdict("F009"))?; // a headless browser, say
+    /// assert_eq!(check(&emulator, &credentials, bot).await?.code(), &VerifyCode::F009);
+    /// assert!(matches!(emulator.mint(Mint::verdict("F999")), Err(MintError::UnknownVerdict(_))));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn verdict(code: impl Into<String>) -> Self {
         Self {
             verdict: Some(code.into()),
@@ -298,12 +534,56 @@ impl Mint {
     }
 
     /// For `scene` instead of the default one.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder()
+    ///     .credentials(&credentials)
+    ///     .scene("login001")
+    ///     .scene("signup01")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let client = Client::builder()
+    ///     .credentials(credentials)
+    ///     .endpoint(emulator.url())
+    ///     .allow_http(true)
+    ///     .build()?;
+    /// let param = CaptchaVerifyParam::new(emulator.mint(Mint::pass().in_scene("signup01"))?)?;
+    /// let request = VerifyRequest::new(param).with_scene(SceneId::new("signup01")?);
+    /// assert!(client.verify(request).await?.passed());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn in_scene(mut self, scene: impl Into<String>) -> Self {
         self.scene = Some(scene.into());
         self
     }
 
     /// In `format`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, ParamFormat};
+    /// use tower_aliyun_captcha::{Credentials, VerifyCode};
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
+    /// // A V2 param is a JSON object; used twice it is F008 (a V3 param: F018).
+    /// let param = emulator.mint(Mint::pass().format(ParamFormat::V2))?;
+    /// assert!(param.starts_with('{'));
+    /// assert!(check(&emulator, &credentials, param.clone()).await?.passed());
+    /// assert_eq!(check(&emulator, &credentials, param).await?.code(), &VerifyCode::F008);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn format(mut self, format: ParamFormat) -> Self {
         self.format = Some(format);
         self
@@ -311,6 +591,20 @@ impl Mint {
 }
 
 /// A param could not be minted.
+///
+/// ```
+/// use tower_aliyun_captcha::emulator::{Emulator, Mint, MintError};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let no_scenes = Emulator::builder()
+///     .access_key("id", "secret")
+///     .start("127.0.0.1:0")
+///     .await?;
+/// assert_eq!(no_scenes.mint(Mint::pass()), Err(MintError::NoScene));
+/// assert!(no_scenes.mint(Mint::pass().in_scene("explicit")).is_ok());
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MintError {
@@ -335,6 +629,39 @@ impl std::error::Error for MintError {}
 
 /// A running emulator. Dropping it stops the server; [`shutdown`](Self::shutdown) also waits
 /// for that.
+///
+/// ```
+/// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+/// let emulator = Emulator::builder()
+///     .credentials(&credentials)
+///     .scene("s")
+///     .start("127.0.0.1:0")
+///     .await?;
+/// let client = Client::builder()
+///     .credentials(credentials)
+///     .endpoint(emulator.url())
+///     .allow_http(true)
+///     .build()?;
+/// let param = CaptchaVerifyParam::new(emulator.mint(Mint::pass())?)?;
+/// assert!(
+///     client
+///         .verify(VerifyRequest::new(param.clone()))
+///         .await?
+///         .passed()
+/// );
+/// assert_eq!(emulator.stats().requests, 1);
+///
+/// emulator.shutdown().await;
+/// let after = client.verify(VerifyRequest::new(param)).await.unwrap_err();
+/// assert!(!after.may_have_reached_server()); // refused: nothing was sent
+///     
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub struct Emulator {
     state: Arc<State>,
     addr: SocketAddr,
@@ -351,41 +678,171 @@ impl fmt::Debug for Emulator {
 
 impl Emulator {
     /// Starts configuring an emulator.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// let builder = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .scene("login001");
+    /// // The builder's Debug output names key ids and scenes, never secrets.
+    /// assert!(!format!("{builder:?}").contains("secret\""));
+    /// ```
     pub fn builder() -> EmulatorBuilder {
         EmulatorBuilder::default()
     }
 
     /// The address it listens on.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let stream = tokio::net::TcpStream::connect(emulator.addr()).await?; // it is listening
+    ///     
+    /// # drop(stream);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Its base URL, `http://HOST:PORT`, to use as the client's endpoint.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// assert_eq!(emulator.url(), format!("http://{}", emulator.addr()));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Mints a param, as the front-end widget would after a challenge.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .scene("s")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let first = emulator.mint(Mint::pass())?;
+    /// let second = emulator.mint(Mint::pass())?;
+    /// assert_ne!(first, second); // every param is new
+    /// assert_eq!(emulator.stats().params_minted, 2);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn mint(&self, mint: Mint) -> Result<String, MintError> {
         self.state.mint(mint)
     }
 
     /// The faults in force.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// assert_eq!(emulator.faults(), Faults::none());
+    /// emulator.set_faults(Faults::mode(FaultMode::Unavailable));
+    /// assert_eq!(emulator.faults().mode, FaultMode::Unavailable);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn faults(&self) -> Faults {
         self.state.faults()
     }
 
     /// Switches faults on (or off, with [`Faults::none`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
+    /// use tower_aliyun_captcha::Credentials;
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
+    /// emulator.set_faults(Faults::mode(FaultMode::InternalError).with_latency(Duration::from_millis(20)));
+    /// let failed = check(&emulator, &credentials, emulator.mint(Mint::pass())?).await.unwrap_err();
+    /// assert_eq!(failed.kind(), "api"); // 500 InternalError: a failure policy decides
+    ///
+    /// emulator.set_faults(Faults::none());
+    /// assert!(check(&emulator, &credentials, emulator.mint(Mint::pass())?).await?.passed());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn set_faults(&self, faults: Faults) {
         *self.state.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
     /// The counters so far.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::Credentials;
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
+    /// let param = emulator.mint(Mint::pass())?;
+    /// check(&emulator, &credentials, param.clone()).await?;
+    /// check(&emulator, &credentials, param).await?;
+    /// let stats = emulator.stats();
+    /// assert_eq!(stats.requests, 2);
+    /// assert_eq!(stats.verdicts["T001"], 1);
+    /// assert_eq!(stats.verdicts["F018"], 1);
+    /// assert_eq!(stats.repeated_params, 1);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn stats(&self) -> Stats {
         self.state.counters.snapshot()
     }
 
     /// Stops accepting, closes every connection, and waits until the server has stopped.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let addr = emulator.addr();
+    /// emulator.shutdown().await;
+    /// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }

@@ -17,7 +17,10 @@ use pin_project::pin_project;
 /// use std::time::Duration;
 /// use tower_aliyun_captcha::extract::BodyLimits;
 ///
-/// let strict = BodyLimits { max_bytes: 8 * 1024, read_timeout: Duration::from_secs(3) };
+/// let strict = BodyLimits {
+///     max_bytes: 8 * 1024,
+///     read_timeout: Duration::from_secs(3),
+/// };
 /// assert!(strict.max_bytes < BodyLimits::default().max_bytes);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,8 +15,9 @@ use super::{BodyLimits, CaptchaBody, ExtractParam, Extracted};
 /// ```
 /// use tower_aliyun_captcha::extract::{ExtractParam, FormField, Header, JsonField};
 ///
-///
-/// let anywhere = Header::default().or(JsonField::default()).or(FormField::default());
+/// let anywhere = Header::default()
+///     .or(JsonField::default())
+///     .or(FormField::default());
 /// # fn check<E: ExtractParam<axum::body::Body>>(_: E) {}
 /// # check(anywhere);
 /// ```

@@ -8,7 +8,6 @@
 //! ```
 //! use tower_aliyun_captcha::extract::{ExtractParam, Header, JsonField};
 //!
-//!
 //! // The param from a header, or else from the `captchaVerifyParam` field of a JSON body.
 //! let extractor = Header::default().or(JsonField::default());
 //! # fn check<E: ExtractParam<axum::body::Body>>(_: E) {}
@@ -22,9 +21,15 @@
 //! use tower_aliyun_captcha::extract::ExtractParam;
 //!
 //! let from_cookie = |parts: &http::request::Parts| {
-//!     let cookie = parts.headers.get("cookie").and_then(|v| v.to_str().ok()).map(str::to_owned);
+//!     let cookie = parts
+//!         .headers
+//!         .get("cookie")
+//!         .and_then(|v| v.to_str().ok())
+//!         .map(str::to_owned);
 //!     async move {
-//!         cookie?.split("; ").find_map(|c| c.strip_prefix("captcha=").map(str::to_owned))
+//!         cookie?
+//!             .split("; ")
+//!             .find_map(|c| c.strip_prefix("captcha=").map(str::to_owned))
 //!     }
 //! };
 //! # fn check<E: ExtractParam<axum::body::Body>>(_: E) {}
@@ -63,6 +68,24 @@ pub const DEFAULT_FIELD: &str = "captchaVerifyParam";
 pub const DEFAULT_HEADER: &str = "x-captcha-verify-param";
 
 /// What an extractor found: the request back (its body possibly buffered) and the param.
+///
+/// ```
+/// use http::Request;
+/// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, ExtractParam, JsonField};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let body = r#"{"user":"ann","captchaVerifyParam":"eyJ4IjoxfQ=="}"#;
+/// let request = Request::post("/login")
+///     .header("content-type", "application/json")
+///     .body(CaptchaBody::new(body.to_owned()))
+///     .unwrap();
+/// let found = JsonField::default().extract(request, BodyLimits::DEFAULT).await;
+/// assert_eq!(found.param.unwrap().unwrap().as_str(), "eyJ4IjoxfQ==");
+/// // The inner service still gets the body, byte for byte.
+/// let bytes = http_body_util::BodyExt::collect(found.request.into_body()).await.unwrap().to_bytes();
+/// assert_eq!(bytes, body.as_bytes());
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct Extracted<B> {
     /// The request, to hand on to the inner service.
@@ -73,6 +96,23 @@ pub struct Extracted<B> {
 
 impl<B> Extracted<B> {
     /// The request and what was found in it: `raw` is checked as a param (`None`: nothing).
+    ///
+    /// ```
+    /// use http::Request;
+    /// use tower_aliyun_captcha::extract::{CaptchaBody, Extracted};
+    ///
+    /// let request = Request::post("/login")
+    ///     .body(CaptchaBody::new(String::new()))
+    ///     .unwrap();
+    /// let nothing = Extracted::new(request, None);
+    /// assert!(matches!(nothing.param, Ok(None)));
+    ///
+    /// let request = Request::post("/login")
+    ///     .body(CaptchaBody::new(String::new()))
+    ///     .unwrap();
+    /// let empty = Extracted::new(request, Some(b""));
+    /// assert!(empty.param.is_err()); // refused locally as F002, never sent upstream
+    /// ```
     pub fn new(request: Request<CaptchaBody<B>>, raw: Option<&[u8]>) -> Self {
         let param = check(raw);
         Self { request, param }
@@ -97,8 +137,8 @@ pub fn check(raw: Option<&[u8]>) -> Result<Option<CaptchaVerifyParam>, ExtractEr
 /// Why no usable param came out of a request.
 ///
 /// ```
-/// use tower_aliyun_captcha::extract::{BodyError, ExtractError, check};
 /// use tower_aliyun_captcha::VerifyCode;
+/// use tower_aliyun_captcha::extract::{BodyError, ExtractError, check};
 ///
 /// match check(Some(b"")) {
 ///     Err(ExtractError::Invalid(invalid)) => assert_eq!(invalid.code(), VerifyCode::F002),
@@ -125,8 +165,8 @@ pub enum ExtractError {
 /// An extractor of your own, reading a cookie:
 ///
 /// ```
-/// use std::future::{Ready, ready};
 /// use http::Request;
+/// use std::future::{Ready, ready};
 /// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, ExtractParam, Extracted};
 ///
 /// #[derive(Clone)]
@@ -152,9 +192,13 @@ pub enum ExtractError {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let request = Request::post("/login")
 ///     .header("cookie", "theme=dark; captcha=eyJ4IjoxfQ==")
-///     .body(CaptchaBody::new(http_body_util::Empty::<bytes::Bytes>::new()))
+///     .body(CaptchaBody::new(
+///         http_body_util::Empty::<bytes::Bytes>::new(),
+///     ))
 ///     .unwrap();
-/// let found = Cookie("captcha").extract(request, BodyLimits::DEFAULT).await;
+/// let found = Cookie("captcha")
+///     .extract(request, BodyLimits::DEFAULT)
+///     .await;
 /// assert_eq!(found.param.unwrap().unwrap().as_str(), "eyJ4IjoxfQ==");
 /// # });
 /// ```
@@ -163,6 +207,21 @@ pub trait ExtractParam<B>: Clone + Send + Sync + 'static {
     type Future: Future<Output = Extracted<B>> + Send + 'static;
 
     /// Looks for the param; reads at most `limits` of the body.
+    ///
+    /// ```
+    /// use http::Request;
+    /// use tower_aliyun_captcha::extract::{BodyError, BodyLimits, CaptchaBody, ExtractError, ExtractParam, FormField};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let limits = BodyLimits { max_bytes: 16, ..BodyLimits::DEFAULT };
+    /// let request = Request::post("/login")
+    ///     .header("content-type", "application/x-www-form-urlencoded")
+    ///     .body(CaptchaBody::new("captchaVerifyParam=much-longer-than-sixteen-bytes".to_owned()))
+    ///     .unwrap();
+    /// let found = FormField::default().extract(request, limits).await;
+    /// assert_eq!(found.param.unwrap_err(), ExtractError::Body(BodyError::TooLarge));
+    /// # });
+    /// ```
     fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future;
 }
 
@@ -185,6 +244,26 @@ where
 }
 
 /// The future of a closure extractor.
+///
+/// ```
+/// use http::Request;
+/// use http::request::Parts;
+/// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, ExtractParam};
+///
+/// // Any `Fn(&Parts) -> impl Future<Output = Option<String>>` is an extractor; its future is
+/// // a `ClosureFuture`, polled by the layer without boxing.
+/// let from_path = |parts: &Parts| {
+///     let param = parts.uri.path().strip_prefix("/verify/").map(str::to_owned);
+///     async move { param }
+/// };
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let request = Request::get("/verify/eyJ4IjoxfQ")
+///     .body(CaptchaBody::new(String::new()))
+///     .unwrap();
+/// let found = from_path.extract(request, BodyLimits::DEFAULT).await;
+/// assert_eq!(found.param.unwrap().unwrap().as_str(), "eyJ4IjoxfQ");
+/// # });
+/// ```
 #[pin_project]
 #[derive(Debug)]
 pub struct ClosureFuture<B, Fut> {

@@ -105,22 +105,128 @@ impl CaptchaVerified {
     }
 
     /// The passing code (`T001`, or `T005` in test mode); `None` when degraded.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::{Verification, VerifyCode, VerifyRequest};
+    /// # async fn seen_by_handler<V: tower_aliyun_captcha::Verify>(layer: CaptchaLayer<V>) -> tower_aliyun_captcha::layer::CaptchaVerified {
+    /// #     use std::sync::{Arc, Mutex};
+    /// #     use tower::{ServiceBuilder, ServiceExt};
+    /// #     use tower_aliyun_captcha::{extract::CaptchaBody, layer::CaptchaVerified};
+    /// #     let seen = Arc::new(Mutex::new(None));
+    /// #     let slot = Arc::clone(&seen);
+    /// #     let service = ServiceBuilder::new().layer(layer).service_fn(move |request: http::Request<CaptchaBody<String>>| {
+    /// #         *slot.lock().unwrap() = request.extensions().get::<CaptchaVerified>().cloned();
+    /// #         async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+    /// #     });
+    /// #     let request = http::Request::post("/login").header("x-captcha-verify-param", "eyJ4IjoxfQ==").body(String::new()).unwrap();
+    /// #     service.oneshot(request).await.unwrap();
+    /// #     seen.lock().unwrap().take().expect("the handler ran")
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    ///
+    /// // A scene in test mode passes every param with T005.
+    /// let test_mode = |_: VerifyRequest| async {
+    ///     Ok::<_, tower_aliyun_captcha::Error>(Verification::new(true, VerifyCode::T005, "req-7"))
+    /// };
+    /// let verified = seen_by_handler(CaptchaLayer::new(test_mode)).await;
+    /// assert_eq!(verified.code(), Some(&VerifyCode::T005));
+    /// # });
+    /// ```
     pub fn code(&self) -> Option<&VerifyCode> {
         self.code.as_ref()
     }
 
     /// The service's request id, when it answered.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::{Error, Verification, VerifyCode, VerifyRequest};
+    /// # async fn seen_by_handler<V: tower_aliyun_captcha::Verify>(layer: CaptchaLayer<V>) -> tower_aliyun_captcha::layer::CaptchaVerified {
+    /// #     use std::sync::{Arc, Mutex};
+    /// #     use tower::{ServiceBuilder, ServiceExt};
+    /// #     use tower_aliyun_captcha::{extract::CaptchaBody, layer::CaptchaVerified};
+    /// #     let seen = Arc::new(Mutex::new(None));
+    /// #     let slot = Arc::clone(&seen);
+    /// #     let service = ServiceBuilder::new().layer(layer).service_fn(move |request: http::Request<CaptchaBody<String>>| {
+    /// #         *slot.lock().unwrap() = request.extensions().get::<CaptchaVerified>().cloned();
+    /// #         async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+    /// #     });
+    /// #     let request = http::Request::post("/login").header("x-captcha-verify-param", "eyJ4IjoxfQ==").body(String::new()).unwrap();
+    /// #     service.oneshot(request).await.unwrap();
+    /// #     seen.lock().unwrap().take().expect("the handler ran")
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    ///
+    /// let pass = |_: VerifyRequest| async { Ok::<_, Error>(Verification::new(true, VerifyCode::T001, "6F1A-…")) };
+    /// let verified = seen_by_handler(CaptchaLayer::new(pass)).await;
+    /// assert_eq!(verified.request_id(), Some("6F1A-…")); // quote it in a support ticket
+    /// # });
+    /// ```
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
     }
 
     /// The scene the param was verified against.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::{Error, SceneId, Verification, VerifyCode, VerifyRequest};
+    /// # async fn seen_by_handler<V: tower_aliyun_captcha::Verify>(layer: CaptchaLayer<V>) -> tower_aliyun_captcha::layer::CaptchaVerified {
+    /// #     use std::sync::{Arc, Mutex};
+    /// #     use tower::{ServiceBuilder, ServiceExt};
+    /// #     use tower_aliyun_captcha::{extract::CaptchaBody, layer::CaptchaVerified};
+    /// #     let seen = Arc::new(Mutex::new(None));
+    /// #     let slot = Arc::clone(&seen);
+    /// #     let service = ServiceBuilder::new().layer(layer).service_fn(move |request: http::Request<CaptchaBody<String>>| {
+    /// #         *slot.lock().unwrap() = request.extensions().get::<CaptchaVerified>().cloned();
+    /// #         async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+    /// #     });
+    /// #     let request = http::Request::post("/login").header("x-captcha-verify-param", "eyJ4IjoxfQ==").body(String::new()).unwrap();
+    /// #     service.oneshot(request).await.unwrap();
+    /// #     seen.lock().unwrap().take().expect("the handler ran")
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    ///
+    /// let pass = |_: VerifyRequest| async { Ok::<_, Error>(Verification::new(true, VerifyCode::T001, "id")) };
+    /// let layer = CaptchaLayer::new(pass).scene(SceneId::new("signup01").unwrap());
+    /// let verified = seen_by_handler(layer).await;
+    /// assert_eq!(verified.scene().map(SceneId::as_str), Some("signup01"));
+    /// # });
+    /// ```
     pub fn scene(&self) -> Option<&SceneId> {
         self.scene.as_ref()
     }
 
     /// True when the request was let through without a verdict, because the service failed
     /// and the policy is [`FailurePolicy::Open`].
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy};
+    /// use tower_aliyun_captcha::{Error, Verification, VerifyRequest};
+    /// # async fn seen_by_handler<V: tower_aliyun_captcha::Verify>(layer: CaptchaLayer<V>) -> tower_aliyun_captcha::layer::CaptchaVerified {
+    /// #     use std::sync::{Arc, Mutex};
+    /// #     use tower::{ServiceBuilder, ServiceExt};
+    /// #     use tower_aliyun_captcha::{extract::CaptchaBody, layer::CaptchaVerified};
+    /// #     let seen = Arc::new(Mutex::new(None));
+    /// #     let slot = Arc::clone(&seen);
+    /// #     let service = ServiceBuilder::new().layer(layer).service_fn(move |request: http::Request<CaptchaBody<String>>| {
+    /// #         *slot.lock().unwrap() = request.extensions().get::<CaptchaVerified>().cloned();
+    /// #         async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+    /// #     });
+    /// #     let request = http::Request::post("/login").header("x-captcha-verify-param", "eyJ4IjoxfQ==").body(String::new()).unwrap();
+    /// #     service.oneshot(request).await.unwrap();
+    /// #     seen.lock().unwrap().take().expect("the handler ran")
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    ///
+    /// // The service is down and the policy is open (the default): the request goes on, marked.
+    /// let down = |_: VerifyRequest| async { Err::<Verification, _>(Error::other("upstream down")) };
+    /// let verified = seen_by_handler(CaptchaLayer::new(down).failure_policy(FailurePolicy::Open)).await;
+    /// assert!(verified.is_degraded());
+    /// assert_eq!(verified.code(), None); // e.g. ask for a second factor instead
+    /// # });
+    /// ```
     pub fn is_degraded(&self) -> bool {
         self.degraded
     }

@@ -18,12 +18,18 @@ use crate::VerifyCode;
 /// use tower_aliyun_captcha::VerifyCode;
 /// use tower_aliyun_captcha::layer::Refusal;
 ///
-/// let refusal = Refusal::Rejected { code: VerifyCode::F015, local: false };
+/// let refusal = Refusal::Rejected {
+///     code: VerifyCode::F015,
+///     local: false,
+/// };
 /// assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
 /// assert_eq!(refusal.code(), "F015");
 /// assert_eq!(refusal.public_message(), "captcha verification failed");
 /// assert_eq!(refusal.grpc_status(), 7); // PERMISSION_DENIED
-/// assert_eq!(Refusal::Unavailable.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(
+///     Refusal::Unavailable.status(),
+///     http::StatusCode::SERVICE_UNAVAILABLE
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -135,7 +141,10 @@ where
 /// use tower_aliyun_captcha::VerifyCode;
 /// use tower_aliyun_captcha::layer::{DefaultResponder, Refusal, Respond};
 ///
-/// let refusal = Refusal::Rejected { code: VerifyCode::F002, local: true };
+/// let refusal = Refusal::Rejected {
+///     code: VerifyCode::F002,
+///     local: true,
+/// };
 /// let (json, _) = http::Request::post("/login").body(()).unwrap().into_parts();
 /// assert_eq!(DefaultResponder.respond(&refusal, &json).status(), 403);
 ///

@@ -23,7 +23,10 @@ use crate::extract::ParamSource;
 ///     .exact(Method::POST, "/login", login.clone())
 ///     .prefix(Method::POST, "/signup", signup.clone());
 /// assert_eq!(routes.scene_for(&Method::POST, "/login"), Some(&login));
-/// assert_eq!(routes.scene_for(&Method::POST, "/signup/email"), Some(&signup));
+/// assert_eq!(
+///     routes.scene_for(&Method::POST, "/signup/email"),
+///     Some(&signup)
+/// );
 /// assert_eq!(routes.scene_for(&Method::GET, "/login"), None);
 /// assert_eq!(routes.scene_for(&Method::POST, "/signups"), None);
 /// ```
@@ -104,7 +107,11 @@ impl Routes {
     /// let routes = Routes::new()
     ///     .exact(Method::POST, "/login", SceneId::new("login-scene").unwrap())
     ///     .using(ParamSource::Json(JsonField::default()))
-    ///     .exact(Method::POST, "/demo.Accounts/Signup", SceneId::new("signup-scene").unwrap())
+    ///     .exact(
+    ///         Method::POST,
+    ///         "/demo.Accounts/Signup",
+    ///         SceneId::new("signup-scene").unwrap(),
+    ///     )
     ///     .using(ParamSource::Grpc(GrpcMetadata::default()));
     /// let login = routes.protection(&Method::POST, "/login").unwrap();
     /// assert!(matches!(login.source, Some(ParamSource::Json(_))));
