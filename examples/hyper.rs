@@ -60,10 +60,10 @@ async fn run() -> Result<(), String> {
 
     let (listener, addr) = backend.bind(&listen).await?;
     if let Some(emulator) = &backend.emulator {
-        println!(
+        backend::say(format_args!(
             "try: curl -s -H \"x-captcha-verify-param: $(curl -s -X POST {}/emulator/params -d '{{}}' | sed 's/.*:\"\\(.*\\)\"}}/\\1/')\" http://{addr}/",
             emulator.url()
-        );
+        ));
     }
 
     loop {

@@ -123,10 +123,10 @@ async fn run() -> Result<(), String> {
     let (listener, addr) = backend.bind(&listen).await?;
     match &backend.emulator {
         Some(emulator) => {
-            println!(
+            backend::say(format_args!(
                 "try: curl -s -X POST {}/emulator/params -d '{{}}' | curl -s -H 'content-type: application/json' -d @- http://{addr}/login",
                 emulator.url()
-            );
+            ));
             eprintln!(
                 "login: no ALIBABA_CLOUD_* credentials in the environment, so captchas are checked by an embedded emulator"
             );

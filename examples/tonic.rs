@@ -56,12 +56,20 @@ async fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let param = emulator.mint(Mint::pass()).map_err(|e| e.to_string())?;
         match accounts::call_signup(channel.clone(), "ann@example.com", Some(&param)).await {
-            Ok(reply) => println!("with a param: {}", reply.message),
-            Err(status) => println!("with a param: {:?} {}", status.code(), status.message()),
+            Ok(reply) => backend::say(format_args!("with a param: {}", reply.message)),
+            Err(status) => backend::say(format_args!(
+                "with a param: {:?} {}",
+                status.code(),
+                status.message()
+            )),
         }
         match accounts::call_signup(channel, "bot@example.com", None).await {
-            Ok(reply) => println!("without: {}", reply.message),
-            Err(status) => println!("without: {:?} {}", status.code(), status.message()),
+            Ok(reply) => backend::say(format_args!("without: {}", reply.message)),
+            Err(status) => backend::say(format_args!(
+                "without: {:?} {}",
+                status.code(),
+                status.message()
+            )),
         }
     }
 

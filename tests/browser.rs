@@ -244,6 +244,8 @@ fn start_demo(target: &Path) -> (Process, String, String) {
         .strip_prefix("emulator on ")
         .expect("second line: emulator on URL")
         .to_owned();
+    // Keep reading, so that the demo never writes to a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (Process(child), app, emulator)
 }
 

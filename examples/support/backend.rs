@@ -100,6 +100,14 @@ pub fn exit(name: &str, outcome: Result<(), String>) -> ExitCode {
     }
 }
 
+/// Prints a line for the person running the example. A closed stdout (`… | head -2`, or a
+/// test that stopped reading) is no reason for a server to stop, so write errors are ignored.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_fmt(format_args!("{line}\n"));
+    let _ = stdout.flush();
+}
+
 impl Backend {
     /// Binds `listen` and prints the contract lines: `listening on http://HOST:PORT` first,
     /// then `emulator on http://HOST:PORT` when emulating; flushed.
