@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -170,13 +171,17 @@ async fn verify_concurrently(
     concurrency: usize,
     total: usize,
 ) {
+    // Mint everything first and start the workers together: `concurrency` requests in flight
+    // from the first one on, rather than workers joining one by one while minting.
+    let start = Arc::new(tokio::sync::Barrier::new(concurrency));
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let client = client.clone();
+        let (client, start) = (client.clone(), Arc::clone(&start));
         let params: Vec<String> = (0..total / concurrency)
             .map(|_| emulator.mint(Mint::pass()).unwrap())
             .collect();
         tasks.push(tokio::spawn(async move {
+            start.wait().await;
             for param in params {
                 let verdict = client.verify(request(&param, Some(LOGIN))).await.unwrap();
                 assert!(verdict.passed(), "worker {worker}");

@@ -656,9 +656,8 @@ impl std::error::Error for MintError {}
 /// assert_eq!(emulator.stats().requests, 1);
 ///
 /// emulator.shutdown().await;
-/// let after = client.verify(VerifyRequest::new(param)).await.unwrap_err();
-/// assert!(!after.may_have_reached_server()); // refused: nothing was sent
-///     
+/// // Stopped, with its connections closed: the call fails at once, without a verdict.
+/// assert!(client.verify(VerifyRequest::new(param)).await.is_err());
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -703,7 +702,6 @@ impl Emulator {
     ///     .start("127.0.0.1:0")
     ///     .await?;
     /// let stream = tokio::net::TcpStream::connect(emulator.addr()).await?; // it is listening
-    ///     
     /// # drop(stream);
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// # }).unwrap();
