@@ -1,7 +1,5 @@
 //! A built-in extractor chosen at run time, for tables that pick one per route.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::Request;
 use http_body::Body;
@@ -56,14 +54,14 @@ where
                 Self::Form(e) => e.extract(request, limits).await,
                 Self::Json(e) => e.extract(request, limits).await,
                 Self::Grpc(e) => e.extract(request, limits).await,
-                Self::FirstOf(sources) => first_found(Arc::new(sources), request, limits).await,
+                Self::FirstOf(sources) => first_found(&sources, request, limits).await,
             }
         })
     }
 }
 
 async fn first_found<B>(
-    sources: Arc<Vec<ParamSource>>,
+    sources: &[ParamSource],
     mut request: Request<CaptchaBody<B>>,
     limits: BodyLimits,
 ) -> Extracted<B>
@@ -71,7 +69,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
-    for source in sources.iter() {
+    for source in sources {
         let extracted = source.extract(request, limits).await;
         if !matches!(extracted.param, Ok(None)) {
             return extracted;

@@ -76,30 +76,17 @@ where
         request.extensions_mut().remove::<CaptchaVerified>();
         let request = request.map(CaptchaBody::new);
 
-        let (scene, extracting) = match &self.config.routes {
+        let (scene, route_source) = match &self.config.routes {
             Some(routes) => match routes.protection(request.method(), request.uri().path()) {
-                Some(protection) => {
-                    let scene = Some(protection.scene.clone());
-                    match protection.source {
-                        Some(source) => (
-                            scene,
-                            Extraction::Route(source.extract(request, self.config.limits)),
-                        ),
-                        None => (
-                            scene,
-                            Extraction::Layer(self.extractor.extract(request, self.config.limits)),
-                        ),
-                    }
-                }
+                Some(protection) => (Some(protection.scene.clone()), protection.source),
                 None => return ResponseFuture::pass_through(inner, request),
             },
-            None => {
-                let scene = self.config.scene.clone();
-                (
-                    scene,
-                    Extraction::Layer(self.extractor.extract(request, self.config.limits)),
-                )
-            }
+            None => (self.config.scene.clone(), None),
+        };
+        let limits = self.config.limits;
+        let extracting = match route_source {
+            Some(source) => Extraction::Route(source.extract(request, limits)),
+            None => Extraction::Layer(self.extractor.extract(request, limits)),
         };
         ResponseFuture::new(
             extracting,
