@@ -1,5 +1,60 @@
 //! Alibaba Cloud Captcha 2.0 server-side verification for [tower] services.
 //!
+//! Put a [`CaptchaLayer`](layer::CaptchaLayer) in front of a login or signup route: it takes the
+//! `CaptchaVerifyParam` from the request, verifies it with Alibaba Cloud's
+//! `VerifyIntelligentCaptcha` API through a signed [`Client`], and either runs your handler with
+//! the verdict in the request's extensions or refuses the request.
+//!
+//! # Quickstart
+//!
+//! ```sh
+//! cargo add tower-aliyun-captcha -F axum
+//! ```
+//!
+//! ```
+//! # #[cfg(all(feature = "axum", feature = "emulator"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use axum::{Router, routing::post};
+//! use tower::ServiceExt as _;
+//! use tower_aliyun_captcha::emulator::{Emulator, Mint};
+//! use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+//! use tower_aliyun_captcha::{Client, Credentials, SceneId};
+//!
+//! async fn login(verified: CaptchaVerified) -> String {
+//!     format!("welcome ({:?})", verified.code())
+//! }
+//!
+//! // Offline, against the emulator (feature `emulator`). In production:
+//! // `Client::builder().credentials(Credentials::from_env()?).build()?`.
+//! let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+//! let emulator = Emulator::builder().credentials(&credentials).scene("login01").start("127.0.0.1:0").await?;
+//! let client = Client::builder()
+//!     .credentials(credentials)
+//!     .endpoint(emulator.url())
+//!     .allow_http(true)
+//!     .build()?;
+//!
+//! let captcha = CaptchaLayer::new(client).scene(SceneId::new("login01")?);
+//! let app: Router = Router::new().route("/login", post(login).layer(captcha));
+//!
+//! // The page sends the param its widget produced, here in the default header.
+//! let param = emulator.mint(Mint::pass())?;
+//! let request = http::Request::post("/login")
+//!     .header("x-captcha-verify-param", param)
+//!     .body(axum::body::Body::empty())?;
+//! assert_eq!(app.clone().oneshot(request).await?.status(), 200);
+//!
+//! // Without a param: 403, and the handler never runs.
+//! let request = http::Request::post("/login").body(axum::body::Body::empty())?;
+//! assert_eq!(app.oneshot(request).await?.status(), 403);
+//! # Ok(()) })
+//! # }
+//! # #[cfg(not(all(feature = "axum", feature = "emulator")))] fn main() {}
+//! ```
+//!
+//! # Modules
+//!
 //! - [`layer`]: [`CaptchaLayer`](layer::CaptchaLayer), the middleware for axum, tonic and hyper
 //!   services, with its route table, failure policy and refusals.
 //! - [`extract`]: where the param comes from (header, query, form, JSON, gRPC metadata, several,
@@ -12,6 +67,15 @@
 //!   development.
 //!
 //! A `CaptchaVerifyParam` is single-use: nothing in this crate ever sends one twice.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `webpki-roots` | yes | trust Mozilla's root set, compiled in |
+//! | `native-roots` | no | trust the operating system's certificate store |
+//! | `emulator` | no | `emulator`: a local server of the API, for tests and offline development |
+//! | `axum` | no | [`CaptchaVerified`](layer::CaptchaVerified) as an axum extractor |
 //!
 //! Runnable examples: `examples/login.rs` (axum), `examples/tonic.rs`, `examples/hyper.rs`,
 //! `examples/verify.rs` (the client alone) and `examples/emulator.rs`.
@@ -42,7 +106,8 @@ pub use credentials::Credentials;
 pub use error::Error;
 pub use verify::{CaptchaVerifyParam, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
 
-/// The README's code blocks, compiled as doctests so they stay true.
-#[cfg(doctest)]
+/// The README's code blocks, compiled as doctests so they stay true. Its snippets use the
+/// `axum` and `emulator` features.
+#[cfg(all(doctest, feature = "axum", feature = "emulator"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

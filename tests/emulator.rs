@@ -266,12 +266,7 @@ async fn malformed_authorization_is_incomplete() {
 /// the emulator's clock at the request's date.
 #[tokio::test]
 async fn accepts_the_official_sdk_requests() {
-    let path = format!(
-        "{}/../shared/vectors/official-sdk-requests.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let cases: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    for case in cases.as_array().unwrap() {
+    for case in &common::vectors::official_sdk_requests() {
         let input = &case["input"];
         let date = input["date"].as_str().unwrap();
         let at: SystemTime = time::OffsetDateTime::parse(

@@ -83,6 +83,11 @@ pub(crate) fn signed_request(
     builder.body(Full::new(Bytes::from(body)))
 }
 
+/// The signing vectors' one loader, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/common/vectors.rs"]
+mod vectors;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,12 +95,7 @@ mod tests {
     use http_body_util::BodyExt;
     use serde_json::Value;
 
-    fn vectors(file: &str) -> Value {
-        let path = format!("{}/../shared/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    fn build(case: &Value, input: &Value, host: &str) -> Request<Full<Bytes>> {
+    fn build(input: &Value, host: &str) -> Request<Full<Bytes>> {
         let mut credentials = Credentials::new(
             input["access_key_id"].as_str().unwrap(),
             input["access_key_secret"].as_str().unwrap(),
@@ -110,7 +110,6 @@ mod tests {
             request = request.with_scene(SceneId::new(scene).unwrap());
         }
         let endpoint: Endpoint = format!("https://{host}").parse().unwrap();
-        let _ = case;
         signed_request(
             &endpoint,
             &credentials,
@@ -129,11 +128,10 @@ mod tests {
     /// The minimal-client vectors, byte for byte: headers, body and Authorization.
     #[tokio::test]
     async fn reproduces_the_minimal_client_vectors() {
-        let cases = vectors("minimal-client-requests.json");
-        for case in cases.as_array().unwrap() {
+        for case in &vectors::minimal_client_requests() {
             let name = case["name"].as_str().unwrap();
             let input = &case["inputs"];
-            let request = build(case, input, input["host"].as_str().unwrap());
+            let request = build(input, input["host"].as_str().unwrap());
             let headers = request.headers().clone();
             let expected = case["headers"].as_object().unwrap();
             for (header, value) in expected {
@@ -177,8 +175,7 @@ mod tests {
     /// same signature, once the SDK-only headers (accept, user-agent, …) are left aside.
     #[tokio::test]
     async fn sts_requests_carry_what_the_official_sdk_sends() {
-        let cases = vectors("official-sdk-requests.json");
-        for case in cases.as_array().unwrap() {
+        for case in &vectors::official_sdk_requests() {
             let input = &case["input"];
             let wire = &case["wire"];
             let host = wire["headers"]
@@ -189,7 +186,7 @@ mod tests {
                 .unwrap()[1]
                 .as_str()
                 .unwrap();
-            let request = build(case, input, host);
+            let request = build(input, host);
             for pair in wire["headers"].as_array().unwrap() {
                 let name = pair[0].as_str().unwrap();
                 let ours = request.headers().get(name);

@@ -1,6 +1,8 @@
 //! Shared test fixtures: an emulator with known keys and scenes, and raw signed requests.
 #![allow(dead_code)]
 
+pub mod vectors;
+
 use std::future::Future as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
