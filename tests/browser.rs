@@ -79,9 +79,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn start(shots: PathBuf) -> Browser {
-        let browser = tool(BROWSER_VARIABLE, BROWSER_NAMES);
-        let chromedriver = tool(DRIVER_VARIABLE, DRIVER_NAMES);
+    async fn start(browser: &Path, chromedriver: &Path, shots: PathBuf) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -296,11 +294,14 @@ fn start_demo(target: &Path) -> (Process, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver: cargo test --all-features -- --ignored"]
 async fn the_demo_page_works_in_a_real_browser() {
+    // First, so that a missing browser fails at once rather than after building the demo.
+    let browser = tool(BROWSER_VARIABLE, BROWSER_NAMES);
+    let chromedriver = tool(DRIVER_VARIABLE, DRIVER_NAMES);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let (_demo, app, emulator) = start_demo(&target);
-    let browser = Browser::start(target.join("browser-screenshots")).await;
+    let browser = Browser::start(&browser, &chromedriver, target.join("browser-screenshots")).await;
     let http: Http = HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new());
 
     browser.goto(&app).await;
