@@ -5,6 +5,7 @@
 //! not be asked, or did not answer properly, so no verdict exists.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::credentials::CredentialsError;
 
@@ -88,6 +89,66 @@ impl Error {
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Transport(e) if e.kind() == TransportErrorKind::Timeout)
+    }
+
+    /// What the failure says about the service, and so what a protected route does with it.
+    /// See [`ErrorClass`].
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Error;
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode, ErrorClass};
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// let api = |status, code: &str| -> Error { ApiError::new(status, code.into(), "", "R").into() };
+    /// assert_eq!(api(500, "InternalError").class(), ErrorClass::Outage);
+    /// assert_eq!(api(400, "SignatureDoesNotMatch").class(), ErrorClass::Configuration);
+    /// assert_eq!(api(400, "InvalidParameter").class(), ErrorClass::BadRequest);
+    /// assert_eq!(api(400, "Throttling.User").class(), ErrorClass::Throttled);
+    /// let timeout: Error = TransportError::new(TransportErrorKind::Timeout, true, None).into();
+    /// assert_eq!(timeout.class(), ErrorClass::Outage);
+    /// ```
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Api(error) => error.class(),
+            Self::Transport(error) => match error.kind() {
+                TransportErrorKind::Connect
+                | TransportErrorKind::Timeout
+                | TransportErrorKind::Io => ErrorClass::Outage,
+                // A certificate that does not verify is a wrong endpoint, wrong roots, or someone
+                // in the middle: never a reason to let requests through.
+                TransportErrorKind::Tls => ErrorClass::Configuration,
+                TransportErrorKind::Overloaded => ErrorClass::Overloaded,
+            },
+            Self::Response(error) => match error.kind() {
+                ResponseErrorKind::UnexpectedStatus if !(500..600).contains(&error.status()) => {
+                    ErrorClass::Configuration
+                }
+                _ => ErrorClass::Outage,
+            },
+            Self::Credentials(_) => ErrorClass::Configuration,
+            // A custom verifier reports an outage with a `TransportError`; anything else is not
+            // known to be one.
+            Self::Other(_) => ErrorClass::Configuration,
+        }
+    }
+
+    /// How long the service asked callers to wait before trying again, when it said.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::Error;
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// let error: Error = ApiError::new(400, ApiErrorCode::Throttling, "slow down", "R")
+    ///     .with_retry_after(Duration::from_secs(2))
+    ///     .into();
+    /// assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api(error) => error.retry_after(),
+            _ => None,
+        }
     }
 
     /// A short, stable name of the failure's kind, for logs and metrics
@@ -190,6 +251,80 @@ impl From<CredentialsError> for Error {
     }
 }
 
+/// What a failed verification says about the service, and what a protected route does about
+/// it. Alibaba's document advises letting a request through when *calling the API* fails; it
+/// does not advise it when nothing was asked, when the account is misconfigured, or when the
+/// request itself was bad. Each class is answered accordingly by the layer:
+///
+/// | class | examples | the layer's answer |
+/// |---|---|---|
+/// | [`Outage`](Self::Outage) | connect or I/O failure, timeout, 5xx, `InternalError`, `ServiceUnavailable`, a malformed or truncated answer | the failure policy (open: pass within the degraded budget; closed: 503) |
+/// | [`Overloaded`](Self::Overloaded) | no connection slot freed in time | 503 with `Retry-After` |
+/// | [`Throttled`](Self::Throttled) | `Throttling*`, or an answer with `x-acs-retry-after` | 503 with `Retry-After` |
+/// | [`Configuration`](Self::Configuration) | `SignatureDoesNotMatch`, `InvalidAccessKeyId.*`, `InvalidSecurityToken.*`, `Forbidden.*`, `InvalidTimeStamp.Expired`, `SignatureNonceUsed`, TLS failures, a failing credentials provider, unknown codes | 503, logged at error (opt-in: the failure policy) |
+/// | [`BadRequest`](Self::BadRequest) | `InvalidParameter`, `MissingParameter` | 403, like a failed captcha |
+///
+/// ```
+/// use tower_aliyun_captcha::error::ErrorClass;
+///
+/// assert_eq!(ErrorClass::Configuration.as_str(), "configuration");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The service could not be asked, or did not answer properly.
+    Outage,
+    /// Too many verifications were waiting for this client; none was sent.
+    Overloaded,
+    /// The service asked for fewer requests.
+    Throttled,
+    /// The credentials, account, permissions, clock, endpoint or TLS setup is wrong: every
+    /// verification fails until someone fixes it.
+    Configuration,
+    /// The service refused the request's content.
+    BadRequest,
+}
+
+impl ErrorClass {
+    /// Every class, for tables and metrics.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::ErrorClass;
+    ///
+    /// assert_eq!(ErrorClass::ALL.len(), 5);
+    /// ```
+    pub const ALL: [ErrorClass; 5] = [
+        Self::Outage,
+        Self::Overloaded,
+        Self::Throttled,
+        Self::Configuration,
+        Self::BadRequest,
+    ];
+
+    /// A short, stable name, for logs and metrics.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::ErrorClass;
+    ///
+    /// assert_eq!(ErrorClass::BadRequest.as_str(), "bad_request");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outage => "outage",
+            Self::Overloaded => "overloaded",
+            Self::Throttled => "throttled",
+            Self::Configuration => "configuration",
+            Self::BadRequest => "bad_request",
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 macro_rules! api_error_codes {
     ($($variant:ident = $code:literal => $advice:literal,)*) => {
         /// The `Code` of an error answer from the service or its API gateway.
@@ -280,6 +415,16 @@ api_error_codes! {
         "The STS token does not belong to this AccessKey id; send the pair together.",
     Throttling = "Throttling" =>
         "Too many requests; slow down or raise the quota.",
+    ThrottlingUser = "Throttling.User" =>
+        "Too many requests from this account; slow down or raise the quota.",
+    ThrottlingApi = "Throttling.Api" =>
+        "Too many requests to this API; slow down and retry later.",
+    IncompleteSignature = "IncompleteSignature" =>
+        "The Authorization header is incomplete or signs too few headers; this is a bug in the caller.",
+    InvalidActionNotFound = "InvalidAction.NotFound" =>
+        "The endpoint does not serve VerifyIntelligentCaptcha; check that it is a Captcha 2.0 endpoint.",
+    InvalidVersion = "InvalidVersion" =>
+        "The endpoint does not serve API version 2023-03-05; check that it is a Captcha 2.0 endpoint.",
 }
 
 impl fmt::Display for ApiErrorCode {
@@ -309,6 +454,7 @@ pub struct ApiError {
     code: ApiErrorCode,
     message: String,
     request_id: String,
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -333,6 +479,62 @@ impl ApiError {
             code,
             message: message.into(),
             request_id: request_id.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error, with the wait the service asked for (`x-acs-retry-after`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// let error = ApiError::new(400, ApiErrorCode::Throttling, "", "R")
+    ///     .with_retry_after(Duration::from_millis(1500));
+    /// assert_eq!(error.retry_after(), Some(Duration::from_millis(1500)));
+    /// ```
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// The wait the service asked for, if it did.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode};
+    ///
+    /// assert_eq!(ApiError::new(500, ApiErrorCode::InternalError, "", "R").retry_after(), None);
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The error's [`ErrorClass`]: a throttling code or a requested wait is
+    /// [`Throttled`](ErrorClass::Throttled); a 5xx or `InternalError`/`ServiceUnavailable` an
+    /// [`Outage`](ErrorClass::Outage); `InvalidParameter`/`MissingParameter`
+    /// [`BadRequest`](ErrorClass::BadRequest); every other code, known or not,
+    /// [`Configuration`](ErrorClass::Configuration).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{ApiError, ApiErrorCode, ErrorClass};
+    ///
+    /// let unknown = ApiError::new(400, ApiErrorCode::from("Odd.Code"), "", "R");
+    /// assert_eq!(unknown.class(), ErrorClass::Configuration);
+    /// let unknown_5xx = ApiError::new(502, ApiErrorCode::from("Odd.Code"), "", "R");
+    /// assert_eq!(unknown_5xx.class(), ErrorClass::Outage);
+    /// ```
+    pub fn class(&self) -> ErrorClass {
+        let code = self.code.as_str();
+        if self.retry_after.is_some() || code == "Throttling" || code.starts_with("Throttling.") {
+            return ErrorClass::Throttled;
+        }
+        match &self.code {
+            ApiErrorCode::InternalError | ApiErrorCode::ServiceUnavailable => ErrorClass::Outage,
+            ApiErrorCode::InvalidParameter | ApiErrorCode::MissingParameter => {
+                ErrorClass::BadRequest
+            }
+            _ if (500..600).contains(&self.status) => ErrorClass::Outage,
+            _ => ErrorClass::Configuration,
         }
     }
 
@@ -431,6 +633,9 @@ pub enum TransportErrorKind {
     Timeout,
     /// The connection broke while the request or response was under way.
     Io,
+    /// All of the client's connection slots stayed busy for longer than it waits for one.
+    /// Nothing was sent.
+    Overloaded,
 }
 
 impl TransportErrorKind {
@@ -440,6 +645,7 @@ impl TransportErrorKind {
             Self::Tls => "tls",
             Self::Timeout => "timeout",
             Self::Io => "io",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -451,6 +657,10 @@ impl TransportErrorKind {
                 "The service was slow; check latency to the region or raise the timeout."
             }
             Self::Io => "The connection broke; it is usually transient.",
+            Self::Overloaded => {
+                "More verifications than the client's connections at once; raise \
+                 max_connections, or bound them lower in the layer."
+            }
         }
     }
 }
@@ -529,6 +739,9 @@ impl fmt::Display for TransportError {
             TransportErrorKind::Tls => "TLS handshake with the captcha service failed",
             TransportErrorKind::Timeout => "the captcha service did not answer in time",
             TransportErrorKind::Io => "the connection to the captcha service broke",
+            TransportErrorKind::Overloaded => {
+                "no connection to the captcha service freed up in time"
+            }
         };
         f.write_str(what)?;
         if let Some(source) = &self.source {

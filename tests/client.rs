@@ -81,10 +81,11 @@ async fn every_api_error_is_typed_with_advice() {
         ),
         ("InternalError", 500, ApiErrorCode::InternalError),
         ("SignatureNonceUsed", 400, ApiErrorCode::SignatureNonceUsed),
+        ("Throttling.User", 400, ApiErrorCode::ThrottlingUser),
         (
-            "Throttling.User",
+            "Odd.NewCode",
             400,
-            ApiErrorCode::Unknown("Throttling.User".into()),
+            ApiErrorCode::Unknown("Odd.NewCode".into()),
         ),
     ] {
         emulator.set_faults(Faults::api_error(code));

@@ -4,12 +4,17 @@
 //! is about to come back; under steady load that slowly grows the number of connections past
 //! the number of requests in flight. A cap bounds the sockets (and TLS handshakes) a client
 //! ever holds against the service.
+//!
+//! A connect that waits for a place under the cap waits no longer than the connect timeout:
+//! when an idle connection wins the race, hyper-util finishes the losing connect in a task of
+//! its own, and that task must end.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -25,13 +30,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct CappedConnector<C> {
     inner: C,
     permits: Arc<Semaphore>,
+    wait: Duration,
 }
 
 impl<C> CappedConnector<C> {
-    pub(crate) fn new(inner: C, max_connections: usize) -> Self {
+    pub(crate) fn new(inner: C, max_connections: usize, wait: Duration) -> Self {
         Self {
             inner,
-            permits: Arc::new(Semaphore::new(max_connections.max(1))),
+            permits: Arc::new(Semaphore::new(max_connections)),
+            wait,
         }
     }
 }
@@ -55,10 +62,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let permits = Arc::clone(&self.permits);
+        let wait = self.wait;
         Box::pin(async move {
-            let permit = permits
-                .acquire_owned()
+            let permit = tokio::time::timeout(wait, permits.acquire_owned())
                 .await
+                .map_err(|_| BoxError::from("every connection under the cap stayed busy"))?
                 .map_err(|_| BoxError::from("connection cap closed"))?;
             let io = inner.call(uri).await.map_err(Into::into)?;
             Ok(CappedIo {

@@ -43,13 +43,20 @@ pub use transport::TlsRoots;
 
 use crate::Error;
 use crate::credentials::{Credentials, ProvideCredentials};
-use crate::verify::{Verification, Verify, VerifyRequest};
+use crate::verify::{CaptchaVerifyParam, Verification, Verify, VerifyRequest};
 
-/// The default whole-call and connect timeouts: Alibaba's own samples use 5 seconds.
+/// The default deadline of a whole verification: Alibaba's own samples use 5 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default deadline for opening one connection: well within [`DEFAULT_TIMEOUT`], so that a
+/// black-holed endpoint leaves time for its dual-stack twin.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a verification waits, by default, for one of the client's
+/// [connection slots](ClientBuilder::max_connections) before it gives up as overloaded.
+pub const DEFAULT_CONNECTION_WAIT: Duration = Duration::from_millis(250);
 /// The default cap on a response body. Real answers are a few hundred bytes.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// The default cap on connections open at once, across endpoints.
+/// The default cap on connections open at once, across endpoints, and so on verifications in
+/// flight through one client. The layer's default bound is the same number.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
@@ -95,6 +102,10 @@ struct Inner {
     endpoints: Vec<Endpoint>,
     credentials: Box<dyn ProvideCredentials>,
     timeout: Duration,
+    /// One per connection: a verification holds one from before hyper sees it until its answer
+    /// is read, so hyper never has to open a connection past the cap.
+    slots: Arc<tokio::sync::Semaphore>,
+    connection_wait: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -217,6 +228,43 @@ impl Client {
         let inner = Arc::clone(&self.inner);
         VerifyFuture(Box::pin(async move { inner.verify(request).await }))
     }
+
+    /// Checks, with one verification of a dummy param, that the endpoint, credentials,
+    /// permissions and clock all work: any verdict (the dummy fails, of course) means they do.
+    /// Run it at startup, so that a wrong key, a missing permission, a wrong region or a skewed
+    /// clock stops the deployment instead of failing every person later. The error says what
+    /// to do ([`Error::advice`]).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// # #[cfg(feature = "emulator")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("LTAI5tLocal", "local-secret")
+    ///     .scene("login001")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let client = |secret: &str| {
+    ///     Client::builder()
+    ///         .credentials(Credentials::new("LTAI5tLocal", secret))
+    ///         .endpoint(emulator.url())
+    ///         .allow_http(true)
+    ///         .build()
+    /// };
+    /// assert!(client("local-secret")?.check().await.is_ok());
+    /// let error = client("mistyped-secret")?.check().await.unwrap_err();
+    /// assert!(error.advice().contains("secret"));
+    /// # Ok(()) })
+    /// # }
+    /// # #[cfg(not(feature = "emulator"))] fn main() {}
+    /// ```
+    pub async fn check(&self) -> Result<(), Error> {
+        let dummy = VerifyRequest::new(CaptchaVerifyParam::startup_check());
+        self.inner.verify(dummy).await.map(drop)
+    }
 }
 
 impl Inner {
@@ -231,12 +279,17 @@ impl Inner {
         );
         let credentials = self.credentials.credentials()?;
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let outcome = tokio::time::timeout_at(
-            deadline,
-            self.attempt_each_endpoint(&credentials, &request, &span),
-        )
-        .await;
-        let outcome = outcome.unwrap_or_else(|_| Err(transport::timed_out()));
+        let slot_deadline = tokio::time::Instant::now() + self.connection_wait.min(self.timeout);
+        let outcome = match tokio::time::timeout_at(slot_deadline, self.slots.acquire()).await {
+            Ok(Ok(_slot)) => tokio::time::timeout_at(
+                deadline,
+                self.attempt_each_endpoint(&credentials, &request, &span),
+            )
+            .await
+            .unwrap_or_else(|_| Err(transport::timed_out())),
+            // The semaphore is never closed; either way nothing was sent.
+            Ok(Err(_)) | Err(_) => Err(transport::overloaded()),
+        };
         match &outcome {
             Ok(verdict) => {
                 span.record("code", verdict.code().as_str());
@@ -261,7 +314,9 @@ impl Inner {
             span.record("endpoint", endpoint.host());
             let http_request = sign_now(endpoint, credentials, request)?;
             match self.transport.send(http_request).await {
-                Ok((status, body)) => return parse_response(status, &body),
+                Ok(answer) => {
+                    return response::parse_answer(answer.status, answer.retry_after, &answer.body);
+                }
                 // Nothing was written: the param is intact, so the next endpoint may have it.
                 Err(error) if !error.may_have_reached_server() => {
                     tracing::debug!(parent: span, endpoint = endpoint.host(), %error, "endpoint unreachable, trying the next");
@@ -353,6 +408,7 @@ pub struct ClientBuilder {
     connect_timeout: Option<Duration>,
     max_response_bytes: Option<usize>,
     max_connections: Option<usize>,
+    connection_wait: Option<Duration>,
     tls_roots: Option<TlsRoots>,
 }
 
@@ -509,7 +565,8 @@ impl ClientBuilder {
         self
     }
 
-    /// The deadline for opening one connection. Default [`DEFAULT_TIMEOUT`].
+    /// The deadline for opening one connection. Default [`DEFAULT_CONNECT_TIMEOUT`]; keep it
+    /// well below [`timeout`](Self::timeout), so that failover has time to happen.
     ///
     /// ```
     /// use std::time::Duration;
@@ -561,12 +618,36 @@ impl ClientBuilder {
     ///     .credentials(Credentials::new("id", "secret"))
     ///     .max_connections(64)
     ///     .build()?;
-    /// let layer = CaptchaLayer::new(client).max_in_flight(64);
+    /// let layer = CaptchaLayer::builder(client, tower_aliyun_captcha::SceneId::new("login")?)
+    ///     .max_in_flight(64)
+    ///     .build()?;
     /// # let _ = layer;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = Some(connections);
+        self
+    }
+
+    /// How long a verification waits for one of the [`max_connections`](Self::max_connections)
+    /// slots before failing as [overloaded](crate::error::ErrorClass::Overloaded), with nothing
+    /// sent. Default [`DEFAULT_CONNECTION_WAIT`]: under a flood, verifications are turned away
+    /// at once instead of queueing until they time out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .max_connections(32)
+    ///     .connection_wait(Duration::from_millis(100))
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
+    pub fn connection_wait(mut self, wait: Duration) -> Self {
+        self.connection_wait = Some(wait);
         self
     }
 
@@ -607,6 +688,26 @@ impl ClientBuilder {
     /// assert!(matches!(bad, Err(BuildError::Endpoint(_))));
     /// ```
     pub fn build(self) -> Result<Client, BuildError> {
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let connection_wait = self.connection_wait.unwrap_or(DEFAULT_CONNECTION_WAIT);
+        let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        let max_response_bytes = self
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        // A zero bound or deadline would fail every verification, which a fail-open layer
+        // would turn into letting everyone in.
+        for (zero, setting) in [
+            (timeout.is_zero(), "timeout"),
+            (connect_timeout.is_zero(), "connect_timeout"),
+            (connection_wait.is_zero(), "connection_wait"),
+            (max_connections == 0, "max_connections"),
+            (max_response_bytes == 0, "max_response_bytes"),
+        ] {
+            if zero {
+                return Err(BuildError::Zero(setting));
+            }
+        }
         let credentials = match self.credentials {
             Some(provider) => provider,
             None => Box::new(Arc::new(
@@ -631,11 +732,9 @@ impl ClientBuilder {
             endpoints.push(endpoint);
         }
         let transport = transport::Transport::new(transport::Options {
-            connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
-            max_response_bytes: self
-                .max_response_bytes
-                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-            max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            connect_timeout,
+            max_response_bytes,
+            max_connections,
             roots: self.tls_roots.unwrap_or_default(),
         })
         .map_err(BuildError::Tls)?;
@@ -644,7 +743,9 @@ impl ClientBuilder {
                 transport,
                 endpoints,
                 credentials,
-                timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                timeout,
+                slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+                connection_wait,
             }),
         })
     }
@@ -675,6 +776,8 @@ pub enum BuildError {
     PlainHttp(String),
     /// The TLS configuration could not be made (no roots, or none could be loaded).
     Tls(String),
+    /// A bound or deadline was set to zero, which would fail every verification.
+    Zero(&'static str),
 }
 
 impl fmt::Display for BuildError {
@@ -687,6 +790,10 @@ impl fmt::Display for BuildError {
                 "{url} is plain HTTP; call allow_http(true) to use it (only for a local emulator)"
             ),
             Self::Tls(why) => write!(f, "TLS configuration failed: {why}"),
+            Self::Zero(setting) => write!(
+                f,
+                "{setting} is zero, which would fail every verification; leave it unset for the default"
+            ),
         }
     }
 }

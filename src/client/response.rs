@@ -25,8 +25,10 @@ struct Wire {
 struct WireResult {
     #[serde(rename = "VerifyResult", alias = "verifyResult")]
     verify_result: bool,
-    #[serde(rename = "VerifyCode", alias = "verifyCode")]
-    verify_code: String,
+    /// Optional in every official SDK's model: a verdict without one is still a verdict, with
+    /// a code nobody knows.
+    #[serde(rename = "VerifyCode", alias = "verifyCode", default)]
+    verify_code: Option<String>,
 }
 
 /// Turns the service's HTTP status and body into the verdict, or the error it answered.
@@ -41,6 +43,15 @@ struct WireResult {
 /// assert!(parse_response(403, br#"{"Code":"Forbidden.AccountAccessDenied"}"#).is_err());
 /// ```
 pub fn parse_response(status: u16, body: &[u8]) -> Result<Verification, Error> {
+    parse_answer(status, None, body)
+}
+
+/// [`parse_response`], with the wait the gateway asked for (`x-acs-retry-after`).
+pub(crate) fn parse_answer(
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    body: &[u8],
+) -> Result<Verification, Error> {
     let wire: Wire = match serde_json::from_slice(body) {
         Ok(wire) => wire,
         Err(error) => {
@@ -73,12 +84,16 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<Verification, Error> {
             )
             .into());
         };
-        return Err(ApiError::new(
+        let error = ApiError::new(
             status,
             ApiErrorCode::from(code.as_str()),
             wire.message.unwrap_or_default(),
             request_id,
-        )
+        );
+        return Err(match retry_after {
+            Some(wait) => error.with_retry_after(wait),
+            None => error,
+        }
         .into());
     }
     let Some(result) = wire.result else {
@@ -91,7 +106,7 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<Verification, Error> {
     };
     Ok(Verification::new(
         result.verify_result,
-        VerifyCode::from(result.verify_code.as_str()),
+        VerifyCode::from(result.verify_code.as_deref().unwrap_or_default()),
         request_id,
     ))
 }
@@ -135,6 +150,21 @@ mod tests {
         assert!(
             matches!(parse_response(500, lower), Err(Error::Api(e)) if e.code() == &ApiErrorCode::InternalError)
         );
+    }
+
+    #[test]
+    fn a_verdict_without_a_code_is_decided_on_verify_result() {
+        let body =
+            br#"{"RequestId":"r","Code":"Success","Success":true,"Result":{"VerifyResult":false}}"#;
+        let verdict = parse_response(200, body).unwrap();
+        assert!(!verdict.passed());
+        assert_eq!(verdict.code(), &VerifyCode::Unknown(String::new()));
+        let no_result =
+            br#"{"RequestId":"r","Code":"Success","Success":true,"Result":{"VerifyCode":"T001"}}"#;
+        assert!(matches!(
+            parse_response(200, no_result),
+            Err(Error::Response(_))
+        ));
     }
 
     #[test]

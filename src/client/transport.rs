@@ -17,6 +17,7 @@ use super::capped::CappedConnector;
 use crate::Error;
 use crate::credentials::CredentialsError;
 use crate::error::{ResponseError, ResponseErrorKind, TransportError, TransportErrorKind};
+use crate::protocol::RETRY_AFTER_HEADER;
 
 /// How long an idle pooled connection is kept. The gateway closes idle ones after about a
 /// minute and a half; closing ours first avoids racing its close.
@@ -148,7 +149,11 @@ impl Transport {
             // hyper re-sends only a request it never started to write (a pooled connection
             // found closed): safe for single-use params.
             .retry_canceled_requests(true)
-            .build(CappedConnector::new(https, options.max_connections));
+            .build(CappedConnector::new(
+                https,
+                options.max_connections,
+                options.connect_timeout,
+            ));
         Ok(Self {
             client,
             max_response_bytes: options.max_response_bytes,
@@ -156,9 +161,15 @@ impl Transport {
     }
 
     /// Sends the request and reads the whole (capped) answer.
-    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), Error> {
+    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, Error> {
         let response = self.client.request(request).await.map_err(classify)?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis);
         let body = Limited::new(response.into_body(), self.max_response_bytes)
             .collect()
             .await
@@ -177,8 +188,19 @@ impl Transport {
         // read. Yield once so that task usually runs before our caller starts its next
         // request, which would otherwise find the pool empty and open a new connection.
         tokio::task::yield_now().await;
-        Ok((status, body.to_bytes()))
+        Ok(Answer {
+            status,
+            retry_after,
+            body: body.to_bytes(),
+        })
     }
+}
+
+/// What the service answered: status, the wait it asked for, and the body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Bytes,
 }
 
 /// Whether a rustls error is anywhere in `error`'s chain. An `io::Error` hides the error it
@@ -217,6 +239,10 @@ fn classify(error: hyper_util::client::legacy::Error) -> Error {
 pub(crate) fn timed_out() -> Error {
     // The deadline may strike after the request was written: assume it was.
     TransportError::new(TransportErrorKind::Timeout, true, None).into()
+}
+
+pub(crate) fn overloaded() -> Error {
+    TransportError::new(TransportErrorKind::Overloaded, false, None).into()
 }
 
 pub(crate) fn no_endpoint() -> Error {
