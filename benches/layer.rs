@@ -67,13 +67,14 @@ fn overhead(c: &mut Criterion) {
 
     let bare = tower::service_fn(handler::<Full<Bytes>>);
     let with_header = ServiceBuilder::new()
-        .layer(CaptchaLayer::new(instant_pass).scene(scene.clone()))
+        .layer(CaptchaLayer::new(instant_pass, scene.clone()))
         .service_fn(handler::<CaptchaBody<Full<Bytes>>>);
     let with_json = ServiceBuilder::new()
         .layer(
-            CaptchaLayer::new(instant_pass)
-                .scene(scene)
-                .extractor(JsonField::default()),
+            CaptchaLayer::builder(instant_pass, scene)
+                .extractor(JsonField::default())
+                .build()
+                .unwrap(),
         )
         .service_fn(handler::<CaptchaBody<Full<Bytes>>>);
     let body = json_body();

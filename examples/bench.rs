@@ -606,17 +606,19 @@ async fn serve_app(client: Client, json_body: bool) -> Result<SocketAddr, String
     let scene = SceneId::new(SCENE).expect("valid");
     let protected = if json_body {
         post(handler).layer(
-            CaptchaLayer::new(client)
-                .scene(scene)
+            CaptchaLayer::builder(client, scene)
                 .extractor(JsonField::default())
-                .max_in_flight(4096),
+                .max_in_flight(4096)
+                .build()
+                .map_err(|e| e.to_string())?,
         )
     } else {
         post(handler).layer(
-            CaptchaLayer::new(client)
-                .scene(scene)
+            CaptchaLayer::builder(client, scene)
                 .extractor(Header::default())
-                .max_in_flight(4096),
+                .max_in_flight(4096)
+                .build()
+                .map_err(|e| e.to_string())?,
         )
     };
     let app = Router::new()

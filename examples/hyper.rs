@@ -55,7 +55,7 @@ async fn run() -> Result<(), String> {
     let scene = backend::scene("CAPTCHA_SCENE", "hyper-scene", backend::emulating());
     let backend = backend::start(&[&scene]).await?;
     let service = ServiceBuilder::new()
-        .layer(CaptchaLayer::new(backend.client.clone()).scene(scene))
+        .layer(CaptchaLayer::new(backend.client.clone(), scene))
         .service_fn(handle);
 
     let (listener, addr) = backend.bind(&listen).await?;

@@ -50,12 +50,15 @@ fn page(script_url: &str, prefix: &str, region: &str, login: &SceneId, signup: &
 /// The header, a JSON field, or a form field.
 type AnyParam = FirstOf<FirstOf<Header, JsonField>, FormField>;
 
-fn captcha(client: &Client, scene: SceneId) -> CaptchaLayer<Client, AnyParam> {
-    CaptchaLayer::new(client.clone()).scene(scene).extractor(
-        Header::default()
-            .or(JsonField::default())
-            .or(FormField::default()),
-    )
+fn captcha(client: &Client, scene: SceneId) -> Result<CaptchaLayer<Client, AnyParam>, String> {
+    CaptchaLayer::builder(client.clone(), scene)
+        .extractor(
+            Header::default()
+                .or(JsonField::default())
+                .or(FormField::default()),
+        )
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// What a business handler sees: the verdict, and the untouched request.
@@ -114,11 +117,11 @@ async fn run() -> Result<(), String> {
         .route("/", get(move || async move { Html(html) }))
         .route(
             "/login",
-            post(login).layer(captcha(&backend.client, login_scene)),
+            post(login).layer(captcha(&backend.client, login_scene)?),
         )
         .route(
             "/signup",
-            post(signup).layer(captcha(&backend.client, signup_scene)),
+            post(signup).layer(captcha(&backend.client, signup_scene)?),
         );
     let (listener, addr) = backend.bind(&listen).await?;
     match &backend.emulator {

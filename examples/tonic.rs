@@ -15,11 +15,10 @@ mod backend;
 
 use std::process::ExitCode;
 
-use http::Method;
 use tonic::transport::{Channel, Server};
 use tower_aliyun_captcha::emulator::Mint;
 use tower_aliyun_captcha::extract::GrpcMetadata;
-use tower_aliyun_captcha::layer::{CaptchaLayer, Routes};
+use tower_aliyun_captcha::layer::{CaptchaLayer, Route};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,9 +29,14 @@ async fn run() -> Result<(), String> {
     let listen = backend::listen_arg("127.0.0.1:50051")?;
     let scene = backend::scene("CAPTCHA_SIGNUP_SCENE", "signup-scene", backend::emulating());
     let backend = backend::start(&[&scene]).await?;
-    let captcha = CaptchaLayer::new(backend.client.clone())
-        .routes(Routes::new().exact(Method::POST, accounts::SIGNUP_PATH, scene))
-        .extractor(GrpcMetadata::default());
+    // gRPC reaches a method with any HTTP method: a route protects them all.
+    let captcha = CaptchaLayer::builder(
+        backend.client.clone(),
+        Route::exact(accounts::SIGNUP_PATH, scene),
+    )
+    .extractor(GrpcMetadata::default())
+    .build()
+    .map_err(|e| e.to_string())?;
 
     let (listener, addr) = backend.bind(&listen).await?;
 

@@ -35,7 +35,7 @@
 //!     .allow_http(true)
 //!     .build()?;
 //!
-//! let captcha = CaptchaLayer::new(client).scene(SceneId::new("login01")?);
+//! let captcha = CaptchaLayer::new(client, SceneId::new("login01")?);
 //! let app: Router = Router::new().route("/login", post(login).layer(captcha));
 //!
 //! // The page sends the param its widget produced, here in the default header.
@@ -75,7 +75,8 @@
 //! | `webpki-roots` | yes | trust Mozilla's root set, compiled in |
 //! | `native-roots` | no | trust the operating system's certificate store |
 //! | `emulator` | no | `emulator`: a local server of the API, for tests and offline development |
-//! | `axum` | no | [`CaptchaVerified`](layer::CaptchaVerified) as an axum extractor |
+//! | `axum` | no | [`CaptchaVerified`](layer::CaptchaVerified), `Option<CaptchaVerified>` and [`CaptchaPassed`](layer::CaptchaPassed) as axum extractors; routes also match axum's `OriginalUri` |
+//! | `tonic` | no | `layer::require_verified` for tonic requests |
 //!
 //! Runnable examples: `examples/login.rs` (axum), `examples/tonic.rs`, `examples/hyper.rs`,
 //! `examples/verify.rs` (the client alone) and `examples/emulator.rs`.
@@ -85,6 +86,7 @@
 #![warn(missing_docs)]
 
 mod encoding;
+mod protocol;
 
 pub mod client;
 pub mod credentials;

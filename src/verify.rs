@@ -75,6 +75,12 @@ impl CaptchaVerifyParam {
         Self::check(text).map(|p| Self(Arc::from(p)))
     }
 
+    /// A param that no widget made, for [`Client::check`](crate::Client::check): the service
+    /// answers it with a verdict (a failing one) when everything else works.
+    pub(crate) fn startup_check() -> Self {
+        Self(Arc::from("tower-aliyun-captcha-startup-check"))
+    }
+
     fn check(param: &str) -> Result<&str, InvalidParam> {
         if param.trim().is_empty() {
             Err(InvalidParam::Empty)
@@ -332,6 +338,7 @@ macro_rules! verify_codes {
 verify_codes! {
     T001 => "Passed server-side verification.",
     T005 => "Passed: the scene is in test mode, which passes every param.",
+    T006 => "Passed: a whitelist policy in the console let it through.",
     F001 => "Blocked by the risk policy as a likely attack.",
     F002 => "The param is empty.",
     F003 => "The param is not in a valid format.",
@@ -351,6 +358,8 @@ verify_codes! {
     F018 => "The V3 param was already used.",
     F019 => "The V3 param is over 90 seconds old, or no challenge preceded it.",
     F020 => "The V3 param does not match the scene or the user.",
+    F022 => "The V3 encryption-mode check failed: EncryptedSceneId is missing, not valid or expired.",
+    F024 => "Automation simulating clicks or slides was detected.",
 }
 
 impl VerifyCode {
@@ -484,6 +493,11 @@ impl Verification {
         }
     }
 
+    /// The code and request id, by value.
+    pub(crate) fn into_parts(self) -> (VerifyCode, String) {
+        (self.code, self.request_id)
+    }
+
     /// `Result.VerifyResult`: whether the person passed.
     ///
     /// ```
@@ -604,8 +618,9 @@ mod tests {
     #[test]
     fn every_code_round_trips() {
         for code in [
-            "T001", "T005", "F001", "F002", "F003", "F004", "F005", "F006", "F008", "F009", "F010",
-            "F011", "F012", "F013", "F014", "F015", "F016", "F017", "F018", "F019", "F020",
+            "T001", "T005", "T006", "F001", "F002", "F003", "F004", "F005", "F006", "F008", "F009",
+            "F010", "F011", "F012", "F013", "F014", "F015", "F016", "F017", "F018", "F019", "F020",
+            "F022", "F024",
         ] {
             let parsed = VerifyCode::from(code);
             assert!(

@@ -40,9 +40,10 @@ fn client_to(url: String) -> Client {
 
 /// An app whose `/login` is protected with `policy`, verifying at `url`.
 async fn app(url: String, policy: FailurePolicy) -> SocketAddr {
-    let layer = CaptchaLayer::new(client_to(url))
-        .scene(SceneId::new(LOGIN).unwrap())
-        .failure_policy(policy);
+    let layer = CaptchaLayer::builder(client_to(url), SceneId::new(LOGIN).unwrap())
+        .failure_policy(policy)
+        .build()
+        .unwrap();
     let app = Router::new().route("/login", post(handler).layer(layer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -209,11 +210,11 @@ async fn every_fault_under_both_policies() {
         assert!(
             logs.lines().any(|l| l.contains("WARN")
                 && l.contains("captcha verification failed")
-                && l.contains(&format!("kind=\"{kind}\""))),
+                && l.contains(&format!("captcha.error_kind=\"{kind}\""))),
             "no warning with kind {kind} in the logs"
         );
     }
-    assert!(logs.contains("policy=Open") && logs.contains("policy=Closed"));
+    assert!(logs.contains("captcha.policy=Open") && logs.contains("captcha.policy=Closed"));
     for secret in [KEY_SECRET, STS_SECRET, STS_TOKEN]
         .into_iter()
         .map(str::to_owned)

@@ -8,23 +8,20 @@ mod accounts;
 use std::net::SocketAddr;
 
 use common::*;
-use http::Method;
 use tonic::Code;
 use tonic::transport::{Channel, Server};
 use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::extract::GrpcMetadata;
-use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy, Routes};
+use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy, Route};
 
 async fn grpc_server(emulator: &Emulator, policy: FailurePolicy) -> SocketAddr {
-    let layer = CaptchaLayer::new(client_for(emulator))
-        .routes(Routes::new().exact(
-            Method::POST,
-            accounts::SIGNUP_PATH,
-            SceneId::new(SIGNUP).unwrap(),
-        ))
+    let route = Route::exact(accounts::SIGNUP_PATH, SceneId::new(SIGNUP).unwrap());
+    let layer = CaptchaLayer::builder(client_for(emulator), route)
         .extractor(GrpcMetadata::default())
-        .failure_policy(policy);
+        .failure_policy(policy)
+        .build()
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);

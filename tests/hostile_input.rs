@@ -42,14 +42,15 @@ impl Recorder {
 /// Runs one request through the layer (header, then JSON, form and query extractors) in front
 /// of a handler that echoes the body it got. Returns the status and the echoed body.
 fn run(request: Request<Full<Bytes>>, recorder: &Recorder) -> (StatusCode, Bytes) {
-    let layer = CaptchaLayer::new(recorder.verifier())
-        .scene(SceneId::new("scene").unwrap())
+    let layer = CaptchaLayer::builder(recorder.verifier(), SceneId::new("scene").unwrap())
         .extractor(
             Header::default()
                 .or(JsonField::default())
                 .or(FormField::default())
                 .or(Query::default()),
-        );
+        )
+        .build()
+        .unwrap();
     let service = ServiceBuilder::new().layer(layer).service_fn(
         |request: Request<CaptchaBody<Full<Bytes>>>| async move {
             let body = request.into_body().collect().await.unwrap().to_bytes();
@@ -251,7 +252,7 @@ fn nothing_the_client_sends_marks_a_request_verified() {
         .enable_all()
         .build()
         .unwrap();
-    let layer = CaptchaLayer::new(recorder.verifier()).scene(SceneId::new("scene").unwrap());
+    let layer = CaptchaLayer::new(recorder.verifier(), SceneId::new("scene").unwrap());
     let inner = ServiceBuilder::new().layer(layer).service_fn(
         move |request: Request<CaptchaBody<Full<Bytes>>>| {
             let keep = Arc::clone(&keep);

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use common::*;
-use http::{Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,7 +19,7 @@ use tower_aliyun_captcha::Client;
 use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::extract::{BodyLimits, FirstOf, FormField, Header, JsonField, Query};
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, FailurePolicy, Routes};
+use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, FailurePolicy, Route, Routes};
 
 const LIMIT: usize = 1024;
 
@@ -29,7 +29,7 @@ async fn echo(verified: CaptchaVerified, body: Bytes) -> axum::Json<Value> {
         "body": String::from_utf8_lossy(&body),
         "code": verified.code().map(|c| c.as_str().to_owned()),
         "degraded": verified.is_degraded(),
-        "scene": verified.scene().map(|s| s.as_str().to_owned()),
+        "scene": verified.scene().as_str(),
     }))
 }
 
@@ -53,8 +53,7 @@ fn layer(
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    CaptchaLayer::new(client)
-        .scene(SceneId::new(scene).unwrap())
+    CaptchaLayer::builder(client, SceneId::new(scene).unwrap())
         .extractor(
             Header::default()
                 .or(JsonField::default())
@@ -66,6 +65,8 @@ fn layer(
             max_bytes: LIMIT,
             read_timeout: Duration::from_millis(500),
         })
+        .build()
+        .unwrap()
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -328,10 +329,12 @@ async fn past_the_in_flight_bound_requests_are_shed_at_once() {
     let emulator = emulator().await;
     emulator.set_faults(Faults::none().with_latency(Duration::from_millis(400)));
     let client = client_for(&emulator);
-    let layer = CaptchaLayer::new(client)
-        .scene(SceneId::new(LOGIN).unwrap())
-        .failure_policy(FailurePolicy::Closed)
-        .max_in_flight(2);
+    // The policy is open: local overload is answered 503 all the same.
+    let layer = CaptchaLayer::builder(client, SceneId::new(LOGIN).unwrap())
+        .failure_policy(FailurePolicy::Open)
+        .max_in_flight(2)
+        .build()
+        .unwrap();
     let addr = serve(Router::new().route("/login", post(echo).layer(layer))).await;
 
     let mut tasks = Vec::new();
@@ -340,17 +343,22 @@ async fn past_the_in_flight_bound_requests_are_shed_at_once() {
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
             let answer = send(request).await;
-            (answer.status, started.elapsed())
+            let retry_after = answer
+                .headers
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (answer.status, started.elapsed(), retry_after)
         }));
     }
     let mut passed = 0;
     let mut shed = 0;
     for task in tasks {
-        let (status, elapsed) = task.await.unwrap();
+        let (status, elapsed, retry_after) = task.await.unwrap();
         match status {
             StatusCode::OK => passed += 1,
             StatusCode::SERVICE_UNAVAILABLE => {
                 shed += 1;
+                assert_eq!(retry_after, Some("1".to_owned()));
                 assert!(
                     elapsed < Duration::from_millis(300),
                     "shed after {elapsed:?}: it queued"
@@ -367,11 +375,12 @@ async fn past_the_in_flight_bound_requests_are_shed_at_once() {
 async fn a_route_table_protects_only_its_routes() {
     let emulator = emulator().await;
     let routes = Routes::new()
-        .exact(Method::POST, "/login", SceneId::new(LOGIN).unwrap())
-        .prefix(Method::POST, "/signup", SceneId::new(SIGNUP).unwrap());
-    let layer = CaptchaLayer::new(client_for(&emulator))
-        .routes(routes)
-        .extractor(JsonField::default());
+        .route(Route::exact("/login", SceneId::new(LOGIN).unwrap()))
+        .route(Route::prefix("/signup", SceneId::new(SIGNUP).unwrap()));
+    let layer = CaptchaLayer::builder(client_for(&emulator), routes)
+        .extractor(JsonField::default())
+        .build()
+        .unwrap();
     let open_handler = |body: Bytes| async move { format!("open {}", body.len()) };
     let app = Router::new()
         .route("/login", post(echo))
@@ -445,19 +454,19 @@ async fn gateway_refusals_of_grpc_requests_are_grpc_statuses() {
 
 #[tokio::test]
 async fn a_route_can_name_its_own_extractor() {
-    use tower_aliyun_captcha::extract::ParamSource;
     let emulator = emulator().await;
+    let scene = |name| SceneId::new(name).unwrap();
     let routes = Routes::new()
-        .exact(Method::POST, "/login", SceneId::new(LOGIN).unwrap())
-        .using(ParamSource::Json(JsonField::default()))
-        .exact(Method::POST, "/signup", SceneId::new(SIGNUP).unwrap())
-        .using(ParamSource::FirstOf(vec![
-            ParamSource::Form(FormField::default()),
-            ParamSource::Query(Query::default()),
-        ]))
-        .exact(Method::POST, "/comment", SceneId::new(LOGIN).unwrap());
+        .route(Route::exact("/login", scene(LOGIN)).extractor(JsonField::default()))
+        .route(
+            Route::exact("/signup", scene(SIGNUP))
+                .extractor(FormField::default().or(Query::default())),
+        )
+        .route(Route::exact("/comment", scene(LOGIN)));
     // The layer's own extractor (a header) serves routes that name none.
-    let layer = CaptchaLayer::new(client_for(&emulator)).routes(routes);
+    let layer = CaptchaLayer::builder(client_for(&emulator), routes)
+        .build()
+        .unwrap();
     let app = Router::new()
         .route("/login", post(echo))
         .route("/signup", post(echo))

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
-use tower_aliyun_captcha::layer::CaptchaVerified;
+use tower_aliyun_captcha::layer::require_verified;
 
 /// The full path of the protected method.
 pub const SIGNUP_PATH: &str = "/demo.Accounts/Signup";
@@ -33,11 +33,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The business logic: sign the person up, saying how the captcha went.
 async fn signup(request: Request<SignupRequest>) -> Result<Response<SignupReply>, Status> {
-    let verified = request
-        .extensions()
-        .get::<CaptchaVerified>()
-        .cloned()
-        .ok_or_else(|| Status::internal("no captcha verdict: is the CaptchaLayer in front?"))?;
+    // The handler demands the verdict: if a routing mistake skipped the layer, it refuses.
+    let verified = require_verified(&request)?;
     Ok(Response::new(SignupReply {
         message: format!(
             "signed up {} (captcha {})",

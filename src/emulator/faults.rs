@@ -26,8 +26,12 @@ pub enum FaultMode {
     CloseConnection,
     /// An error answer with the gateway code in [`Faults::error_code`] and its usual status
     /// (`Forbidden.*` 403, `InvalidAccessKeyId.NotFound` 404, `InternalError` 500,
-    /// `ServiceUnavailable` 503, any other 400).
+    /// `ServiceUnavailable` 503, any other 400). With [`Faults::retry_after_ms`], the answer
+    /// carries `x-acs-retry-after`.
     ApiError,
+    /// HTTP 200 `Success` whose `Result` is [`Faults::result`], whatever it holds: for
+    /// verdicts that contradict themselves or lack fields.
+    Result,
 }
 
 /// The faults in force: a [`FaultMode`] and added latency. Read and written as JSON over
@@ -52,6 +56,13 @@ pub struct Faults {
     /// The gateway code answered by [`FaultMode::ApiError`] (`InternalError` when unset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// The wait, in milliseconds, an [`ApiError`](FaultMode::ApiError) answer asks for in
+    /// `x-acs-retry-after`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// The `Result` object a [`Result`](FaultMode::Result) answer carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
 }
 
 impl Faults {
@@ -75,6 +86,37 @@ impl Faults {
             error_code: Some(code.into()),
             ..Self::default()
         }
+    }
+
+    /// A `Success` answer whose `Result` is `result`, as is ([`FaultMode::Result`]).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{FaultMode, Faults};
+    ///
+    /// // VerifyResult true with a failing code: a contradiction the layer must refuse.
+    /// let faults = Faults::result(serde_json::json!({"VerifyResult": true, "VerifyCode": "F015"}));
+    /// assert_eq!(faults.mode, FaultMode::Result);
+    /// ```
+    pub fn result(result: serde_json::Value) -> Self {
+        Self {
+            mode: FaultMode::Result,
+            result: Some(result),
+            ..Self::default()
+        }
+    }
+
+    /// Asks for a wait in `x-acs-retry-after` (milliseconds) on an error answer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::emulator::Faults;
+    ///
+    /// let faults = Faults::api_error("Throttling.User").with_retry_after(Duration::from_secs(3));
+    /// assert_eq!(faults.retry_after_ms, Some(3000));
+    /// ```
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        self
     }
 
     /// Adds latency before the answer.

@@ -21,6 +21,7 @@ use super::params;
 use super::stats::bump;
 use super::{Faults, Mint, State, TestMode};
 use crate::VerifyCode;
+use crate::protocol::RETRY_AFTER_HEADER;
 
 /// The largest request body the emulator reads.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
@@ -361,7 +362,26 @@ fn fault(state: &State, host: &str, faults: &Faults) -> Answer {
                 code: code.to_owned().into(),
                 message: format!("Injected {code}."),
             };
-            Ok(gateway_error(state, host, &error))
+            let mut response = gateway_error(state, host, &error);
+            if let Some(wait) = faults.retry_after_ms {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER_HEADER, wait.into());
+            }
+            Ok(response)
+        }
+        FaultMode::Result => {
+            let result = faults.result.clone().unwrap_or(serde_json::Value::Null);
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "RequestId": request_id(),
+                    "Message": "success",
+                    "Code": "Success",
+                    "Success": true,
+                    "Result": result,
+                }),
+            ))
         }
     }
 }

@@ -32,6 +32,10 @@ impl<A, B> FirstOf<A, B> {
     pub fn new(first: A, second: B) -> Self {
         Self { first, second }
     }
+
+    pub(crate) fn into_parts(self) -> (A, B) {
+        (self.first, self.second)
+    }
 }
 
 impl<Body, A, B> ExtractParam<Body> for FirstOf<A, B>
@@ -46,8 +50,8 @@ where
         FirstOfFuture {
             state: State::First {
                 future: self.first.extract(request, limits),
-                second: Some(self.second.clone()),
             },
+            second: self.second.clone(),
             limits,
         }
     }
@@ -57,16 +61,16 @@ where
 #[pin_project]
 pub struct FirstOfFuture<Body, A: ExtractParam<Body>, B: ExtractParam<Body>> {
     #[pin]
-    state: State<A::Future, B, B::Future>,
+    state: State<A::Future, B::Future>,
+    second: B,
     limits: BodyLimits,
 }
 
 #[pin_project(project = StateProjection)]
-enum State<FirstFuture, B, SecondFuture> {
+enum State<FirstFuture, SecondFuture> {
     First {
         #[pin]
         future: FirstFuture,
-        second: Option<B>,
     },
     Second {
         #[pin]
@@ -86,15 +90,12 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProjection::First { future, second } => {
+                StateProjection::First { future } => {
                     let extracted = ready!(future.poll(cx));
                     if !matches!(extracted.param, Ok(None)) {
                         return Poll::Ready(extracted);
                     }
-                    let second = second
-                        .take()
-                        .expect("FirstOfFuture polled after completion");
-                    let future = second.extract(extracted.request, *this.limits);
+                    let future = this.second.extract(extracted.request, *this.limits);
                     this.state.set(State::Second { future });
                 }
                 StateProjection::Second { future } => return future.poll(cx),

@@ -301,7 +301,7 @@ macro_rules! impl_or {
     )*};
 }
 
-impl_or!(Header, GrpcMetadata, Query, FormField, JsonField, FirstOf<A, B>);
+impl_or!(Header, GrpcMetadata, Query, FormField, JsonField, ParamSource, FirstOf<A, B>);
 
 /// A boxed future, for the extractors that read the body (which allocates anyway).
 pub type BoxExtractFuture<B> = Pin<Box<dyn Future<Output = Extracted<B>> + Send>>;

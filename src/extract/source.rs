@@ -1,25 +1,23 @@
-//! A built-in extractor chosen at run time, for tables that pick one per route.
+//! A built-in extractor chosen at run time, for route tables that pick one per route.
 
 use bytes::Bytes;
 use http::Request;
 use http_body::Body;
 
 use super::{
-    BodyLimits, BoxExtractFuture, CaptchaBody, ExtractParam, Extracted, FormField, GrpcMetadata,
+    BodyLimits, BoxExtractFuture, CaptchaBody, ExtractParam, FirstOf, FormField, GrpcMetadata,
     Header, JsonField, Query,
 };
 
-/// One of the built-in extractors, or several tried in order. A route in a
-/// [`Routes`](crate::layer::Routes) table can name one to override the layer's extractor.
+/// Any built-in extractor, or a chain of them made with `or`, with its type erased: what a
+/// [`Route`](crate::layer::Route) takes when it overrides the layer's extractor. Every built-in
+/// (and every `or` of built-ins) converts into one.
 ///
 /// ```
 /// use tower_aliyun_captcha::extract::{FormField, JsonField, ParamSource};
 ///
-/// let json_or_form = ParamSource::FirstOf(vec![
-///     ParamSource::Json(JsonField::default()),
-///     ParamSource::Form(FormField::default()),
-/// ]);
-/// # let _ = json_or_form;
+/// let json_or_form: ParamSource = JsonField::default().or(FormField::default()).into();
+/// assert!(matches!(json_or_form, ParamSource::FirstOf(_)));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -34,8 +32,27 @@ pub enum ParamSource {
     Json(JsonField),
     /// gRPC metadata.
     Grpc(GrpcMetadata),
-    /// The first of several that finds a param.
-    FirstOf(Vec<ParamSource>),
+    /// Two sources tried in order, made by `or`.
+    FirstOf(Box<FirstOf<ParamSource, ParamSource>>),
+}
+
+macro_rules! into_source {
+    ($($ty:ident => $variant:ident),*) => {$(
+        impl From<$ty> for ParamSource {
+            fn from(extractor: $ty) -> Self {
+                Self::$variant(extractor)
+            }
+        }
+    )*};
+}
+
+into_source!(Header => Header, Query => Query, FormField => Form, JsonField => Json, GrpcMetadata => Grpc);
+
+impl<A: Into<ParamSource>, B: Into<ParamSource>> From<FirstOf<A, B>> for ParamSource {
+    fn from(chain: FirstOf<A, B>) -> Self {
+        let (first, second) = chain.into_parts();
+        Self::FirstOf(Box::new(FirstOf::new(first.into(), second.into())))
+    }
 }
 
 impl<B> ExtractParam<B> for ParamSource
@@ -46,35 +63,13 @@ where
     type Future = BoxExtractFuture<B>;
 
     fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
-        let source = self.clone();
-        Box::pin(async move {
-            match source {
-                Self::Header(e) => e.extract(request, limits).await,
-                Self::Query(e) => e.extract(request, limits).await,
-                Self::Form(e) => e.extract(request, limits).await,
-                Self::Json(e) => e.extract(request, limits).await,
-                Self::Grpc(e) => e.extract(request, limits).await,
-                Self::FirstOf(sources) => first_found(&sources, request, limits).await,
-            }
-        })
-    }
-}
-
-async fn first_found<B>(
-    sources: &[ParamSource],
-    mut request: Request<CaptchaBody<B>>,
-    limits: BodyLimits,
-) -> Extracted<B>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<crate::BoxError>,
-{
-    for source in sources {
-        let extracted = source.extract(request, limits).await;
-        if !matches!(extracted.param, Ok(None)) {
-            return extracted;
+        match self {
+            Self::Header(e) => Box::pin(e.extract(request, limits)),
+            Self::Query(e) => Box::pin(e.extract(request, limits)),
+            Self::Form(e) => e.extract(request, limits),
+            Self::Json(e) => e.extract(request, limits),
+            Self::Grpc(e) => Box::pin(e.extract(request, limits)),
+            Self::FirstOf(chain) => Box::pin(chain.extract(request, limits)),
         }
-        request = extracted.request;
     }
-    Extracted::new(request, None)
 }

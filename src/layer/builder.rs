@@ -1,162 +1,532 @@
-//! The layer and its configuration.
+//! The layer, its builder, and the configuration its services share.
 
+use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
+use super::alarms::Alarms;
+use super::budget::{Budget, DegradedBudget};
+use super::decision::Rules;
 use super::rejection::{DefaultResponder, Respond};
-use super::{CaptchaService, FailurePolicy, Routes};
+use super::routes::{RouteError, Routes, Table};
+use super::{CaptchaService, FailurePolicy};
 use crate::SceneId;
 use crate::extract::{BodyLimits, Header};
 
-/// The default bound on verifications in flight at once, per layer.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// The default bound on verifications in flight at once, per layer: the client's default
+/// number of connections, so that the layer never admits more than the client can send.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = crate::client::DEFAULT_MAX_CONNECTIONS;
 
-/// Everything a service of the layer needs besides the verifier and the extractor.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) scene: Option<SceneId>,
-    pub(crate) routes: Option<Routes>,
-    pub(crate) policy: FailurePolicy,
-    pub(crate) responder: Arc<dyn Respond>,
+/// The default deadline of one verification as the layer sees it: past it, the verification
+/// counts as an outage. Longer than the client's own [timeout](crate::client::DEFAULT_TIMEOUT),
+/// which gives the better error; it bounds custom verifiers that have no timeout of their own.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the services of one layer (and its clones) share: the verifier, the routes, the rules,
+/// the in-flight bound, the degraded budget and the alarms.
+pub(crate) struct Shared<V, E> {
+    pub(crate) verifier: V,
+    pub(crate) extractor: E,
+    pub(crate) table: Table,
+    pub(crate) rules: Rules,
+    pub(crate) responder: Box<dyn Respond>,
     pub(crate) limits: BodyLimits,
     pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) verify_timeout: Duration,
+    pub(crate) budget: Budget,
+    pub(crate) alarms: Alarms,
 }
 
 /// Verifies a captcha before the inner service runs. See the [module docs](crate::layer).
 ///
-/// Defaults: the [`Header`] extractor, no scene, [`FailurePolicy::Open`], the
-/// [`DefaultResponder`], [`BodyLimits::DEFAULT`] and [`DEFAULT_MAX_IN_FLIGHT`]. Services made
-/// from one layer (and its clones) share its in-flight bound.
+/// [`new`](Self::new) protects every request of the service it wraps under one scene, with
+/// the defaults: the [`Header`] extractor, [`FailurePolicy::Open`] within the
+/// [`DegradedBudget::adaptive`] budget, the [`DefaultResponder`], [`BodyLimits::DEFAULT`],
+/// [`DEFAULT_MAX_IN_FLIGHT`] and [`DEFAULT_VERIFY_TIMEOUT`]. [`builder`](Self::builder)
+/// changes any of them, or protects a table of [`Routes`]. Services made from one layer (and
+/// its clones) share its in-flight bound and degraded budget.
+///
+/// Two layers of this crate on one route (a table on the router and a layer on the route)
+/// verify a param once: the inner layer trusts the verdict the outer one gave this very
+/// request, for the same scene and param.
 ///
 /// ```
-/// use std::time::Duration;
 /// use tower::ServiceBuilder;
-/// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, JsonField};
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy};
+/// use tower_aliyun_captcha::extract::{CaptchaBody, JsonField};
+/// use tower_aliyun_captcha::layer::CaptchaLayer;
 /// use tower_aliyun_captcha::SceneId;
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
-/// let layer = CaptchaLayer::new(verifier)
-///     .scene(SceneId::new("signup-scene").unwrap())
+/// let layer = CaptchaLayer::builder(verifier, SceneId::new("signup-scene")?)
 ///     .extractor(JsonField::default())
-///     .failure_policy(FailurePolicy::Closed)
-///     .body_limits(BodyLimits { max_bytes: 16 * 1024, read_timeout: Duration::from_secs(5) })
-///     .max_in_flight(256);
+///     .max_in_flight(64)
+///     .build()?;
 /// let service = ServiceBuilder::new().layer(layer).service_fn(
 ///     |_request: http::Request<CaptchaBody<http_body_util::Full<bytes::Bytes>>>| async {
 ///         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
 ///     },
 /// );
 /// # let _ = service;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
+#[must_use]
 pub struct CaptchaLayer<V, E = Header> {
-    verifier: Arc<V>,
-    extractor: E,
-    config: Config,
+    shared: Arc<Shared<V, E>>,
 }
 
-impl<V, E: Clone> Clone for CaptchaLayer<V, E> {
+impl<V, E> Clone for CaptchaLayer<V, E> {
     fn clone(&self) -> Self {
         Self {
-            verifier: Arc::clone(&self.verifier),
-            extractor: self.extractor.clone(),
-            config: self.config.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
-impl<V, E: std::fmt::Debug> std::fmt::Debug for CaptchaLayer<V, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<V, E: fmt::Debug> fmt::Debug for CaptchaLayer<V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaLayer")
-            .field("extractor", &self.extractor)
-            .field("scene", &self.config.scene)
-            .field("routes", &self.config.routes)
-            .field("policy", &self.config.policy)
-            .field("limits", &self.config.limits)
+            .field("extractor", &self.shared.extractor)
+            .field("routes", &self.shared.table)
+            .field("rules", &self.shared.rules)
+            .field("limits", &self.shared.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl<V> CaptchaLayer<V, Header> {
-    /// A layer that verifies with `verifier` (usually a [`Client`](crate::Client)).
-    pub fn new(verifier: V) -> Self {
-        Self {
-            verifier: Arc::new(verifier),
+    /// A layer that verifies every request of the service it wraps against `scene`, with
+    /// `verifier` (usually a [`Client`](crate::Client)) and the defaults.
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+    /// # let client = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// async fn login(_verified: CaptchaVerified) -> &'static str { "welcome" }
+    ///
+    /// let app: Router = Router::new().route(
+    ///     "/login",
+    ///     post(login).layer(CaptchaLayer::new(client, SceneId::new("login-scene")?)),
+    /// );
+    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
+    /// ```
+    pub fn new(verifier: V, scene: SceneId) -> Self {
+        let builder = Self::builder(verifier, Routes::new());
+        let table = Table::every_path(scene);
+        builder.finish(table)
+    }
+
+    /// Configures a layer that protects `routes`: a [`SceneId`] (every request, under that
+    /// scene), one [`Route`](super::Route), or a table of them.
+    ///
+    /// ```
+    /// use http::Method;
+    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::extract::GrpcMetadata;
+    /// use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy, Route, Routes};
+    /// # let client = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let routes = Routes::new()
+    ///     .route(Route::exact("/demo.Accounts/Signup", SceneId::new("signup")?))
+    ///     .route(Route::exact("/demo.Accounts/Login", SceneId::new("login")?));
+    /// let layer = CaptchaLayer::builder(client, routes)
+    ///     .extractor(GrpcMetadata::default())
+    ///     .failure_policy(FailurePolicy::Closed)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(verifier: V, routes: impl Into<Routes>) -> CaptchaLayerBuilder<V, Header> {
+        CaptchaLayerBuilder {
+            verifier,
             extractor: Header::default(),
-            config: Config {
-                scene: None,
-                routes: None,
+            routes: routes.into(),
+            rules: Rules {
                 policy: FailurePolicy::default(),
-                responder: Arc::new(DefaultResponder),
-                limits: BodyLimits::DEFAULT,
-                in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+                allow_test_mode: false,
+                open_on_configuration_errors: false,
             },
+            responder: Box::new(DefaultResponder),
+            limits: BodyLimits::DEFAULT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            verify_timeout: DEFAULT_VERIFY_TIMEOUT,
+            budget: DegradedBudget::default(),
         }
     }
 }
 
-impl<V, E> CaptchaLayer<V, E> {
-    /// The scene every param must belong to (sent as `SceneId`; recommended).
-    pub fn scene(mut self, scene: SceneId) -> Self {
-        self.config.scene = Some(scene);
-        self
-    }
-
-    /// Protects only the routes in `routes`, each with its scene; every other request passes
-    /// through untouched. For one layer on the outer router of a whole app.
-    pub fn routes(mut self, routes: Routes) -> Self {
-        self.config.routes = Some(routes);
-        self
-    }
-
-    /// Where the param comes from.
-    pub fn extractor<E2>(self, extractor: E2) -> CaptchaLayer<V, E2> {
-        CaptchaLayer {
-            verifier: self.verifier,
-            extractor,
-            config: self.config,
-        }
-    }
-
-    /// What to do when no verdict can be had.
-    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.config.policy = policy;
-        self
-    }
-
-    /// Builds the answers to refused requests.
-    pub fn responder(mut self, responder: impl Respond) -> Self {
-        self.config.responder = Arc::new(responder);
-        self
-    }
-
-    /// How much body, and for how long, the body extractors read.
-    pub fn body_limits(mut self, limits: BodyLimits) -> Self {
-        self.config.limits = limits;
-        self
-    }
-
-    /// The most verifications in flight at once; past it, the failure policy applies at
-    /// once instead of queueing.
-    pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.config.in_flight = Arc::new(Semaphore::new(max));
-        self
-    }
-}
-
-impl<S, V, E: Clone> Layer<S> for CaptchaLayer<V, E> {
+impl<S, V, E> Layer<S> for CaptchaLayer<V, E> {
     type Service = CaptchaService<S, V, E>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CaptchaService::new(
-            inner,
-            Arc::clone(&self.verifier),
-            self.extractor.clone(),
-            Arc::new(self.config.clone()),
-        )
+        CaptchaService::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// Configures a [`CaptchaLayer`]; made by [`CaptchaLayer::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_aliyun_captcha::extract::{BodyLimits, FormField};
+/// use tower_aliyun_captcha::layer::{CaptchaLayer, DegradedBudget, FailurePolicy};
+/// use tower_aliyun_captcha::SceneId;
+/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+/// # };
+///
+/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+///     .extractor(FormField::default())
+///     .failure_policy(FailurePolicy::Open)
+///     .degraded_budget(DegradedBudget::per_second(2, 10))
+///     .body_limits(BodyLimits { max_bytes: 16 * 1024, read_timeout: Duration::from_secs(5) })
+///     .verify_timeout(Duration::from_secs(3))
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct CaptchaLayerBuilder<V, E = Header> {
+    verifier: V,
+    extractor: E,
+    routes: Routes,
+    rules: Rules,
+    responder: Box<dyn Respond>,
+    limits: BodyLimits,
+    max_in_flight: usize,
+    verify_timeout: Duration,
+    budget: DegradedBudget,
+}
+
+impl<V, E: fmt::Debug> fmt::Debug for CaptchaLayerBuilder<V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptchaLayerBuilder")
+            .field("extractor", &self.extractor)
+            .field("routes", &self.routes)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V, E> CaptchaLayerBuilder<V, E> {
+    /// Where the param comes from, on routes that do not name their own extractor. Default
+    /// [`Header`]. Compose with `or`: `Header::default().or(JsonField::default())`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::extract::{Header, JsonField};
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    ///     .extractor(Header::default().or(JsonField::default()))
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn extractor<E2>(self, extractor: E2) -> CaptchaLayerBuilder<V, E2> {
+        CaptchaLayerBuilder {
+            verifier: self.verifier,
+            extractor,
+            routes: self.routes,
+            rules: self.rules,
+            responder: self.responder,
+            limits: self.limits,
+            max_in_flight: self.max_in_flight,
+            verify_timeout: self.verify_timeout,
+            budget: self.budget,
+        }
+    }
+
+    /// What to do when the service has an outage. Default [`FailurePolicy::Open`].
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy};
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("payment")?)
+    ///     .failure_policy(FailurePolicy::Closed)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.rules.policy = policy;
+        self
+    }
+
+    /// How many requests may pass degraded during an outage under [`FailurePolicy::Open`].
+    /// Default [`DegradedBudget::adaptive`].
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::{CaptchaLayer, DegradedBudget};
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("newsletter")?)
+    ///     .degraded_budget(DegradedBudget::unlimited())
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn degraded_budget(mut self, budget: DegradedBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Lets test mode's T005 pass. Off by default: a scene left in test mode in the console
+    /// passes every param, so in production T005 is refused (and logged at warn).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let staging = std::env::var("STAGE").as_deref() == Ok("staging");
+    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    ///     .allow_test_mode(staging)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn allow_test_mode(mut self, allow: bool) -> Self {
+        self.rules.allow_test_mode = allow;
+        self
+    }
+
+    /// Treats [configuration errors](crate::error::ErrorClass::Configuration) (wrong keys,
+    /// missing permissions, an expired token, a skewed clock, unknown error codes) like an
+    /// outage, under the failure policy and its budget. Off by default: they are answered 503
+    /// and logged at error, because a misconfigured account would otherwise switch the
+    /// captcha off for everyone, silently.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("comments")?)
+    ///     .fail_open_on_configuration_errors(true)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fail_open_on_configuration_errors(mut self, open: bool) -> Self {
+        self.rules.open_on_configuration_errors = open;
+        self
+    }
+
+    /// Builds the answers to refused requests. Default [`DefaultResponder`].
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use tower_aliyun_captcha::layer::{CaptchaLayer, Refusal};
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    ///     .responder(|refusal: &Refusal, _: &http::request::Parts| {
+    ///         let mut response = http::Response::new(Full::new(Bytes::from("<p>Please solve the captcha</p>")));
+    ///         *response.status_mut() = refusal.status();
+    ///         response
+    ///     })
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn responder(mut self, responder: impl Respond) -> Self {
+        self.responder = Box::new(responder);
+        self
+    }
+
+    /// How much body, and for how long, the body extractors read. Default
+    /// [`BodyLimits::DEFAULT`]; zero is refused.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::extract::BodyLimits;
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// let limits = BodyLimits { max_bytes: 8 * 1024, read_timeout: Duration::from_secs(3) };
+    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    ///     .body_limits(limits)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn body_limits(mut self, limits: BodyLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The most verifications in flight at once; past it, requests are answered 503 with
+    /// `Retry-After` at once (gRPC `RESOURCE_EXHAUSTED`), whatever the failure policy. Default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]; keep it no larger than the client's
+    /// [`max_connections`](crate::client::ClientBuilder::max_connections). Zero is refused.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::{Client, Credentials, SceneId};
+    ///
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .max_connections(64)
+    ///     .build()?;
+    /// let layer = CaptchaLayer::builder(client, SceneId::new("login")?)
+    ///     .max_in_flight(64)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max;
+        self
+    }
+
+    /// The longest a verification may take as the layer sees it; past it, it counts as an
+    /// outage. Default [`DEFAULT_VERIFY_TIMEOUT`]; zero is refused.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::layer::CaptchaLayer;
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let my_verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// // A custom verifier without a timeout of its own.
+    /// let layer = CaptchaLayer::builder(my_verifier, SceneId::new("login")?)
+    ///     .verify_timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify_timeout(mut self, timeout: Duration) -> Self {
+        self.verify_timeout = timeout;
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::{CaptchaLayer, ConfigError};
+    /// use tower_aliyun_captcha::SceneId;
+    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+    /// # };
+    ///
+    /// // A bound of zero would refuse everyone; it is refused instead.
+    /// let refused = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    ///     .max_in_flight(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(refused, ConfigError::Zero("max_in_flight")));
+    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
+    /// ```
+    pub fn build(mut self) -> Result<CaptchaLayer<V, E>, ConfigError> {
+        for (zero, setting) in [
+            (self.max_in_flight == 0, "max_in_flight"),
+            (self.verify_timeout.is_zero(), "verify_timeout"),
+            (self.limits.max_bytes == 0, "body_limits.max_bytes"),
+            (
+                self.limits.read_timeout.is_zero(),
+                "body_limits.read_timeout",
+            ),
+            (!self.budget.is_valid(), "degraded_budget"),
+        ] {
+            if zero {
+                return Err(ConfigError::Zero(setting));
+            }
+        }
+        let routes = std::mem::take(&mut self.routes);
+        let table = Table::new(routes).map_err(ConfigError::Route)?;
+        Ok(self.finish(table))
+    }
+
+    fn finish(self, table: Table) -> CaptchaLayer<V, E> {
+        let now = Instant::now();
+        CaptchaLayer {
+            shared: Arc::new(Shared {
+                verifier: self.verifier,
+                extractor: self.extractor,
+                table,
+                rules: self.rules,
+                responder: self.responder,
+                limits: self.limits,
+                in_flight: Arc::new(Semaphore::new(self.max_in_flight)),
+                verify_timeout: self.verify_timeout,
+                budget: Budget::new(self.budget, now),
+                alarms: Alarms::default(),
+            }),
+        }
+    }
+}
+
+/// A layer configuration the builder refused.
+///
+/// ```
+/// use tower_aliyun_captcha::layer::{CaptchaLayer, ConfigError, RouteError, Routes};
+/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+/// # };
+///
+/// let empty = CaptchaLayer::builder(verifier, Routes::new()).build().unwrap_err();
+/// assert_eq!(empty, ConfigError::Route(RouteError::Empty));
+/// assert!(empty.to_string().contains("protect nothing"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The route table is not valid.
+    Route(RouteError),
+    /// A bound, deadline or budget is zero, which would refuse every request.
+    Zero(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Route(error) => error.fmt(f),
+            Self::Zero(setting) => write!(
+                f,
+                "{setting} is zero, which would refuse every request; leave it unset for the default"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Route(error) => Some(error),
+            Self::Zero(_) => None,
+        }
     }
 }

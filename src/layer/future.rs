@@ -1,4 +1,4 @@
-//! The response future: extract → check → verify → call the inner service, or refuse.
+//! The response future: extract → verify → decide → call the inner service, or refuse.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,12 +11,15 @@ use pin_project::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 use tower::Service;
 
-use super::builder::Config;
+use super::builder::Shared;
+use super::decision::{Decision, Outcome, decide};
+use super::verified::Issued;
 use super::{CaptchaVerified, FailurePolicy, Refusal, ResponseBody};
+use crate::error::{ErrorClass, TransportError, TransportErrorKind};
 use crate::extract::{
     BodyError, BoxExtractFuture, CaptchaBody, ExtractError, ExtractParam, Extracted,
 };
-use crate::{Error, SceneId, Verification, Verify, VerifyRequest};
+use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
 
 /// The future of [`CaptchaService`](super::CaptchaService): a small state machine, not boxed.
 #[pin_project]
@@ -27,20 +30,17 @@ where
     E: ExtractParam<B>,
 {
     #[pin]
-    state: State<Extraction<E::Future, B>, V::Future, S::Future>,
-    inner: Option<S>,
-    verifier: Option<Arc<V>>,
-    config: Option<Arc<Config>>,
-    scene: Option<SceneId>,
-    /// The request, held while its param is verified.
-    request: Option<Request<CaptchaBody<B>>>,
-    /// A slot of the in-flight bound, held while verifying.
-    permit: Option<OwnedSemaphorePermit>,
-    span: tracing::Span,
-    started: Option<Instant>,
+    state: State<Extraction<E::Future, B>, V::Future, S::Future, B>,
+    /// The inner service, ready; called once.
+    inner: S,
+    shared: Arc<Shared<V, E>>,
+    /// The protecting route's index in the table.
+    route: usize,
+    /// A verdict the request carried when it reached the layer.
+    earlier: Option<CaptchaVerified>,
 }
 
-/// The layer's extractor at work, or the one a route named (boxed: chosen at run time).
+/// The layer's extractor at work, or the one the route named (boxed: chosen at run time).
 #[pin_project(project = ExtractionProjection)]
 pub(crate) enum Extraction<F, B> {
     Layer(#[pin] F),
@@ -61,23 +61,31 @@ where
     }
 }
 
-#[pin_project(project = StateProjection)]
-enum State<ExtractFuture, VerifyFuture, InnerFuture> {
+// The verifying state holds the request while it waits; boxing it would cost an allocation
+// per request to save stack in a future that is pinned once.
+#[allow(clippy::large_enum_variant)]
+#[pin_project(project = StateProjection, project_replace = StateOwned)]
+enum State<ExtractFuture, VerifyFuture, InnerFuture, B> {
     Extracting {
         #[pin]
         future: ExtractFuture,
     },
     Verifying {
         #[pin]
-        future: VerifyFuture,
+        future: tokio::time::Timeout<VerifyFuture>,
+        request: Request<CaptchaBody<B>>,
+        param: CaptchaVerifyParam,
+        /// A place under the layer's in-flight bound, held until the verdict is in.
+        permit: OwnedSemaphorePermit,
+        span: tracing::Span,
     },
     Calling {
         #[pin]
         future: InnerFuture,
+        /// Spends the verdict this layer gave, once the inner service has answered.
+        issued: Option<Issued>,
     },
-    Refused {
-        response: Option<Response<http_body_util::Full<bytes::Bytes>>>,
-    },
+    Done,
 }
 
 impl<S, V, E, B> ResponseFuture<S, V, E, B>
@@ -87,56 +95,45 @@ where
     E: ExtractParam<B>,
 {
     pub(crate) fn new(
-        extracting: Extraction<E::Future, B>,
+        extraction: Extraction<E::Future, B>,
         inner: S,
-        verifier: Arc<V>,
-        config: Arc<Config>,
-        scene: Option<SceneId>,
+        shared: Arc<Shared<V, E>>,
+        route: usize,
+        earlier: Option<CaptchaVerified>,
     ) -> Self {
         Self {
-            state: State::Extracting { future: extracting },
-            inner: Some(inner),
-            verifier: Some(verifier),
-            config: Some(config),
-            scene,
-            request: None,
-            permit: None,
-            span: tracing::Span::none(),
-            started: None,
+            state: State::Extracting { future: extraction },
+            inner,
+            shared,
+            route,
+            earlier,
         }
     }
 
     /// A request no route protects: straight to the inner service.
-    pub(crate) fn pass_through(mut inner: S, request: Request<CaptchaBody<B>>) -> Self {
+    pub(crate) fn pass_through(
+        mut inner: S,
+        shared: Arc<Shared<V, E>>,
+        request: Request<CaptchaBody<B>>,
+    ) -> Self {
         Self {
             state: State::Calling {
                 future: inner.call(request),
+                issued: None,
             },
-            inner: None,
-            verifier: None,
-            config: None,
-            scene: None,
-            request: None,
-            permit: None,
-            span: tracing::Span::none(),
-            started: None,
+            inner,
+            shared,
+            route: 0,
+            earlier: None,
         }
     }
 }
 
-/// What to do next, decided from a state's output.
-enum Step<B> {
-    Verify(Request<CaptchaBody<B>>, VerifyRequest),
-    Call(Request<CaptchaBody<B>>),
+/// What the layer does next.
+enum Next<B> {
+    Call(Request<CaptchaBody<B>>, Option<Issued>),
+    Verify(Request<CaptchaBody<B>>, CaptchaVerifyParam),
     Refuse(Refusal, Request<CaptchaBody<B>>),
-}
-
-fn body_refusal(error: BodyError) -> Refusal {
-    match error {
-        BodyError::TooLarge => Refusal::PayloadTooLarge,
-        BodyError::TimedOut => Refusal::BodyTimeout,
-        BodyError::Unreadable => Refusal::BadBody,
-    }
 }
 
 impl<S, V, E, B, ResBody> Future for ResponseFuture<S, V, E, B>
@@ -144,205 +141,305 @@ where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>>,
     V: Verify,
     E: ExtractParam<B>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let step = match this.state.as_mut().project() {
-                StateProjection::Calling { future } => {
+            let shared = &**this.shared;
+            let scene = &shared.table.entry(*this.route).scene;
+            let next = match this.state.as_mut().project() {
+                StateProjection::Calling { future, .. } => {
                     let response = ready!(future.poll(cx))?;
+                    this.state.set(State::Done);
                     return Poll::Ready(Ok(response.map(ResponseBody::Inner)));
                 }
-                StateProjection::Refused { response } => {
-                    let response = response
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(ResponseBody::Refusal)));
-                }
+                StateProjection::Done => panic!("ResponseFuture polled after completion"),
                 StateProjection::Extracting { future } => {
                     let Extracted { request, param } = ready!(future.poll(cx));
-                    match param {
-                        Ok(Some(param)) => {
-                            let mut verify = VerifyRequest::new(param);
-                            if let Some(scene) = this.scene.clone() {
-                                verify = verify.with_scene(scene);
-                            }
-                            Step::Verify(request, verify)
-                        }
-                        // No param, or one that cannot be real: refused without a paid call.
-                        Ok(None) => Step::Refuse(
-                            Refusal::Rejected {
-                                code: crate::VerifyCode::F002,
-                                local: true,
-                            },
-                            request,
-                        ),
-                        Err(ExtractError::Invalid(invalid)) => Step::Refuse(
-                            Refusal::Rejected {
-                                code: invalid.code(),
-                                local: true,
-                            },
-                            request,
-                        ),
-                        Err(ExtractError::Body(error)) => {
-                            Step::Refuse(body_refusal(error), request)
-                        }
-                    }
+                    extracted(request, param, this.earlier.take(), scene)
                 }
-                StateProjection::Verifying { future } => {
-                    let outcome = ready!(future.poll(cx));
-                    this.permit.take();
-                    let request = this.request.take().expect("request held while verifying");
-                    let latency_us = this.started.map_or(0, |s| s.elapsed().as_micros() as u64);
-                    this.span.record("latency_us", latency_us);
-                    decide(
-                        outcome,
+                StateProjection::Verifying { future, span, .. } => {
+                    // Entered while polling, so the client's span nests under it.
+                    let result = {
+                        let _entered = span.enter();
+                        ready!(future.poll(cx))
+                    };
+                    let StateOwned::Verifying {
                         request,
-                        this.config.as_deref(),
-                        this.scene,
-                        this.span,
-                    )
+                        param,
+                        permit,
+                        span,
+                        ..
+                    } = this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Verifying a moment ago")
+                    };
+                    drop(permit);
+                    let outcome = result.unwrap_or_else(|_elapsed| Err(layer_deadline()));
+                    // The span closes here, with the verdict, not when the handler ends.
+                    settle(outcome, request, param, scene, shared, &span)
                 }
             };
-            match step {
-                Step::Verify(request, verify) => {
-                    let config = this.config.as_deref().expect("config set when protecting");
-                    match Arc::clone(&config.in_flight).try_acquire_owned() {
+            match next {
+                Next::Call(request, issued) => {
+                    let future = this.inner.call(request);
+                    this.state.set(State::Calling { future, issued });
+                }
+                Next::Refuse(refusal, request) => {
+                    this.state.set(State::Done);
+                    let (parts, _body) = request.into_parts();
+                    let response = shared.responder.respond(&refusal, &parts);
+                    return Poll::Ready(Ok(response.map(ResponseBody::Refusal)));
+                }
+                Next::Verify(request, param) => {
+                    match Arc::clone(&shared.in_flight).try_acquire_owned() {
                         Ok(permit) => {
-                            *this.permit = Some(permit);
-                            *this.span = tracing::info_span!(
-                                "captcha",
-                                scene = this.scene.as_ref().map(SceneId::as_str),
-                                code = tracing::field::Empty,
-                                request_id = tracing::field::Empty,
-                                latency_us = tracing::field::Empty,
+                            let span = tracing::info_span!(
+                                "captcha.verify_request",
+                                captcha.scene = scene.as_str(),
+                                captcha.code = tracing::field::Empty,
+                                captcha.request_id = tracing::field::Empty,
+                                captcha.outcome = tracing::field::Empty,
                             );
-                            *this.started = Some(Instant::now());
-                            let verifier = this.verifier.as_ref().expect("verifier set");
-                            let future = this.span.in_scope(|| verifier.verify(verify));
-                            *this.request = Some(request);
-                            this.state.set(State::Verifying { future });
+                            let verify =
+                                VerifyRequest::new(param.clone()).with_scene(scene.clone());
+                            let future = span.in_scope(|| {
+                                tokio::time::timeout(
+                                    shared.verify_timeout,
+                                    shared.verifier.verify(verify),
+                                )
+                            });
+                            this.state.set(State::Verifying {
+                                future,
+                                request,
+                                param,
+                                permit,
+                                span,
+                            });
                         }
                         Err(_) => {
-                            let step = overloaded(request, config, this.scene);
-                            apply(step, &mut this.state, this.inner, this.config.as_deref());
+                            let decision = decide(Outcome::Overloaded, shared.rules, || false);
+                            shared.alarms.raise("layer_overloaded", Instant::now(), |unlogged| {
+                                tracing::warn!(
+                                    captcha.scene = scene.as_str(),
+                                    captcha.unlogged = unlogged,
+                                    "captcha verifications over the layer's in-flight bound: turned away (503)"
+                                )
+                            });
+                            let Decision::Refuse(refusal) = decision else {
+                                unreachable!("overload is always refused")
+                            };
+                            this.state.set(State::Done);
+                            let (parts, _body) = request.into_parts();
+                            let response = shared.responder.respond(&refusal, &parts);
+                            return Poll::Ready(Ok(response.map(ResponseBody::Refusal)));
                         }
                     }
                 }
-                step => apply(step, &mut this.state, this.inner, this.config.as_deref()),
             }
         }
     }
 }
 
-/// Sets the next state for a `Call` or `Refuse` step.
-fn apply<S, B, EF, VF>(
-    step: Step<B>,
-    state: &mut Pin<&mut State<EF, VF, S::Future>>,
-    inner: &mut Option<S>,
-    config: Option<&Config>,
-) where
-    S: Service<Request<CaptchaBody<B>>>,
-{
-    match step {
-        Step::Call(request) => {
-            let mut inner = inner.take().expect("the inner service is called once");
-            state.set(State::Calling {
-                future: inner.call(request),
-            });
+/// The next step once the param is (or is not) in hand.
+fn extracted<B>(
+    mut request: Request<CaptchaBody<B>>,
+    param: Result<Option<CaptchaVerifyParam>, ExtractError>,
+    earlier: Option<CaptchaVerified>,
+    scene: &SceneId,
+) -> Next<B> {
+    let local = |code| Refusal::Rejected { code, local: true };
+    let refusal = match param {
+        Ok(Some(param)) => {
+            return match earlier.filter(|verdict| verdict.claim(&param, scene)) {
+                Some(verdict) => {
+                    request.extensions_mut().insert(verdict);
+                    Next::Call(request, None)
+                }
+                None => Next::Verify(request, param),
+            };
         }
-        Step::Refuse(refusal, request) => {
-            let config = config.expect("config set when protecting");
-            let (parts, _body) = request.into_parts();
-            let response = config.responder.respond(&refusal, &parts);
-            state.set(State::Refused {
-                response: Some(response),
-            });
-        }
-        Step::Verify(..) => unreachable!("verification is started by the caller"),
-    }
+        // No param, or one that cannot be real: refused without a paid call.
+        Ok(None) => local(VerifyCode::F002),
+        Err(ExtractError::Invalid(invalid)) => local(invalid.code()),
+        Err(ExtractError::Body(BodyError::TooLarge)) => Refusal::PayloadTooLarge,
+        Err(ExtractError::Body(BodyError::TimedOut)) => Refusal::BodyTimeout,
+        Err(ExtractError::Body(BodyError::Unreadable)) => Refusal::BadBody,
+    };
+    tracing::debug!(
+        captcha.scene = scene.as_str(),
+        captcha.refusal = refusal.code(),
+        "captcha refused before verification"
+    );
+    Next::Refuse(refusal, request)
 }
 
-fn decide<B>(
+/// The verification ran out the layer's own deadline: an outage, like a client timeout.
+fn layer_deadline() -> Error {
+    TransportError::new(TransportErrorKind::Timeout, true, None).into()
+}
+
+/// Decides on a verification's outcome, and logs what deserves it.
+fn settle<V, E, B>(
     outcome: Result<Verification, Error>,
     mut request: Request<CaptchaBody<B>>,
-    config: Option<&Config>,
-    scene: &Option<SceneId>,
+    param: CaptchaVerifyParam,
+    scene: &SceneId,
+    shared: &Shared<V, E>,
     span: &tracing::Span,
-) -> Step<B> {
-    let config = config.expect("config set when protecting");
-    match outcome {
+) -> Next<B> {
+    let now = Instant::now();
+    let decision = match &outcome {
         Ok(verdict) => {
-            span.record("code", verdict.code().as_str());
-            span.record("request_id", verdict.request_id());
-            if verdict.passed() {
-                let verified = CaptchaVerified::passed(
-                    verdict.code().clone(),
-                    verdict.request_id().to_owned(),
-                    scene.clone(),
-                );
-                request.extensions_mut().insert(verified);
-                Step::Call(request)
-            } else {
-                span.in_scope(|| {
-                    tracing::info!(code = verdict.code().as_str(), "captcha rejected")
-                });
-                Step::Refuse(
-                    Refusal::Rejected {
-                        code: verdict.code().clone(),
-                        local: false,
-                    },
-                    request,
-                )
-            }
+            span.record("captcha.code", verdict.code().as_str());
+            span.record("captcha.request_id", verdict.request_id());
+            decide(Outcome::Verdict(verdict), shared.rules, || false)
         }
         Err(error) => {
-            let request_id = match &error {
-                Error::Api(api) => Some(api.request_id().to_owned()),
-                _ => None,
-            };
-            span.in_scope(|| {
-                tracing::warn!(
-                    kind = error.kind(),
-                    reason = %error,
-                    request_id = request_id.as_deref(),
-                    policy = ?config.policy,
-                    "captcha verification failed",
-                )
+            if error.class() == ErrorClass::Outage {
+                shared.budget.outage();
+            }
+            decide(Outcome::Failed(error), shared.rules, || {
+                shared.budget.take(now)
+            })
+        }
+    };
+    let _entered = span.enter();
+    match (decision, outcome) {
+        (Decision::Pass, Ok(verdict)) => {
+            span.record("captcha.outcome", "pass");
+            shared.budget.genuine_pass();
+            tracing::debug!("captcha passed");
+            let (code, request_id) = verdict.into_parts();
+            let verified = CaptchaVerified::passed(code, request_id, scene.clone(), param);
+            let issued = verified.issued();
+            request.extensions_mut().insert(verified);
+            Next::Call(request, Some(issued))
+        }
+        (Decision::Degraded(class), outcome) => {
+            span.record("captcha.outcome", "degraded");
+            let request_id = outcome.err().and_then(|error| {
+                alarm(shared, now, &error, None);
+                match error {
+                    Error::Api(api) => Some(api.request_id().to_owned()),
+                    _ => None,
+                }
             });
-            fail(request, config, scene, request_id)
+            let verified = CaptchaVerified::degraded(class, request_id, scene.clone(), param);
+            let issued = verified.issued();
+            request.extensions_mut().insert(verified);
+            Next::Call(request, Some(issued))
+        }
+        (Decision::Refuse(refusal), outcome) => {
+            span.record("captcha.outcome", "refused");
+            match outcome {
+                Ok(verdict) => odd_verdict(shared, now, &verdict),
+                Err(error) => alarm(shared, now, &error, Some(&refusal)),
+            }
+            tracing::debug!(captcha.refusal = refusal.code(), "captcha refused");
+            Next::Refuse(refusal, request)
+        }
+        // A pass always comes from a verdict.
+        (Decision::Pass, Err(error)) => {
+            let refusal = Refusal::Unavailable {
+                class: error.class(),
+                retry_after: None,
+            };
+            alarm(shared, now, &error, Some(&refusal));
+            Next::Refuse(refusal, request)
         }
     }
 }
 
-fn overloaded<B>(
-    request: Request<CaptchaBody<B>>,
-    config: &Config,
-    scene: &Option<SceneId>,
-) -> Step<B> {
-    tracing::warn!(
-        kind = "overloaded",
-        policy = ?config.policy,
-        "too many captcha verifications in flight",
-    );
-    fail(request, config, scene, None)
+/// Logs a refused verdict when it says something about the setup: test mode, a contradiction,
+/// a code nobody knows. Ordinary failures (F-codes) are not alarms.
+fn odd_verdict<V, E>(shared: &Shared<V, E>, now: Instant, verdict: &Verification) {
+    let code = verdict.code();
+    let (alarm, what) = match code {
+        VerifyCode::T005 => (
+            "test_mode",
+            "the scene is in test mode (T005), which passes every param; refused (allow_test_mode is off)",
+        ),
+        VerifyCode::Unknown(_) => (
+            "unknown_code",
+            "a verification code this crate does not know; refused",
+        ),
+        _ if verdict.passed() != code.is_pass() => (
+            "contradiction",
+            "VerifyResult contradicts VerifyCode; refused",
+        ),
+        _ => return,
+    };
+    shared.alarms.raise(alarm, now, |unlogged| {
+        tracing::warn!(
+            captcha.code = code.as_str(),
+            captcha.verify_result = verdict.passed(),
+            captcha.request_id = verdict.request_id(),
+            captcha.unlogged = unlogged,
+            "{what}"
+        )
+    });
 }
 
-fn fail<B>(
-    mut request: Request<CaptchaBody<B>>,
-    config: &Config,
-    scene: &Option<SceneId>,
-    request_id: Option<String>,
-) -> Step<B> {
-    match config.policy {
-        FailurePolicy::Open => {
-            request
-                .extensions_mut()
-                .insert(CaptchaVerified::degraded(request_id, scene.clone()));
-            Step::Call(request)
+/// Logs a failed verification: one line per kind per interval, at error for configuration.
+/// `refusal` is what the request got, or `None` when it went on degraded.
+fn alarm<V, E>(shared: &Shared<V, E>, now: Instant, error: &Error, refusal: Option<&Refusal>) {
+    let class = error.class();
+    let action = match refusal {
+        None => "let through, degraded".to_owned(),
+        Some(refusal) => format!("refused ({})", refusal.status().as_u16()),
+    };
+    // Errors of one kind but different classes (an API error may be any) are told apart.
+    let key = match (error, class) {
+        (Error::Api(_), ErrorClass::Outage) => "api_outage",
+        (Error::Api(_), ErrorClass::Configuration) => "api_configuration",
+        (Error::Api(_), ErrorClass::BadRequest) => "api_bad_request",
+        (Error::Api(_), ErrorClass::Throttled) => "api_throttled",
+        _ => error.kind(),
+    };
+    shared.alarms.raise(key, now, |unlogged| {
+        let request_id = match error {
+            Error::Api(api) => Some(api.request_id()),
+            _ => None,
+        };
+        if class == ErrorClass::Configuration {
+            tracing::error!(
+                captcha.error_class = class.as_str(),
+                captcha.error_kind = error.kind(),
+                captcha.request_id = request_id,
+                captcha.advice = error.advice(),
+                captcha.unlogged = unlogged,
+                "captcha verification failed: {error}; {action}"
+            );
+        } else {
+            tracing::warn!(
+                captcha.error_class = class.as_str(),
+                captcha.error_kind = error.kind(),
+                captcha.request_id = request_id,
+                captcha.policy = ?shared.rules.policy,
+                captcha.unlogged = unlogged,
+                "captcha verification failed: {error}; {action}"
+            );
         }
-        FailurePolicy::Closed => Step::Refuse(Refusal::Unavailable, request),
+    });
+    let budget_spent = shared.rules.policy == FailurePolicy::Open
+        && matches!(
+            refusal,
+            Some(Refusal::Unavailable {
+                class: ErrorClass::Outage | ErrorClass::Configuration,
+                retry_after: Some(_)
+            })
+        );
+    if budget_spent {
+        shared.alarms.raise("budget_spent", now, |unlogged| {
+            tracing::warn!(
+                captcha.unlogged = unlogged,
+                "captcha outage outlasted the degraded budget: refusing (503) until the service answers"
+            )
+        });
     }
 }

@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -11,10 +12,12 @@ use http_body_util::Full;
 use pin_project::pin_project;
 
 use crate::VerifyCode;
+use crate::error::ErrorClass;
 
 /// Why the layer answered a request itself.
 ///
 /// ```
+/// use std::time::Duration;
 /// use tower_aliyun_captcha::VerifyCode;
 /// use tower_aliyun_captcha::layer::Refusal;
 ///
@@ -26,15 +29,17 @@ use crate::VerifyCode;
 /// assert_eq!(refusal.code(), "F015");
 /// assert_eq!(refusal.public_message(), "captcha verification failed");
 /// assert_eq!(refusal.grpc_status(), 7); // PERMISSION_DENIED
-/// assert_eq!(
-///     Refusal::Unavailable.status(),
-///     http::StatusCode::SERVICE_UNAVAILABLE
-/// );
+///
+/// let shed = Refusal::Overloaded { retry_after: Duration::from_secs(1) };
+/// assert_eq!(shed.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(shed.retry_after(), Some(Duration::from_secs(1)));
+/// assert_eq!(shed.grpc_status(), 8); // RESOURCE_EXHAUSTED
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// The captcha was not passed: the service's `F…` code, or F002/F003 when the param was
+    /// The captcha was not passed: the service's code (an `F…` code, or a `T…` code that
+    /// does not count as a pass here, such as test mode's T005), or F002/F003 when the param was
     /// missing or malformed and no call was made (`local`).
     Rejected {
         /// The verification code.
@@ -42,8 +47,21 @@ pub enum Refusal {
         /// True when decided without calling the service.
         local: bool,
     },
-    /// No verdict could be had and the failure policy is closed.
-    Unavailable,
+    /// No verdict could be had, and the request may not pass without one: the failure policy
+    /// is closed, the degraded budget is spent, the account is misconfigured, or the service
+    /// throttled us.
+    Unavailable {
+        /// What kind of failure it was.
+        class: ErrorClass,
+        /// How long the client should wait before trying again, when known.
+        retry_after: Option<Duration>,
+    },
+    /// Too many verifications in flight: the request was turned away without asking the
+    /// service.
+    Overloaded {
+        /// How long the client should wait before trying again.
+        retry_after: Duration,
+    },
     /// The body is over the layer's limit.
     PayloadTooLarge,
     /// The body did not arrive within the layer's read timeout.
@@ -54,10 +72,16 @@ pub enum Refusal {
 
 impl Refusal {
     /// The HTTP status of the default answer.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::Refusal;
+    ///
+    /// assert_eq!(Refusal::PayloadTooLarge.status(), 413);
+    /// ```
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Rejected { .. } => StatusCode::FORBIDDEN,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BadBody => StatusCode::BAD_REQUEST,
@@ -65,17 +89,48 @@ impl Refusal {
     }
 
     /// A short code for the JSON body: the `VerifyCode`, or a word.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::Refusal;
+    ///
+    /// assert_eq!(Refusal::BodyTimeout.code(), "body_timeout");
+    /// ```
     pub fn code(&self) -> &str {
         match self {
             Self::Rejected { code, .. } => code.as_str(),
-            Self::Unavailable => "unavailable",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Overloaded { .. } => "overloaded",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",
         }
     }
 
+    /// How long the client should wait before trying again, when the refusal is temporary
+    /// and the wait is known. The default answer sends it as `Retry-After`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::Refusal;
+    ///
+    /// assert_eq!(Refusal::BadBody.retry_after(), None);
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            Self::Overloaded { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// A short message safe to show anyone: no internal detail.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::VerifyCode;
+    /// use tower_aliyun_captcha::layer::Refusal;
+    ///
+    /// let missing = Refusal::Rejected { code: VerifyCode::F002, local: true };
+    /// assert_eq!(missing.public_message(), "captcha required");
+    /// ```
     pub fn public_message(&self) -> &'static str {
         match self {
             Self::Rejected {
@@ -83,7 +138,8 @@ impl Refusal {
                 ..
             } => "captcha required",
             Self::Rejected { .. } => "captcha verification failed",
-            Self::Unavailable => "captcha verification is unavailable, try again later",
+            Self::Unavailable { .. } => "captcha verification is unavailable, try again later",
+            Self::Overloaded { .. } => "too many requests, try again later",
             Self::PayloadTooLarge => "request body too large",
             Self::BodyTimeout => "request body not received in time",
             Self::BadBody => "request body could not be read",
@@ -91,10 +147,23 @@ impl Refusal {
     }
 
     /// The gRPC status code of the default answer to a gRPC request.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::Refusal;
+    /// use tower_aliyun_captcha::error::ErrorClass;
+    ///
+    /// let down = Refusal::Unavailable { class: ErrorClass::Outage, retry_after: None };
+    /// assert_eq!(down.grpc_status(), 14); // UNAVAILABLE
+    /// ```
     pub fn grpc_status(&self) -> u8 {
         match self {
             Self::Rejected { .. } => 7, // PERMISSION_DENIED
-            Self::Unavailable => 14,    // UNAVAILABLE
+            Self::Unavailable {
+                class: ErrorClass::Throttled,
+                ..
+            }
+            | Self::Overloaded { .. } => 8, // RESOURCE_EXHAUSTED
+            Self::Unavailable { .. } => 14, // UNAVAILABLE
             Self::PayloadTooLarge => 8, // RESOURCE_EXHAUSTED
             Self::BodyTimeout => 4,     // DEADLINE_EXCEEDED
             Self::BadBody => 3,         // INVALID_ARGUMENT
@@ -113,12 +182,15 @@ impl Refusal {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
-/// let layer = CaptchaLayer::new(verifier).responder(|refusal: &Refusal, _: &http::request::Parts| {
-///     let mut response = http::Response::new(Full::new(Bytes::from("<p>Please solve the captcha</p>")));
-///     *response.status_mut() = refusal.status();
-///     response
-/// });
+/// let layer = CaptchaLayer::builder(verifier, tower_aliyun_captcha::SceneId::new("login")?)
+///     .responder(|refusal: &Refusal, _: &http::request::Parts| {
+///         let mut response = http::Response::new(Full::new(Bytes::from("<p>Please solve the captcha</p>")));
+///         *response.status_mut() = refusal.status();
+///         response
+///     })
+///     .build()?;
 /// # let _ = layer;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub trait Respond: Send + Sync + 'static {
     /// The response to `refusal` of the request whose head is `request`.
@@ -191,10 +263,16 @@ impl Respond for DefaultResponder {
         let body = serde_json::json!({"code": refusal.code(), "message": refusal.public_message()});
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = refusal.status();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(wait) = refusal.retry_after() {
+            // Whole seconds, rounded up: a client never comes back too early.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         response
     }
 }

@@ -1,12 +1,13 @@
 //! The middleware service.
 
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower::Service;
 
-use super::builder::Config;
+use super::builder::Shared;
 use super::future::Extraction;
 use super::{CaptchaVerified, ResponseBody, ResponseFuture};
 use crate::Verify;
@@ -16,38 +17,29 @@ use crate::extract::{CaptchaBody, ExtractParam};
 /// `Request<CaptchaBody<B>>`: the original body, or the same bytes when an extractor read it.
 pub struct CaptchaService<S, V, E> {
     inner: S,
-    verifier: Arc<V>,
-    extractor: E,
-    config: Arc<Config>,
+    shared: Arc<Shared<V, E>>,
 }
 
 impl<S, V, E> CaptchaService<S, V, E> {
-    pub(crate) fn new(inner: S, verifier: Arc<V>, extractor: E, config: Arc<Config>) -> Self {
-        Self {
-            inner,
-            verifier,
-            extractor,
-            config,
-        }
+    pub(crate) fn new(inner: S, shared: Arc<Shared<V, E>>) -> Self {
+        Self { inner, shared }
     }
 }
 
-impl<S: Clone, V, E: Clone> Clone for CaptchaService<S, V, E> {
+impl<S: Clone, V, E> Clone for CaptchaService<S, V, E> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            verifier: Arc::clone(&self.verifier),
-            extractor: self.extractor.clone(),
-            config: Arc::clone(&self.config),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
-impl<S: std::fmt::Debug, V, E: std::fmt::Debug> std::fmt::Debug for CaptchaService<S, V, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<S: fmt::Debug, V, E: fmt::Debug> fmt::Debug for CaptchaService<S, V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaService")
             .field("inner", &self.inner)
-            .field("extractor", &self.extractor)
+            .field("extractor", &self.shared.extractor)
             .finish_non_exhaustive()
     }
 }
@@ -72,28 +64,19 @@ where
         // The instance polled ready goes into the future; a fresh clone stays for next time.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        // Only this layer may vouch for a request.
-        request.extensions_mut().remove::<CaptchaVerified>();
+        let shared = Arc::clone(&self.shared);
+        let Some(route) = shared.table.protecting(&request) else {
+            return ResponseFuture::pass_through(inner, shared, request.map(CaptchaBody::new));
+        };
+        // A verdict already here is trusted only if an outer layer of this crate gave it to
+        // this very request, for the same scene and param: checked once the param is known.
+        let earlier = request.extensions_mut().remove::<CaptchaVerified>();
         let request = request.map(CaptchaBody::new);
-
-        let (scene, route_source) = match &self.config.routes {
-            Some(routes) => match routes.protection(request.method(), request.uri().path()) {
-                Some(protection) => (Some(protection.scene.clone()), protection.source),
-                None => return ResponseFuture::pass_through(inner, request),
-            },
-            None => (self.config.scene.clone(), None),
-        };
-        let limits = self.config.limits;
-        let extracting = match route_source {
+        let limits = shared.limits;
+        let extraction = match &shared.table.entry(route).extractor {
             Some(source) => Extraction::Route(source.extract(request, limits)),
-            None => Extraction::Layer(self.extractor.extract(request, limits)),
+            None => Extraction::Layer(shared.extractor.extract(request, limits)),
         };
-        ResponseFuture::new(
-            extracting,
-            inner,
-            Arc::clone(&self.verifier),
-            Arc::clone(&self.config),
-            scene,
-        )
+        ResponseFuture::new(extraction, inner, shared, route, earlier)
     }
 }

@@ -1,0 +1,397 @@
+//! The layer's decision, as data: what a verification's outcome means for the request, under
+//! the layer's rules. Pure, so that every case is a row in one table test.
+
+use std::time::Duration;
+
+use super::{FailurePolicy, Refusal};
+use crate::error::ErrorClass;
+use crate::{Error, Verification, VerifyCode};
+
+/// How long a client is asked to wait after a 503 the layer chose itself.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What came of trying to verify a request's param.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome<'a> {
+    /// The service answered.
+    Verdict(&'a Verification),
+    /// No verdict.
+    Failed(&'a Error),
+    /// The layer's own bound on verifications in flight was full; nothing was asked.
+    Overloaded,
+}
+
+/// The layer's settings that bear on the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rules {
+    pub(crate) policy: FailurePolicy,
+    pub(crate) allow_test_mode: bool,
+    pub(crate) open_on_configuration_errors: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// A person passed.
+    Pass,
+    /// No verdict could be had; the request goes on marked degraded.
+    Degraded(ErrorClass),
+    Refuse(Refusal),
+}
+
+/// The decision for `outcome`. `take_budget` is asked only when the request would pass
+/// degraded, and answers whether the degraded budget allows one more.
+pub(crate) fn decide(
+    outcome: Outcome<'_>,
+    rules: Rules,
+    take_budget: impl FnOnce() -> bool,
+) -> Decision {
+    let error = match outcome {
+        Outcome::Verdict(verdict) => return judge(verdict, rules),
+        Outcome::Overloaded => {
+            return Decision::Refuse(Refusal::Overloaded {
+                retry_after: RETRY_AFTER,
+            });
+        }
+        Outcome::Failed(error) => error,
+    };
+    let class = error.class();
+    let may_open = match class {
+        ErrorClass::Outage => true,
+        ErrorClass::Configuration => rules.open_on_configuration_errors,
+        // The service refused what we sent: the same as a param that is not valid.
+        ErrorClass::BadRequest => {
+            return Decision::Refuse(Refusal::Rejected {
+                code: VerifyCode::F003,
+                local: false,
+            });
+        }
+        // Asked to slow down, or out of our own connections: passing would reward a flood.
+        ErrorClass::Throttled => {
+            return Decision::Refuse(Refusal::Unavailable {
+                class,
+                retry_after: Some(error.retry_after().unwrap_or(RETRY_AFTER)),
+            });
+        }
+        ErrorClass::Overloaded => {
+            return Decision::Refuse(Refusal::Overloaded {
+                retry_after: RETRY_AFTER,
+            });
+        }
+    };
+    match rules.policy {
+        FailurePolicy::Open if may_open => {
+            if take_budget() {
+                Decision::Degraded(class)
+            } else {
+                Decision::Refuse(Refusal::Unavailable {
+                    class,
+                    retry_after: Some(RETRY_AFTER),
+                })
+            }
+        }
+        _ => Decision::Refuse(Refusal::Unavailable {
+            class,
+            retry_after: None,
+        }),
+    }
+}
+
+/// A verdict passes only when `VerifyResult` is true *and* its code is a pass code; test
+/// mode's T005 only when allowed. Anything else, contradictions included, is refused.
+fn judge(verdict: &Verification, rules: Rules) -> Decision {
+    let code = verdict.code();
+    let pass_code = match code {
+        VerifyCode::T001 | VerifyCode::T006 => true,
+        VerifyCode::T005 => rules.allow_test_mode,
+        _ => false,
+    };
+    if verdict.passed() && pass_code {
+        Decision::Pass
+    } else {
+        Decision::Refuse(Refusal::Rejected {
+            code: code.clone(),
+            local: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::CredentialsError;
+    use crate::error::{ApiError, ApiErrorCode, ResponseError, ResponseErrorKind};
+    use crate::error::{TransportError, TransportErrorKind};
+
+    fn verdict(passed: bool, code: &str) -> Verification {
+        Verification::new(passed, VerifyCode::from(code), "R")
+    }
+
+    fn api(status: u16, code: &str) -> Error {
+        ApiError::new(status, ApiErrorCode::from(code), "", "R").into()
+    }
+
+    fn transport(kind: TransportErrorKind) -> Error {
+        TransportError::new(kind, true, None).into()
+    }
+
+    const OPEN: Rules = Rules {
+        policy: FailurePolicy::Open,
+        allow_test_mode: false,
+        open_on_configuration_errors: false,
+    };
+    const CLOSED: Rules = Rules {
+        policy: FailurePolicy::Closed,
+        ..OPEN
+    };
+    const TEST_MODE: Rules = Rules {
+        allow_test_mode: true,
+        ..OPEN
+    };
+    const OPEN_ON_CONFIG: Rules = Rules {
+        open_on_configuration_errors: true,
+        ..OPEN
+    };
+
+    fn pass() -> Decision {
+        Decision::Pass
+    }
+    fn rejected(code: &str) -> Decision {
+        Decision::Refuse(Refusal::Rejected {
+            code: VerifyCode::from(code),
+            local: false,
+        })
+    }
+    fn unavailable(class: ErrorClass, retry_after: Option<u64>) -> Decision {
+        Decision::Refuse(Refusal::Unavailable {
+            class,
+            retry_after: retry_after.map(Duration::from_secs),
+        })
+    }
+    fn overloaded() -> Decision {
+        Decision::Refuse(Refusal::Overloaded {
+            retry_after: RETRY_AFTER,
+        })
+    }
+
+    #[test]
+    fn every_outcome_under_every_rule() {
+        use ErrorClass::*;
+        let throttled_with_wait: Error = ApiError::new(400, ApiErrorCode::Throttling, "", "R")
+            .with_retry_after(Duration::from_secs(7))
+            .into();
+        // Verdicts: (what the service answered, rules, decision), whatever the budget.
+        let verdicts = [
+            (verdict(true, "T001"), OPEN, pass()),
+            (verdict(true, "T006"), OPEN, pass()),
+            (verdict(true, "T005"), OPEN, rejected("T005")),
+            (verdict(true, "T005"), TEST_MODE, pass()),
+            (verdict(false, "F015"), OPEN, rejected("F015")),
+            (verdict(false, "F018"), CLOSED, rejected("F018")),
+            (verdict(false, "F004"), TEST_MODE, rejected("F004")),
+            // Contradictions, unknown and missing codes: refused.
+            (verdict(true, "F015"), OPEN, rejected("F015")),
+            (verdict(false, "T001"), OPEN, rejected("T001")),
+            (verdict(true, "T999"), OPEN, rejected("T999")),
+            (verdict(true, ""), OPEN, rejected("")),
+            (verdict(false, ""), OPEN, rejected("")),
+        ];
+        for (verdict, rules, expected) in &verdicts {
+            for budget in [true, false] {
+                let decided = decide(Outcome::Verdict(verdict), *rules, || budget);
+                assert_eq!(&decided, expected, "{verdict:?} {rules:?}");
+            }
+        }
+
+        // No verdict: (error, rules, budget left, decision).
+        let errors: Vec<(Error, Rules, bool, Decision)> = vec![
+            // Outages: the policy, within the budget.
+            (
+                api(500, "InternalError"),
+                OPEN,
+                true,
+                Decision::Degraded(Outage),
+            ),
+            (
+                api(503, "ServiceUnavailable"),
+                OPEN,
+                false,
+                unavailable(Outage, Some(1)),
+            ),
+            (api(502, "Odd.Code"), OPEN, true, Decision::Degraded(Outage)),
+            (
+                transport(TransportErrorKind::Timeout),
+                OPEN,
+                true,
+                Decision::Degraded(Outage),
+            ),
+            (
+                transport(TransportErrorKind::Connect),
+                OPEN,
+                true,
+                Decision::Degraded(Outage),
+            ),
+            (
+                transport(TransportErrorKind::Io),
+                CLOSED,
+                true,
+                unavailable(Outage, None),
+            ),
+            (
+                ResponseError::new(ResponseErrorKind::Malformed, 200, "x").into(),
+                OPEN,
+                true,
+                Decision::Degraded(Outage),
+            ),
+            (
+                ResponseError::new(ResponseErrorKind::TooLarge, 200, "x").into(),
+                CLOSED,
+                true,
+                unavailable(Outage, None),
+            ),
+            // Configuration and account: 503, unless explicitly opened.
+            (
+                api(400, "SignatureDoesNotMatch"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(404, "InvalidAccessKeyId.NotFound"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(400, "InvalidSecurityToken.Expired"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(403, "Forbidden.AccountAccessDenied"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(403, "Forbidden.RAMUserAccessDenied"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(400, "InvalidTimeStamp.Expired"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(400, "SignatureNonceUsed"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(400, "Some.New.Code"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                transport(TransportErrorKind::Tls),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                ResponseError::new(ResponseErrorKind::UnexpectedStatus, 404, "x").into(),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                CredentialsError::Provider("expired".into()).into(),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                Error::other("custom"),
+                OPEN,
+                true,
+                unavailable(Configuration, None),
+            ),
+            (
+                api(400, "SignatureDoesNotMatch"),
+                OPEN_ON_CONFIG,
+                true,
+                Decision::Degraded(Configuration),
+            ),
+            (
+                api(400, "SignatureDoesNotMatch"),
+                OPEN_ON_CONFIG,
+                false,
+                unavailable(Configuration, Some(1)),
+            ),
+            (
+                api(400, "SignatureDoesNotMatch"),
+                CLOSED,
+                true,
+                unavailable(Configuration, None),
+            ),
+            // Bad request content: refused like a failed captcha.
+            (api(400, "InvalidParameter"), OPEN, true, rejected("F003")),
+            (api(400, "MissingParameter"), CLOSED, true, rejected("F003")),
+            // Throttling: 503 with a wait, never a pass.
+            (
+                api(400, "Throttling"),
+                OPEN,
+                true,
+                unavailable(Throttled, Some(1)),
+            ),
+            (
+                api(400, "Throttling.User"),
+                OPEN_ON_CONFIG,
+                true,
+                unavailable(Throttled, Some(1)),
+            ),
+            (
+                throttled_with_wait,
+                OPEN,
+                true,
+                unavailable(Throttled, Some(7)),
+            ),
+            // The client's own connections all busy: overloaded, whatever the policy.
+            (
+                transport(TransportErrorKind::Overloaded),
+                OPEN,
+                true,
+                overloaded(),
+            ),
+            (
+                transport(TransportErrorKind::Overloaded),
+                CLOSED,
+                true,
+                overloaded(),
+            ),
+        ];
+        for (error, rules, budget, expected) in &errors {
+            let mut asked = false;
+            let decided = decide(Outcome::Failed(error), *rules, || {
+                asked = true;
+                *budget
+            });
+            assert_eq!(&decided, expected, "{error:?} {rules:?} budget {budget}");
+            // The budget is spent only on a degraded pass.
+            let degrades = matches!(expected, Decision::Degraded(_))
+                || matches!(expected, Decision::Refuse(Refusal::Unavailable { retry_after: Some(_), class })
+                    if *class != Throttled);
+            assert_eq!(asked, degrades, "{error:?} {rules:?}");
+        }
+
+        // The layer's own bound: overloaded, whatever the policy.
+        for rules in [OPEN, CLOSED, TEST_MODE, OPEN_ON_CONFIG] {
+            assert_eq!(decide(Outcome::Overloaded, rules, || true), overloaded());
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! Attacks on protection, over real sockets: each would reach a protected handler without a
+//! verdict if its defence broke. The handlers here do *not* demand the verdict (unlike real
+//! ones should), so that only the layer stands between the attacker and them; each counts its
+//! runs.
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use common::*;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tonic::server::NamedService;
+use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
+use tower_aliyun_captcha::extract::{GrpcMetadata, Header};
+use tower_aliyun_captcha::layer::{
+    CaptchaLayer, CaptchaVerified, ConfigError, FailurePolicy, Route, RouteError, Routes,
+};
+use tower_aliyun_captcha::{Client, SceneId};
+
+const GRPC_PATH: &str = "/demo.Accounts/Signup";
+const NEWSLETTER: &str = "newsletter-scene";
+
+/// How many times a handler ran.
+#[derive(Clone, Default)]
+struct Runs(Arc<AtomicUsize>);
+
+impl Runs {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// An axum handler that runs its side effect and says whether a verdict came with it.
+    fn handler(&self) -> axum::routing::MethodRouter {
+        let runs = self.clone();
+        axum::routing::any(move |verified: Option<CaptchaVerified>| {
+            let runs = runs.clone();
+            async move {
+                runs.0.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"verified": verified.is_some()}))
+            }
+        })
+    }
+}
+
+fn scene(name: &str) -> SceneId {
+    SceneId::new(name).unwrap()
+}
+
+async fn emulator_with_newsletter() -> Emulator {
+    Emulator::builder()
+        .access_key(KEY_ID, KEY_SECRET)
+        .scene(LOGIN)
+        .scene(SIGNUP)
+        .scene(NEWSLETTER)
+        .test_mode_scene("test-pass", tower_aliyun_captcha::emulator::TestMode::Pass)
+        .start("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn send(
+    method: Method,
+    url: String,
+    param: Option<&str>,
+) -> (StatusCode, http::HeaderMap, Value) {
+    let client: HyperClient<HttpConnector, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut request = Request::builder().method(method).uri(url);
+    if let Some(param) = param {
+        request = request.header("x-captcha-verify-param", param);
+    }
+    let response = client
+        .request(request.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("the app answers");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+/// A gRPC service that answers OK to every call and counts them; it never looks for a verdict.
+#[derive(Clone)]
+struct CountingGrpc(Runs);
+
+impl NamedService for CountingGrpc {
+    const NAME: &'static str = "demo.Accounts";
+}
+
+impl<B: Send + 'static> tower::Service<http::Request<B>> for CountingGrpc {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<B>) -> Self::Future {
+        self.0.0.fetch_add(1, Ordering::SeqCst);
+        let response = http::Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "0")
+            .body(tonic::body::Body::empty())
+            .unwrap();
+        std::future::ready(Ok(response))
+    }
+}
+
+/// tonic routes by path and never looks at the HTTP method: raw HTTP/2 requests with `PUT`,
+/// `GET`, `PATCH` and a lowercase `post` must be refused like `POST`.
+#[tokio::test]
+async fn grpc_methods_are_protected_whatever_the_http_method() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let layer = CaptchaLayer::builder(
+        client_for(&emulator),
+        Route::exact(GRPC_PATH, scene(SIGNUP)),
+    )
+    .extractor(GrpcMetadata::default())
+    .build()
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = CountingGrpc(runs.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+
+    let h2: HyperClient<HttpConnector, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new());
+    let methods = [
+        Method::POST,
+        Method::PUT,
+        Method::GET,
+        Method::PATCH,
+        Method::DELETE,
+        Method::from_bytes(b"post").unwrap(),
+    ];
+    for method in methods {
+        for content_type in ["application/grpc", "application/grpc+proto", "text/plain"] {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(format!("http://{addr}{GRPC_PATH}"))
+                .header("content-type", content_type)
+                .header("te", "trailers")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let response = h2.request(request).await.expect("the server answers");
+            let refused = response.headers().get("grpc-status").map(|v| v.as_bytes()) == Some(b"7")
+                || response.status() == StatusCode::FORBIDDEN;
+            assert!(refused, "{method} {content_type}: {response:?}");
+        }
+    }
+    assert_eq!(runs.count(), 0, "the gRPC handler ran without a verdict");
+
+    // With a param, it runs.
+    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let request = Request::post(format!("http://{addr}{GRPC_PATH}"))
+        .header("content-type", "application/grpc")
+        .header("x-captcha-verify-param", param)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = h2.request(request).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "0");
+    assert_eq!(runs.count(), 1);
+}
+
+/// axum runs `get()` handlers for `HEAD`: a protected GET route must refuse HEAD too.
+#[tokio::test]
+async fn head_is_protected_like_get() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let sms = runs.clone();
+    let send_sms = get(move || {
+        let sms = sms.clone();
+        async move {
+            sms.0.fetch_add(1, Ordering::SeqCst);
+            "code sent"
+        }
+    });
+    // Route-local, and in a table.
+    let local = CaptchaLayer::new(client_for(&emulator), scene(LOGIN));
+    let table = CaptchaLayer::builder(
+        client_for(&emulator),
+        Route::exact("/sms-table", scene(LOGIN)),
+    )
+    .build()
+    .unwrap();
+    let app = Router::new()
+        .route("/sms", send_sms.clone().layer(local))
+        .merge(Router::new().route("/sms-table", send_sms).layer(table));
+    let addr = serve(app).await;
+    for path in ["/sms", "/sms-table"] {
+        for method in [Method::HEAD, Method::GET] {
+            let (status, _, _) = send(method.clone(), format!("http://{addr}{path}"), None).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+        }
+    }
+    assert_eq!(
+        runs.count(),
+        0,
+        "the GET handler ran for a request without a param"
+    );
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, _, _) = send(Method::HEAD, format!("http://{addr}/sms"), Some(&param)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs.count(), 1);
+}
+
+/// A table layer on a router nested under `/api` sees `/login`; an entry written as the
+/// full path `/api/login` still protects it (axum's `OriginalUri`), and so does `/login`.
+#[tokio::test]
+async fn nested_routers_are_protected_by_either_path() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    for entry in ["/api/login", "/login"] {
+        let layer = CaptchaLayer::builder(client_for(&emulator), Route::exact(entry, scene(LOGIN)))
+            .build()
+            .unwrap();
+        let api = Router::new().route("/login", runs.handler()).layer(layer);
+        let addr = serve(Router::new().nest("/api", api)).await;
+        let (status, _, body) = send(Method::POST, format!("http://{addr}/api/login"), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "entry {entry}: {body}");
+        assert_eq!(body["code"], "F002");
+    }
+    assert_eq!(runs.count(), 0);
+}
+
+/// Variants of a protected path that a lenient router (here: a fallback that answers every
+/// path) would serve are protected too.
+#[tokio::test]
+async fn path_variants_are_protected() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let layer = CaptchaLayer::builder(client_for(&emulator), Route::exact("/login", scene(LOGIN)))
+        .build()
+        .unwrap();
+    let app = Router::new().fallback_service(runs.handler()).layer(layer);
+    let addr = serve(app).await;
+    for path in [
+        "/login",
+        "/login/",
+        "//login",
+        "/LOGIN",
+        "/log%69n",
+        "/x/../login",
+        "/./login",
+    ] {
+        let (status, _, body) = send(Method::POST, format!("http://{addr}{path}"), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+    assert_eq!(runs.count(), 0, "a variant of /login reached the handler");
+    // Other paths are not protected.
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/logout"), None).await;
+    assert_eq!((status, &body["verified"]), (StatusCode::OK, &json!(false)));
+}
+
+/// Mistakes in a table are refused when the layer is built, never silently unprotected.
+#[test]
+fn table_mistakes_are_build_errors() {
+    let verifier = |_: tower_aliyun_captcha::VerifyRequest| async {
+        Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("unused"))
+    };
+    let refused = |routes: Routes| {
+        CaptchaLayer::builder(verifier, routes)
+            .build()
+            .map(drop)
+            .unwrap_err()
+    };
+    assert!(matches!(
+        refused(Route::exact("api/login", scene(LOGIN)).into()),
+        ConfigError::Route(RouteError::Path { .. })
+    ));
+    assert!(matches!(
+        refused(Route::exact("/login?next=/", scene(LOGIN)).into()),
+        ConfigError::Route(RouteError::Path { .. })
+    ));
+    assert!(matches!(
+        refused(
+            Route::exact("/sms", scene(LOGIN))
+                .exempt(Method::HEAD)
+                .into()
+        ),
+        ConfigError::Route(RouteError::HeadWithoutGet { .. })
+    ));
+    assert_eq!(
+        refused(Routes::new()),
+        ConfigError::Route(RouteError::Empty)
+    );
+}
+
+/// The scene is always sent: a param solved on another scene of the account (an invisible
+/// newsletter scene, or one left in test mode) does not pass on login.
+#[tokio::test]
+async fn a_param_of_another_scene_is_refused() {
+    let emulator = emulator_with_newsletter().await;
+    let runs = Runs::default();
+    let layer = CaptchaLayer::new(client_for(&emulator), scene(LOGIN));
+    let addr = serve(Router::new().route("/login", runs.handler().layer(layer))).await;
+    for other in [NEWSLETTER, SIGNUP, "test-pass"] {
+        let param = emulator.mint(Mint::pass().in_scene(other)).unwrap();
+        let (status, _, body) =
+            send(Method::POST, format!("http://{addr}/login"), Some(&param)).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::FORBIDDEN, &json!("F012")),
+            "{other}"
+        );
+    }
+    assert_eq!(runs.count(), 0);
+}
+
+/// A scene in test mode passes every param with T005: refused unless explicitly allowed.
+#[tokio::test]
+async fn test_mode_passes_only_when_allowed() {
+    let emulator = emulator_with_newsletter().await;
+    let runs = Runs::default();
+    let strict = CaptchaLayer::new(client_for(&emulator), scene("test-pass"));
+    let allowed = CaptchaLayer::builder(client_for(&emulator), scene("test-pass"))
+        .allow_test_mode(true)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/strict", runs.handler().layer(strict))
+        .route("/staging", runs.handler().layer(allowed));
+    let addr = serve(app).await;
+    let param = emulator.mint(Mint::pass().in_scene("test-pass")).unwrap();
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/strict"), Some(&param)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("T005"))
+    );
+    assert_eq!(runs.count(), 0);
+    let param = emulator.mint(Mint::pass().in_scene("test-pass")).unwrap();
+    let (status, _, _) = send(Method::POST, format!("http://{addr}/staging"), Some(&param)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs.count(), 1);
+}
+
+/// Answers whose `Result` contradicts itself, or lacks fields, never let a request in.
+#[tokio::test]
+async fn contradictory_verdicts_are_refused() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let layer = CaptchaLayer::builder(client_for(&emulator), scene(LOGIN))
+        .failure_policy(FailurePolicy::Closed)
+        .build()
+        .unwrap();
+    let addr = serve(Router::new().route("/login", runs.handler().layer(layer))).await;
+    for (result, status) in [
+        (json!({"VerifyResult": true, "VerifyCode": "F015"}), 403),
+        (json!({"VerifyResult": false, "VerifyCode": "T001"}), 403),
+        (json!({"VerifyResult": true}), 403),
+        (json!({"VerifyResult": true, "VerifyCode": "T999"}), 403),
+        (json!({"VerifyResult": true, "VerifyCode": ""}), 403),
+        (json!({"VerifyResult": "true", "VerifyCode": "T001"}), 503),
+        (json!({"VerifyCode": "T001"}), 503),
+        (json!(null), 503),
+    ] {
+        emulator.set_faults(Faults::result(result.clone()));
+        let param = emulator.mint(Mint::pass()).unwrap();
+        let (got, _, body) = send(Method::POST, format!("http://{addr}/login"), Some(&param)).await;
+        assert_eq!(got.as_u16(), status, "{result}: {body}");
+    }
+    assert_eq!(runs.count(), 0);
+}
+
+/// A table layer on the router and a layer on the route: the param is verified once (a person
+/// who passed is not refused F018 by the second layer), and a verdict copied onto another
+/// request with the same param is not trusted.
+#[tokio::test]
+async fn two_layers_verify_a_param_once() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let client: Client = client_for(&emulator);
+    let outer = CaptchaLayer::builder(client.clone(), Route::exact("/login", scene(LOGIN)))
+        .build()
+        .unwrap();
+    let inner = CaptchaLayer::new(client.clone(), scene(LOGIN));
+    let app = Router::new()
+        .route("/login", runs.handler().layer(inner))
+        .layer(outer);
+    let addr = serve(app).await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/login"), Some(&param)).await;
+    assert_eq!(
+        (status, &body["verified"]),
+        (StatusCode::OK, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(emulator.stats().requests, 1, "the param was verified twice");
+    assert_eq!(runs.count(), 1);
+
+    // A verdict copied from that request onto another one with the same param, by code
+    // between the layers: the inner layer verifies again, and the spent param is refused.
+    let copied: Arc<std::sync::Mutex<Option<CaptchaVerified>>> = Arc::default();
+    let keep = Arc::clone(&copied);
+    let copier =
+        tower::ServiceBuilder::new().map_request(move |mut request: Request<axum::body::Body>| {
+            let mut slot = keep.lock().unwrap();
+            match request.extensions().get::<CaptchaVerified>() {
+                Some(verdict) if slot.is_none() => *slot = Some(verdict.clone()),
+                _ => {
+                    if let Some(verdict) = slot.clone() {
+                        request.extensions_mut().insert(verdict);
+                    }
+                }
+            }
+            request
+        });
+    let runs = Runs::default();
+    let outer = CaptchaLayer::builder(client.clone(), Route::exact("/first", scene(LOGIN)))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/first", post(|| async { "first" }))
+        .route(
+            "/second",
+            runs.handler()
+                .layer(CaptchaLayer::new(client, scene(LOGIN))),
+        )
+        .layer(copier)
+        .layer(outer);
+    let addr = serve(app).await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, _, _) = send(Method::POST, format!("http://{addr}/first"), Some(&param)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(copied.lock().unwrap().is_some());
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/second"), Some(&param)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("F018")),
+        "{body}"
+    );
+    assert_eq!(runs.count(), 0);
+}
+
+/// The header extractor is the default; a param in the body of a route-local layer that only
+/// reads the header is not looked at, so the route refuses it rather than guessing.
+#[tokio::test]
+async fn extractors_only_read_where_they_are_told() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let layer = CaptchaLayer::builder(client_for(&emulator), scene(LOGIN))
+        .extractor(Header::default())
+        .build()
+        .unwrap();
+    let addr = serve(Router::new().route("/login", runs.handler().layer(layer))).await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let client: HyperClient<HttpConnector, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let request = Request::post(format!("http://{addr}/login"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            json!({"captchaVerifyParam": param}).to_string(),
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(runs.count(), 0);
+}
