@@ -27,7 +27,12 @@ use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
 async fn handle(
     request: Request<CaptchaBody<Incoming>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let verified = request.extensions().get::<CaptchaVerified>().cloned();
+    // The handler demands the verdict: without one (the layer is not in front), it refuses.
+    let Some(verified) = request.extensions().get::<CaptchaVerified>().cloned() else {
+        let mut refused = Response::new(Full::new(Bytes::from("captcha required\n")));
+        *refused.status_mut() = http::StatusCode::FORBIDDEN;
+        return Ok(refused);
+    };
     let body = request
         .into_body()
         .collect()
@@ -36,10 +41,7 @@ async fn handle(
         .unwrap_or_default();
     let text = format!(
         "hello: captcha {}, {} body bytes\n",
-        verified
-            .as_ref()
-            .and_then(|v| v.code())
-            .map_or("degraded", |c| c.as_str()),
+        verified.code().map_or("degraded", |c| c.as_str()),
         body.len()
     );
     Ok(Response::new(Full::new(Bytes::from(text))))

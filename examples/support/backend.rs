@@ -32,8 +32,21 @@ pub fn emulating() -> bool {
 }
 
 /// The real service (region from `CAPTCHA_REGION`, default cn-shanghai), or an emulator
-/// knowing `scenes` (the first is its default) with freshly generated credentials.
+/// knowing `scenes` (the first is its default) with freshly generated credentials; checked
+/// with one verification before anything listens, so that a wrong key, permission, region or
+/// clock stops the example with advice instead of refusing every person.
 pub async fn start(scenes: &[&SceneId]) -> Result<Backend, String> {
+    let backend = connect(scenes).await?;
+    backend.client.check().await.map_err(|error| {
+        format!(
+            "the captcha service check failed: {error}; {}",
+            error.advice()
+        )
+    })?;
+    Ok(backend)
+}
+
+async fn connect(scenes: &[&SceneId]) -> Result<Backend, String> {
     if let Ok(credentials) = Credentials::from_env() {
         let region: Region = std::env::var("CAPTCHA_REGION")
             .unwrap_or_else(|_| "cn-shanghai".into())

@@ -17,8 +17,6 @@ pub(crate) enum Outcome<'a> {
     Verdict(&'a Verification),
     /// No verdict.
     Failed(&'a Error),
-    /// The layer's own bound on verifications in flight was full; nothing was asked.
-    Overloaded,
 }
 
 /// The layer's settings that bear on the decision.
@@ -47,11 +45,6 @@ pub(crate) fn decide(
 ) -> Decision {
     let error = match outcome {
         Outcome::Verdict(verdict) => return judge(verdict, rules),
-        Outcome::Overloaded => {
-            return Decision::Refuse(Refusal::Overloaded {
-                retry_after: RETRY_AFTER,
-            });
-        }
         Outcome::Failed(error) => error,
     };
     let class = error.class();
@@ -72,11 +65,7 @@ pub(crate) fn decide(
                 retry_after: Some(error.retry_after().unwrap_or(RETRY_AFTER)),
             });
         }
-        ErrorClass::Overloaded => {
-            return Decision::Refuse(Refusal::Overloaded {
-                retry_after: RETRY_AFTER,
-            });
-        }
+        ErrorClass::Overloaded => return Decision::Refuse(overloaded()),
     };
     match rules.policy {
         FailurePolicy::Open if may_open => {
@@ -93,6 +82,14 @@ pub(crate) fn decide(
             class,
             retry_after: None,
         }),
+    }
+}
+
+/// The answer to a request turned away because too many verifications are in flight: the
+/// layer's own bound, or the client's connections. Never a pass, whatever the policy.
+pub(crate) fn overloaded() -> Refusal {
+    Refusal::Overloaded {
+        retry_after: RETRY_AFTER,
     }
 }
 
@@ -168,9 +165,7 @@ mod tests {
         })
     }
     fn overloaded() -> Decision {
-        Decision::Refuse(Refusal::Overloaded {
-            retry_after: RETRY_AFTER,
-        })
+        Decision::Refuse(super::overloaded())
     }
 
     #[test]
@@ -389,9 +384,8 @@ mod tests {
             assert_eq!(asked, degrades, "{error:?} {rules:?}");
         }
 
-        // The layer's own bound: overloaded, whatever the policy.
-        for rules in [OPEN, CLOSED, TEST_MODE, OPEN_ON_CONFIG] {
-            assert_eq!(decide(Outcome::Overloaded, rules, || true), overloaded());
-        }
+        // The layer's own bound: 503 with a wait.
+        assert_eq!(super::overloaded().status(), 503);
+        assert_eq!(super::overloaded().retry_after(), Some(RETRY_AFTER));
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tower::Service;
 
 use super::builder::Shared;
-use super::decision::{Decision, Outcome, decide};
+use super::decision::{Decision, Outcome, decide, overloaded};
 use super::verified::Issued;
 use super::{CaptchaVerified, FailurePolicy, Refusal, ResponseBody};
 use crate::error::{ErrorClass, TransportError, TransportErrorKind};
@@ -222,7 +222,6 @@ where
                             });
                         }
                         Err(_) => {
-                            let decision = decide(Outcome::Overloaded, shared.rules, || false);
                             shared.alarms.raise("layer_overloaded", Instant::now(), |unlogged| {
                                 tracing::warn!(
                                     captcha.scene = scene.as_str(),
@@ -230,12 +229,9 @@ where
                                     "captcha verifications over the layer's in-flight bound: turned away (503)"
                                 )
                             });
-                            let Decision::Refuse(refusal) = decision else {
-                                unreachable!("overload is always refused")
-                            };
                             this.state.set(State::Done);
                             let (parts, _body) = request.into_parts();
-                            let response = shared.responder.respond(&refusal, &parts);
+                            let response = shared.responder.respond(&overloaded(), &parts);
                             return Poll::Ready(Ok(response.map(ResponseBody::Refusal)));
                         }
                     }

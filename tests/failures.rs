@@ -1,0 +1,523 @@
+//! Failures never switch the captcha off: floods past the bounds, every gateway error class,
+//! an outage flood against the degraded budget, the connection cap's background tasks, and
+//! settings that would refuse (or, fail-open, admit) everyone. Over real sockets, against the
+//! emulator; every request carries a param that fails verification unless said otherwise.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tower_aliyun_captcha::client::BuildError;
+use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
+use tower_aliyun_captcha::error::ErrorClass;
+use tower_aliyun_captcha::extract::BodyLimits;
+use tower_aliyun_captcha::layer::{
+    CaptchaLayer, CaptchaVerified, ConfigError, DegradedBudget, FailurePolicy,
+};
+use tower_aliyun_captcha::{Client, Credentials, SceneId};
+
+/// How often the protected handler ran, and how often degraded.
+#[derive(Clone, Default)]
+struct Runs {
+    all: Arc<AtomicUsize>,
+    degraded: Arc<AtomicUsize>,
+}
+
+impl Runs {
+    fn all(&self) -> usize {
+        self.all.load(Ordering::SeqCst)
+    }
+    fn degraded(&self) -> usize {
+        self.degraded.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(layer: CaptchaLayer<Client>, runs: &Runs) -> SocketAddr {
+    let runs = runs.clone();
+    let handler = post(move |verified: CaptchaVerified| {
+        let runs = runs.clone();
+        async move {
+            runs.all.fetch_add(1, Ordering::SeqCst);
+            if verified.is_degraded() {
+                runs.degraded.fetch_add(1, Ordering::SeqCst);
+            }
+            axum::Json(
+                json!({"degraded": verified.is_degraded(), "by": verified.degraded_by().map(|c| c.as_str())}),
+            )
+        }
+    });
+    let app = Router::new().route("/login", handler.layer(layer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+type Http = HyperClient<HttpConnector, Full<Bytes>>;
+
+fn http() -> Http {
+    HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    json: Value,
+    took: Duration,
+}
+
+async fn login(http: &Http, addr: SocketAddr, param: &str) -> Answer {
+    let request = Request::post(format!("http://{addr}/login"))
+        .header("x-captcha-verify-param", param)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let started = Instant::now();
+    let response = http.request(request).await.expect("the app answers");
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        retry_after,
+        json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        took: started.elapsed(),
+    }
+}
+
+/// Sends every param at once; returns the answers.
+async fn flood(addr: SocketAddr, params: Vec<String>) -> Vec<Answer> {
+    let http = http();
+    let tasks: Vec<_> = params
+        .into_iter()
+        .map(|param| {
+            let http = http.clone();
+            tokio::spawn(async move { login(&http, addr, &param).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+fn failing_params(emulator: &Emulator, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| emulator.mint(Mint::verdict("F015")).unwrap())
+        .collect()
+}
+
+fn count(answers: &[Answer], status: u16) -> usize {
+    answers
+        .iter()
+        .filter(|a| a.status.as_u16() == status)
+        .count()
+}
+
+/// Upstream at once and upstream slow, floods past the layer's bound and past the client's
+/// connections: the handler never runs, and nothing waits for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_past_the_bounds_never_reaches_the_handler() {
+    let emulator = emulator().await;
+    for (latency_ms, in_flight, connections, requests) in [
+        // The defaults, the upstream answering at once.
+        (0, None, None, 1500),
+        // A slow upstream; the layer's bound is the limit.
+        (300, Some(32), Some(32), 600),
+        // A slow upstream; the client's connections are the limit.
+        (300, Some(1024), Some(16), 600),
+    ] {
+        emulator.set_faults(Faults::none().with_latency(Duration::from_millis(latency_ms)));
+        let mut client = client_builder(emulator.url()).timeout(Duration::from_secs(3));
+        if let Some(connections) = connections {
+            client = client.max_connections(connections);
+        }
+        let mut layer =
+            CaptchaLayer::builder(client.build().unwrap(), SceneId::new(LOGIN).unwrap());
+        if let Some(in_flight) = in_flight {
+            layer = layer.max_in_flight(in_flight);
+        }
+        let runs = Runs::default();
+        let addr = serve(layer.build().unwrap(), &runs).await;
+        let answers = flood(addr, failing_params(&emulator, requests)).await;
+        let what = format!(
+            "latency {latency_ms} ms, in flight {in_flight:?}, connections {connections:?}"
+        );
+        assert_eq!(runs.all(), 0, "{what}: the handler ran");
+        assert_eq!(
+            count(&answers, 403) + count(&answers, 503),
+            requests,
+            "{what}: every request refused"
+        );
+        for answer in answers.iter().filter(|a| a.status == 503) {
+            assert_eq!(answer.json["code"], "overloaded", "{what}");
+            assert_eq!(answer.retry_after.as_deref(), Some("1"), "{what}");
+            assert!(
+                answer.took < Duration::from_millis(latency_ms + 1000),
+                "{what}: turned away after {:?}",
+                answer.took
+            );
+        }
+        if latency_ms > 0 {
+            assert!(count(&answers, 503) > 0, "{what}: nothing was turned away");
+        }
+        assert_eq!(emulator.stats().repeated_params, 0);
+    }
+}
+
+/// Each gateway error, injected and for real, gets its class's answer under the default
+/// (open) policy: only an outage may let anyone in.
+#[tokio::test]
+async fn every_gateway_error_gets_its_class_answer() {
+    let clock = TestClock::default();
+    let emulator = emulator_with_clock(clock.clone()).await;
+    let runs = Runs::default();
+    let layer = CaptchaLayer::new(client_for(&emulator), SceneId::new(LOGIN).unwrap());
+    let addr = serve(layer, &runs).await;
+    let http = http();
+    let mut expected_runs = 0;
+    for (code, class) in [
+        ("SignatureDoesNotMatch", ErrorClass::Configuration),
+        ("InvalidAccessKeyId.NotFound", ErrorClass::Configuration),
+        ("InvalidSecurityToken.Expired", ErrorClass::Configuration),
+        ("Forbidden.AccountAccessDenied", ErrorClass::Configuration),
+        ("Forbidden.RAMUserAccessDenied", ErrorClass::Configuration),
+        ("InvalidTimeStamp.Expired", ErrorClass::Configuration),
+        ("SignatureNonceUsed", ErrorClass::Configuration),
+        ("Some.CodeNobodyKnows", ErrorClass::Configuration),
+        ("InvalidParameter", ErrorClass::BadRequest),
+        ("MissingParameter", ErrorClass::BadRequest),
+        ("Throttling", ErrorClass::Throttled),
+        ("Throttling.User", ErrorClass::Throttled),
+        ("InternalError", ErrorClass::Outage),
+        ("ServiceUnavailable", ErrorClass::Outage),
+    ] {
+        emulator.set_faults(Faults::api_error(code));
+        let param = emulator.mint(Mint::verdict("F015")).unwrap();
+        let answer = login(&http, addr, &param).await;
+        let got = (answer.status.as_u16(), answer.retry_after.as_deref());
+        match class {
+            ErrorClass::Configuration => assert_eq!(got, (503, None), "{code}: {}", answer.json),
+            ErrorClass::BadRequest => assert_eq!(got, (403, None), "{code}: {}", answer.json),
+            ErrorClass::Throttled => assert_eq!(got, (503, Some("1")), "{code}: {}", answer.json),
+            _ => {
+                expected_runs += 1;
+                assert_eq!(got.0, 200, "{code}: {}", answer.json);
+                assert_eq!(answer.json["by"], "outage");
+            }
+        }
+        assert_eq!(runs.all(), expected_runs, "{code}");
+    }
+    // A requested wait is passed on, rounded up to whole seconds.
+    emulator.set_faults(
+        Faults::api_error("Throttling.Api").with_retry_after(Duration::from_millis(2500)),
+    );
+    let answer = login(&http, addr, &emulator.mint(Mint::verdict("F015")).unwrap()).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.retry_after.as_deref()),
+        (503, Some("3"))
+    );
+    emulator.set_faults(Faults::none());
+
+    // The same classes, caused for real: a mistyped secret, an unknown key, a skewed clock.
+    for credentials in [
+        Credentials::new(KEY_ID, "mistyped-secret"),
+        Credentials::new("LTAI5tUnknownKey", KEY_SECRET),
+    ] {
+        let layer = CaptchaLayer::new(
+            client_with(emulator.url(), credentials),
+            SceneId::new(LOGIN).unwrap(),
+        );
+        let runs = Runs::default();
+        let addr = serve(layer, &runs).await;
+        let answer = login(&http, addr, &emulator.mint(Mint::pass()).unwrap()).await;
+        assert_eq!(answer.status, 503, "{}", answer.json);
+        assert_eq!(runs.all(), 0);
+    }
+    clock.advance(Duration::from_secs(20 * 60));
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let answer = login(&http, addr, &param).await;
+    assert_eq!(answer.status, 503, "skewed clock: {}", answer.json);
+    assert_eq!(runs.all(), expected_runs);
+
+    // Opting in to fail open on configuration errors puts them under the policy.
+    emulator.set_faults(Faults::api_error("SignatureDoesNotMatch"));
+    let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
+        .fail_open_on_configuration_errors(true)
+        .build()
+        .unwrap();
+    let runs = Runs::default();
+    let addr = serve(layer, &runs).await;
+    let answer = login(&http, addr, &emulator.mint(Mint::verdict("F015")).unwrap()).await;
+    assert_eq!(
+        (answer.status.as_u16(), &answer.json["by"]),
+        (200, &json!("configuration"))
+    );
+}
+
+/// During an outage, a flood of failing captchas gets in no faster than the degraded budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_flood_gets_in_no_faster_than_the_budget() {
+    let emulator = emulator().await;
+    emulator.set_faults(Faults::mode(
+        tower_aliyun_captcha::emulator::FaultMode::InternalError,
+    ));
+    for (budget, burst, rate) in [
+        (DegradedBudget::per_second(5, 10), 10.0, 5.0),
+        // The default, with no genuine passes seen yet: its floor (1/s) and burst (10).
+        (DegradedBudget::adaptive(), 10.0, 1.0),
+    ] {
+        let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
+            .degraded_budget(budget)
+            .build()
+            .unwrap();
+        let runs = Runs::default();
+        let addr = serve(layer, &runs).await;
+        let started = Instant::now();
+        let mut answers = Vec::new();
+        // 1,000 failing captchas in waves over about two seconds.
+        for _ in 0..10 {
+            answers.extend(flood(addr, failing_params(&emulator, 100)).await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let allowed = (burst + rate * elapsed).ceil() as usize + 1;
+        assert!(
+            runs.degraded() <= allowed,
+            "{budget:?}: {} of 1,000 got in over {elapsed:.1} s, budget {allowed}",
+            runs.degraded()
+        );
+        assert!(runs.degraded() >= 10, "{budget:?}: the burst let nobody in");
+        assert_eq!(runs.all(), runs.degraded());
+        assert_eq!(count(&answers, 200) + count(&answers, 503), 1000);
+        for answer in answers.iter().filter(|a| a.status == 503) {
+            assert_eq!(answer.retry_after.as_deref(), Some("1"));
+        }
+    }
+    // Unlimited lets everyone in, as the API document has it: an explicit choice.
+    let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
+        .degraded_budget(DegradedBudget::unlimited())
+        .build()
+        .unwrap();
+    let runs = Runs::default();
+    let addr = serve(layer, &runs).await;
+    flood(addr, failing_params(&emulator, 200)).await;
+    assert_eq!(runs.degraded(), 200);
+}
+
+/// Verifications far past the connection cap leave no task behind once they are done: the
+/// runtime's alive tasks return to their baseline.
+#[test]
+fn the_connection_cap_leaves_no_tasks_behind() {
+    // The emulator on a runtime of its own, so that only the client's tasks are counted.
+    let emulator_runtime = tokio::runtime::Runtime::new().unwrap();
+    let emulator = emulator_runtime.block_on(emulator());
+    emulator.set_faults(Faults::none().with_latency(Duration::from_millis(5)));
+    let params: Vec<String> = (0..6400)
+        .map(|_| emulator.mint(Mint::pass()).unwrap())
+        .collect();
+    let url = emulator.url();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let client = client_builder(url)
+            .max_connections(4)
+            .connection_wait(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let metrics = tokio::runtime::Handle::current().metrics();
+        // Warm the pool to its cap, then take the baseline.
+        let warm: Vec<_> = params[..8]
+            .iter()
+            .map(|p| {
+                let client = client.clone();
+                let p = p.clone();
+                tokio::spawn(async move { client.verify(request(&p, None)).await })
+            })
+            .collect();
+        for task in warm {
+            task.await.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let baseline = metrics.num_alive_tasks();
+
+        let params = Arc::new(params[8..].to_vec());
+        let next = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..64)
+            .map(|_| {
+                let (client, params, next) =
+                    (client.clone(), Arc::clone(&params), Arc::clone(&next));
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(param) = params.get(i) else { break };
+                        let _ = client.verify(request(param, None)).await;
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let alive = metrics.num_alive_tasks();
+            if alive <= baseline {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{alive} tasks alive 5 s after the flood, baseline {baseline}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    drop(emulator);
+}
+
+/// Zero bounds, deadlines and budgets are refused when building: they would fail every
+/// verification, which a fail-open layer would turn into letting everyone in.
+#[test]
+fn zero_settings_are_refused() {
+    let base = || Client::builder().credentials(Credentials::new("id", "secret"));
+    for (builder, setting) in [
+        (base().timeout(Duration::ZERO), "timeout"),
+        (base().connect_timeout(Duration::ZERO), "connect_timeout"),
+        (base().connection_wait(Duration::ZERO), "connection_wait"),
+        (base().max_connections(0), "max_connections"),
+        (base().max_response_bytes(0), "max_response_bytes"),
+    ] {
+        match builder.build() {
+            Err(BuildError::Zero(name)) => assert_eq!(name, setting),
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+    let scene = || SceneId::new(LOGIN).unwrap();
+    let layer = || CaptchaLayer::builder(base().build().unwrap(), scene());
+    let zero_body = BodyLimits {
+        max_bytes: 0,
+        read_timeout: Duration::from_secs(1),
+    };
+    let no_time = BodyLimits {
+        max_bytes: 1024,
+        read_timeout: Duration::ZERO,
+    };
+    for (result, setting) in [
+        (layer().max_in_flight(0).build(), "max_in_flight"),
+        (
+            layer().verify_timeout(Duration::ZERO).build(),
+            "verify_timeout",
+        ),
+        (
+            layer().body_limits(zero_body).build(),
+            "body_limits.max_bytes",
+        ),
+        (
+            layer().body_limits(no_time).build(),
+            "body_limits.read_timeout",
+        ),
+        (
+            layer()
+                .degraded_budget(DegradedBudget::per_second(0, 10))
+                .build(),
+            "degraded_budget",
+        ),
+        (
+            layer()
+                .degraded_budget(DegradedBudget::per_second(10, 0))
+                .build(),
+            "degraded_budget",
+        ),
+    ] {
+        assert_eq!(result.map(drop).unwrap_err(), ConfigError::Zero(setting));
+    }
+}
+
+/// A custom verifier that never answers: the layer's own deadline counts it as an outage.
+#[tokio::test]
+async fn the_layer_deadline_bounds_a_verifier_without_one() {
+    let never = |_: tower_aliyun_captcha::VerifyRequest| std::future::pending();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&runs);
+    let layer = CaptchaLayer::builder(never, SceneId::new(LOGIN).unwrap())
+        .verify_timeout(Duration::from_millis(200))
+        .failure_policy(FailurePolicy::Closed)
+        .build()
+        .unwrap();
+    let app = Router::new().route(
+        "/login",
+        post(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { "in" }
+        })
+        .layer(layer),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let answer = login(&http(), addr, "eyJ4IjoxfQ==").await;
+    assert_eq!(answer.status, 503);
+    assert!(
+        answer.took < Duration::from_millis(1000),
+        "{:?}",
+        answer.took
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+/// Under a flood of failures, the logs get one line per kind per interval, with a count.
+#[test]
+fn a_flood_writes_one_warning_per_kind() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let emulator = emulator().await;
+        emulator.set_faults(Faults::mode(
+            tower_aliyun_captcha::emulator::FaultMode::Unavailable,
+        ));
+        let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
+            .max_in_flight(8)
+            .build()
+            .unwrap();
+        let runs = Runs::default();
+        let addr = serve(layer, &runs).await;
+        let answers = flood(addr, failing_params(&emulator, 300)).await;
+        assert_eq!(answers.len(), 300);
+    });
+    let logs = captured.text();
+    let warnings = logs.lines().filter(|l| l.contains("WARN")).count();
+    assert!(
+        (1..=4).contains(&warnings),
+        "{warnings} warning lines for 300 failures:\n{logs}"
+    );
+}
