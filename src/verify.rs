@@ -473,6 +473,7 @@ pub struct Verification {
     passed: bool,
     code: VerifyCode,
     request_id: String,
+    certify_id: Option<String>,
 }
 
 impl Verification {
@@ -490,12 +491,39 @@ impl Verification {
             passed,
             code,
             request_id: request_id.into(),
+            certify_id: None,
         }
     }
 
-    /// The code and request id, by value.
-    pub(crate) fn into_parts(self) -> (VerifyCode, String) {
-        (self.code, self.request_id)
+    /// The same verdict, with the `Result.CertifyId` the service answered.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Verification, VerifyCode};
+    ///
+    /// let verdict = Verification::new(true, VerifyCode::T001, "R").with_certify_id("c-1");
+    /// assert_eq!(verdict.certify_id(), Some("c-1"));
+    /// ```
+    pub fn with_certify_id(mut self, certify_id: impl Into<String>) -> Self {
+        self.certify_id = Some(certify_id.into());
+        self
+    }
+
+    /// `Result.CertifyId`: the id of the verification the param came from, when the service
+    /// answered one (it does since late 2025). Useful to match a verdict with the widget's
+    /// logs.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Verification, VerifyCode};
+    ///
+    /// assert_eq!(Verification::new(false, VerifyCode::F015, "R").certify_id(), None);
+    /// ```
+    pub fn certify_id(&self) -> Option<&str> {
+        self.certify_id.as_deref()
+    }
+
+    /// The code, request id and certify id, by value.
+    pub(crate) fn into_parts(self) -> (VerifyCode, String, Option<String>) {
+        (self.code, self.request_id, self.certify_id)
     }
 
     /// `Result.VerifyResult`: whether the person passed.

@@ -71,18 +71,62 @@ async fn every_required_header_is_checked_first() {
 }
 
 #[tokio::test]
-async fn unsupported_action_or_version_is_invalid_parameter() {
+async fn unknown_action_or_version_are_answered_like_the_gateway() {
     let emulator = emulator().await;
-    for (name, value) in [
-        ("x-acs-action", "DescribeInstances"),
-        ("x-acs-version", "2018-01-12"),
+    for (name, value, expected) in [
+        (
+            "x-acs-action",
+            "DescribeInstances",
+            (404, "InvalidAction.NotFound"),
+        ),
+        ("x-acs-version", "2018-01-12", (400, "InvalidVersion")),
     ] {
         let (status, body) = RawRequest::new(&emulator, "p", None)
             .set(name, value)
             .send(&emulator)
             .await;
-        assert_eq!((status, code(&body)), (400, "InvalidParameter"), "{body}");
+        assert_eq!((status, code(&body)), expected, "{body}");
     }
+}
+
+/// Every answer carries its request id in `x-acs-request-id`, the same as the body's; a
+/// verdict carries the param's `CertifyId`.
+#[tokio::test]
+async fn answers_carry_the_request_id_header_and_the_certify_id() {
+    let emulator = emulator().await;
+    let param = emulator
+        .mint(tower_aliyun_captcha::emulator::Mint::pass())
+        .unwrap();
+    let (status, headers, body) = RawRequest::new(&emulator, &param, Some(LOGIN))
+        .send_full(&emulator)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers["x-acs-request-id"],
+        body["RequestId"].as_str().unwrap()
+    );
+    assert!(
+        !body["Result"]["CertifyId"].as_str().unwrap().is_empty(),
+        "{body}"
+    );
+    let (status, headers, body) = RawRequest::new(&emulator, "p", None)
+        .set("x-acs-version", "2019-01-01")
+        .send_full(&emulator)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        headers["x-acs-request-id"],
+        body["RequestId"].as_str().unwrap()
+    );
+    // The client keeps both.
+    let param = emulator
+        .mint(tower_aliyun_captcha::emulator::Mint::pass())
+        .unwrap();
+    let verdict = client_for(&emulator)
+        .verify(request(&param, None))
+        .await
+        .unwrap();
+    assert!(verdict.certify_id().is_some());
 }
 
 #[tokio::test]

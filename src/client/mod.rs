@@ -315,7 +315,7 @@ impl Inner {
             let http_request = sign_now(endpoint, credentials, request)?;
             match self.transport.send(http_request).await {
                 Ok(answer) => {
-                    return response::parse_answer(answer.status, answer.retry_after, &answer.body);
+                    return response::parse_answer(answer.status, &answer.headers, &answer.body);
                 }
                 // Nothing was written: the param is intact, so the next endpoint may have it.
                 Err(error) if !error.may_have_reached_server() => {

@@ -1,7 +1,7 @@
 //! The signed `VerifyIntelligentCaptcha` request, built without I/O.
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HOST, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, HOST, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::Full;
 use time::OffsetDateTime;
@@ -9,6 +9,7 @@ use time::macros::format_description;
 
 use super::Endpoint;
 use crate::credentials::Credentials;
+use crate::protocol;
 use crate::sign::{self, CanonicalRequest};
 use crate::verify::VerifyRequest;
 
@@ -75,6 +76,8 @@ pub(crate) fn signed_request(
         .uri(endpoint.uri().clone())
         .header(HOST, endpoint.host_header().clone())
         .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
+        // Unsigned, like the user agent: the signature stays the minimal client's.
+        .header(ACCEPT, HeaderValue::from_static(protocol::ACCEPT))
         .header(AUTHORIZATION, authorization);
     // `host` went in above; the rest of the signed headers follow, all lower-case literals.
     for (name, value) in &signed[1..] {

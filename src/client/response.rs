@@ -29,9 +29,13 @@ struct WireResult {
     /// a code nobody knows.
     #[serde(rename = "VerifyCode", alias = "verifyCode", default)]
     verify_code: Option<String>,
+    /// Added to the answer in late 2025; older answers lack it.
+    #[serde(rename = "CertifyId", alias = "certifyId", default)]
+    certify_id: Option<String>,
 }
 
-/// Turns the service's HTTP status and body into the verdict, or the error it answered.
+/// Turns the service's HTTP status and body into the verdict, or the error it answered. Error
+/// bodies may be JSON or, as the gateway sometimes answers, XML (`<Error><Code>…`).
 ///
 /// ```
 /// use tower_aliyun_captcha::client::parse_response;
@@ -43,18 +47,32 @@ struct WireResult {
 /// assert!(parse_response(403, br#"{"Code":"Forbidden.AccountAccessDenied"}"#).is_err());
 /// ```
 pub fn parse_response(status: u16, body: &[u8]) -> Result<Verification, Error> {
-    parse_answer(status, None, body)
+    parse_answer(status, &AnswerHeaders::default(), body)
 }
 
-/// [`parse_response`], with the wait the gateway asked for (`x-acs-retry-after`).
+/// What the client reads from an answer's headers.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerHeaders {
+    /// `x-acs-retry-after`: the wait the gateway asked for.
+    pub(crate) retry_after: Option<std::time::Duration>,
+    /// `x-acs-request-id`, for answers whose body has no `RequestId`.
+    pub(crate) request_id: Option<String>,
+}
+
+/// [`parse_response`], with what the headers said.
 pub(crate) fn parse_answer(
     status: u16,
-    retry_after: Option<std::time::Duration>,
+    headers: &AnswerHeaders,
     body: &[u8],
 ) -> Result<Verification, Error> {
-    let wire: Wire = match serde_json::from_slice(body) {
+    let wire = if body.trim_ascii_start().starts_with(b"<") {
+        xml_error(body)
+    } else {
+        serde_json::from_slice::<Wire>(body).map_err(|error| error.to_string())
+    };
+    let wire = match wire {
         Ok(wire) => wire,
-        Err(error) => {
+        Err(why) => {
             let kind = if (200..300).contains(&status) {
                 ResponseErrorKind::Malformed
             } else {
@@ -63,12 +81,15 @@ pub(crate) fn parse_answer(
             return Err(ResponseError::new(
                 kind,
                 status,
-                format!("body is not the API's JSON: {error}"),
+                format!("body is not the API's JSON: {why}"),
             )
             .into());
         }
     };
-    let request_id = wire.request_id.unwrap_or_default();
+    let request_id = wire
+        .request_id
+        .or_else(|| headers.request_id.clone())
+        .unwrap_or_default();
     let succeeded = (200..300).contains(&status)
         && wire.success != Some(false)
         && wire
@@ -90,7 +111,7 @@ pub(crate) fn parse_answer(
             wire.message.unwrap_or_default(),
             request_id,
         );
-        return Err(match retry_after {
+        return Err(match headers.retry_after {
             Some(wait) => error.with_retry_after(wait),
             None => error,
         }
@@ -104,11 +125,54 @@ pub(crate) fn parse_answer(
         )
         .into());
     };
-    Ok(Verification::new(
+    let verdict = Verification::new(
         result.verify_result,
         VerifyCode::from(result.verify_code.as_deref().unwrap_or_default()),
         request_id,
-    ))
+    );
+    Ok(match result.certify_id {
+        Some(certify_id) => verdict.with_certify_id(certify_id),
+        None => verdict,
+    })
+}
+
+/// The gateway's XML error body: `<Error>` with `RequestId`, `HostId`, `Code`, `Message` and
+/// `Recommend` children. Only the error is ever XML; a verdict is always JSON.
+fn xml_error(body: &[u8]) -> Result<Wire, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "XML that is not UTF-8".to_owned())?;
+    let error = element(text, "Error").ok_or("XML without an <Error> element")?;
+    Ok(Wire {
+        request_id: element(error, "RequestId").map(xml_text),
+        success: Some(false),
+        code: element(error, "Code").map(xml_text),
+        message: element(error, "Message").map(xml_text),
+        result: None,
+    })
+}
+
+/// The content of the first `<name>…</name>` in `xml`.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(&xml[start..end])
+}
+
+/// An element's text: CDATA unwrapped, the five predefined entities decoded.
+fn xml_text(raw: &str) -> String {
+    let raw = raw.trim();
+    if let Some(cdata) = raw
+        .strip_prefix("<![CDATA[")
+        .and_then(|r| r.strip_suffix("]]>"))
+    {
+        return cdata.to_owned();
+    }
+    raw.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -165,6 +229,41 @@ mod tests {
             parse_response(200, no_result),
             Err(Error::Response(_))
         ));
+    }
+
+    #[test]
+    fn xml_errors_keep_their_code_message_and_request_id() {
+        let body = b"<?xml version='1.0' encoding='UTF-8'?><Error><RequestId>R-9</RequestId>\
+            <HostId>captcha.cn-shanghai.aliyuncs.com</HostId><Code>InvalidVersion</Code>\
+            <Message>Specified parameter Version is not valid &amp; known.</Message>\
+            <Recommend><![CDATA[https://error-center.aliyun.com/status/search?Keyword=InvalidVersion&source=PopGw]]></Recommend></Error>";
+        match parse_response(400, body) {
+            Err(Error::Api(error)) => {
+                assert_eq!(error.code(), &ApiErrorCode::InvalidVersion);
+                assert_eq!(error.request_id(), "R-9");
+                assert_eq!(
+                    error.message(),
+                    "Specified parameter Version is not valid & known."
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_response(502, b"<html>bad gateway</html>"),
+            Err(Error::Response(_))
+        ));
+    }
+
+    #[test]
+    fn the_certify_id_and_a_header_request_id_are_kept() {
+        let body = br#"{"Code":"Success","Success":true,"Result":{"VerifyResult":true,"VerifyCode":"T001","CertifyId":"c-1"}}"#;
+        let headers = AnswerHeaders {
+            request_id: Some("R-h".into()),
+            ..AnswerHeaders::default()
+        };
+        let verdict = parse_answer(200, &headers, body).unwrap();
+        assert_eq!(verdict.certify_id(), Some("c-1"));
+        assert_eq!(verdict.request_id(), "R-h");
     }
 
     #[test]

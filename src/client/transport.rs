@@ -14,10 +14,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 
 use super::capped::CappedConnector;
+use super::response::AnswerHeaders;
 use crate::Error;
 use crate::credentials::CredentialsError;
 use crate::error::{ResponseError, ResponseErrorKind, TransportError, TransportErrorKind};
-use crate::protocol::RETRY_AFTER_HEADER;
+use crate::protocol::{REQUEST_ID_HEADER, RETRY_AFTER_HEADER};
 
 /// How long an idle pooled connection is kept. The gateway closes idle ones after about a
 /// minute and a half; closing ours first avoids racing its close.
@@ -164,12 +165,20 @@ impl Transport {
     pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, Error> {
         let response = self.client.request(request).await.map_err(classify)?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_millis);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let headers = AnswerHeaders {
+            retry_after: header(RETRY_AFTER_HEADER)
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
+            request_id: header(REQUEST_ID_HEADER).map(str::to_owned),
+        };
         let body = Limited::new(response.into_body(), self.max_response_bytes)
             .collect()
             .await
@@ -190,16 +199,16 @@ impl Transport {
         tokio::task::yield_now().await;
         Ok(Answer {
             status,
-            retry_after,
+            headers,
             body: body.to_bytes(),
         })
     }
 }
 
-/// What the service answered: status, the wait it asked for, and the body.
+/// What the service answered: status, what its headers said, and the body.
 pub(crate) struct Answer {
     pub(crate) status: u16,
-    pub(crate) retry_after: Option<Duration>,
+    pub(crate) headers: AnswerHeaders,
     pub(crate) body: Bytes,
 }
 

@@ -114,16 +114,17 @@ pub(crate) fn authenticate<'a>(
 
     let action = value("x-acs-action");
     if action != ACTION {
-        return Err(GatewayError::bad_request(
-            "InvalidParameter",
-            format!("The action {action:?} is not supported; only {ACTION} is."),
+        return Err(GatewayError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidAction.NotFound",
+            format!("Specified api {action:?} is not found, please check your url and method."),
         ));
     }
     let version = value("x-acs-version");
     if version != VERSION {
         return Err(GatewayError::bad_request(
-            "InvalidParameter",
-            format!("The version {version:?} is not supported; only {VERSION} is."),
+            "InvalidVersion",
+            format!("Specified parameter Version {version:?} is not valid."),
         ));
     }
 

@@ -21,7 +21,7 @@ use super::params;
 use super::stats::bump;
 use super::{Faults, Mint, State, TestMode};
 use crate::VerifyCode;
-use crate::protocol::RETRY_AFTER_HEADER;
+use crate::protocol::{REQUEST_ID_HEADER, RETRY_AFTER_HEADER};
 
 /// The largest request body the emulator reads.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
@@ -200,12 +200,17 @@ fn request_id() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string().to_uppercase()
 }
 
-fn gateway_error(state: &State, host: &str, error: &GatewayError) -> Response<Full<Bytes>> {
+fn gateway_error(
+    state: &State,
+    host: &str,
+    id: &str,
+    error: &GatewayError,
+) -> Response<Full<Bytes>> {
     state.counters.error(&error.code);
     json(
         error.status,
         &serde_json::json!({
-            "RequestId": request_id(),
+            "RequestId": id,
             "HostId": host,
             "Code": error.code,
             "Message": error.message,
@@ -217,7 +222,18 @@ fn gateway_error(state: &State, host: &str, error: &GatewayError) -> Response<Fu
     )
 }
 
+/// `VerifyIntelligentCaptcha`, every answer carrying its request id in `x-acs-request-id`, as
+/// the gateway's do.
 async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> Answer {
+    let id = request_id();
+    let mut response = answer(state, parts, body, &id).await?;
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+async fn answer(state: &State, parts: &http::request::Parts, body: &Bytes, id: &str) -> Answer {
     bump(&state.counters.requests);
     let host = parts
         .headers
@@ -232,7 +248,7 @@ async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> An
             .map(|nonce| nonces.insert(nonce, now))
     };
     if let Err(error) = authenticated {
-        return Ok(gateway_error(state, host, &error));
+        return Ok(gateway_error(state, host, id, &error));
     }
 
     let (mut param, mut scene_id) = (None, None);
@@ -250,7 +266,7 @@ async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> An
             "The input parameter CaptchaVerifyParam that is mandatory for processing this \
              request is not supplied.",
         );
-        return Ok(gateway_error(state, host, &error));
+        return Ok(gateway_error(state, host, id, &error));
     };
     let decoded = params::decode(&param);
     if let Ok(decoded) = &decoded {
@@ -270,9 +286,10 @@ async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> An
     }
     if faults.mode != FaultMode::None {
         bump(&state.counters.faults);
-        return fault(state, host, &faults);
+        return fault(state, host, id, &faults);
     }
 
+    let certify_id = decoded.as_ref().ok().map(|d| d.certify_id.clone());
     let code = match decoded {
         Err(code) => code,
         Ok(decoded) => match state.scene(&decoded.scene_id) {
@@ -290,24 +307,33 @@ async fn verify(state: &State, parts: &http::request::Parts, body: &Bytes) -> An
         },
     };
     state.counters.verdict(code.as_str());
-    Ok(json(StatusCode::OK, &verdict_body(&code)))
+    Ok(json(
+        StatusCode::OK,
+        &verdict_body(id, &code, certify_id.as_deref()),
+    ))
 }
 
-fn verdict_body(code: &VerifyCode) -> serde_json::Value {
+fn verdict_body(id: &str, code: &VerifyCode, certify_id: Option<&str>) -> serde_json::Value {
+    let mut result =
+        serde_json::json!({"VerifyResult": code.is_pass(), "VerifyCode": code.as_str()});
+    if let Some(certify_id) = certify_id {
+        result["CertifyId"] = certify_id.into();
+    }
     serde_json::json!({
-        "RequestId": request_id(),
+        "RequestId": id,
         "Message": "success",
         "Code": "Success",
         "Success": true,
-        "Result": {"VerifyResult": code.is_pass(), "VerifyCode": code.as_str()},
+        "Result": result,
     })
 }
 
-fn fault(state: &State, host: &str, faults: &Faults) -> Answer {
+fn fault(state: &State, host: &str, id: &str, faults: &Faults) -> Answer {
     let error = |status, code: &'static str, message: &str| {
         Ok(gateway_error(
             state,
             host,
+            id,
             &GatewayError::new(status, code, message),
         ))
     };
@@ -331,7 +357,7 @@ fn fault(state: &State, host: &str, faults: &Faults) -> Answer {
             Ok(response)
         }
         FaultMode::TruncatedBody => {
-            let body = verdict_body(&VerifyCode::T001).to_string();
+            let body = verdict_body(id, &VerifyCode::T001, None).to_string();
             let announced = body.len() + 64;
             let mut response = json(StatusCode::OK, &());
             *response.body_mut() = Full::new(Bytes::from(body));
@@ -341,7 +367,7 @@ fn fault(state: &State, host: &str, faults: &Faults) -> Answer {
             Ok(response)
         }
         FaultMode::OversizedBody => {
-            let mut body = verdict_body(&VerifyCode::T001).to_string();
+            let mut body = verdict_body(id, &VerifyCode::T001, None).to_string();
             body.push_str(&" ".repeat(1024 * 1024));
             let mut response = json(StatusCode::OK, &());
             *response.body_mut() = Full::new(Bytes::from(body));
@@ -362,7 +388,7 @@ fn fault(state: &State, host: &str, faults: &Faults) -> Answer {
                 code: code.to_owned().into(),
                 message: format!("Injected {code}."),
             };
-            let mut response = gateway_error(state, host, &error);
+            let mut response = gateway_error(state, host, id, &error);
             if let Some(wait) = faults.retry_after_ms {
                 response
                     .headers_mut()
@@ -375,7 +401,7 @@ fn fault(state: &State, host: &str, faults: &Faults) -> Answer {
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({
-                    "RequestId": request_id(),
+                    "RequestId": id,
                     "Message": "success",
                     "Code": "Success",
                     "Success": true,

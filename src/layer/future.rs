@@ -310,8 +310,7 @@ fn settle<V, E, B>(
             span.record("captcha.outcome", "pass");
             shared.budget.genuine_pass();
             tracing::debug!("captcha passed");
-            let (code, request_id) = verdict.into_parts();
-            let verified = CaptchaVerified::passed(code, request_id, scene.clone(), param);
+            let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
             let issued = verified.issued();
             request.extensions_mut().insert(verified);
             Next::Call(request, Some(issued))

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::ErrorClass;
-use crate::{CaptchaVerifyParam, SceneId, VerifyCode};
+use crate::{CaptchaVerifyParam, SceneId, Verification, VerifyCode};
 
 /// The verdict, in the extensions of every request the layer lets through.
 ///
@@ -54,6 +54,7 @@ use crate::{CaptchaVerifyParam, SceneId, VerifyCode};
 pub struct CaptchaVerified {
     code: Option<VerifyCode>,
     request_id: Option<String>,
+    certify_id: Option<String>,
     scene: SceneId,
     degraded: Option<ErrorClass>,
     /// The param this verdict is for: an inner layer that finds the same param under the same
@@ -69,6 +70,7 @@ impl PartialEq for CaptchaVerified {
     fn eq(&self, other: &Self) -> bool {
         self.code == other.code
             && self.request_id == other.request_id
+            && self.certify_id == other.certify_id
             && self.scene == other.scene
             && self.degraded == other.degraded
             && self.param == other.param
@@ -78,15 +80,12 @@ impl PartialEq for CaptchaVerified {
 impl Eq for CaptchaVerified {}
 
 impl CaptchaVerified {
-    pub(crate) fn passed(
-        code: VerifyCode,
-        request_id: String,
-        scene: SceneId,
-        param: CaptchaVerifyParam,
-    ) -> Self {
+    pub(crate) fn passed(verdict: Verification, scene: SceneId, param: CaptchaVerifyParam) -> Self {
+        let (code, request_id, certify_id) = verdict.into_parts();
         Self {
             code: Some(code),
             request_id: Some(request_id),
+            certify_id,
             scene,
             degraded: None,
             param,
@@ -103,6 +102,7 @@ impl CaptchaVerified {
         Self {
             code: None,
             request_id,
+            certify_id: None,
             scene,
             degraded: Some(class),
             param,
@@ -145,6 +145,17 @@ impl CaptchaVerified {
     /// ```
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
+    }
+
+    /// The service's `CertifyId` for the verification, when it answered one.
+    ///
+    /// ```
+    /// # fn check(verified: tower_aliyun_captcha::layer::CaptchaVerified) {
+    /// tracing::info!(captcha.certify_id = verified.certify_id(), "signed in");
+    /// # }
+    /// ```
+    pub fn certify_id(&self) -> Option<&str> {
+        self.certify_id.as_deref()
     }
 
     /// The scene the param was verified against.

@@ -181,12 +181,17 @@ impl RawRequest {
         )
     }
 
-    /// Sends it with the given Authorization (or the right one) and returns status and JSON.
-    pub async fn send_with(
+    /// Sends it with the right Authorization; returns status, headers and JSON.
+    pub async fn send_full(self, emulator: &Emulator) -> (u16, http::HeaderMap, Value) {
+        let request = self.build(emulator, None);
+        send_full(request).await
+    }
+
+    fn build(
         self,
         emulator: &Emulator,
         authorization: Option<String>,
-    ) -> (u16, Value) {
+    ) -> http::Request<Full<Bytes>> {
         let authorization = authorization.unwrap_or_else(|| self.authorization());
         let mut builder = http::Request::post(format!("{}/", emulator.url()));
         for (name, value) in self.headers.iter().chain(&self.after_signing) {
@@ -195,8 +200,16 @@ impl RawRequest {
         if !authorization.is_empty() {
             builder = builder.header("authorization", authorization);
         }
-        let request = builder.body(Full::new(Bytes::from(self.body))).unwrap();
-        send(request).await
+        builder.body(Full::new(Bytes::from(self.body))).unwrap()
+    }
+
+    /// Sends it with the given Authorization (or the right one) and returns status and JSON.
+    pub async fn send_with(
+        self,
+        emulator: &Emulator,
+        authorization: Option<String>,
+    ) -> (u16, Value) {
+        send(self.build(emulator, authorization)).await
     }
 
     pub async fn send(self, emulator: &Emulator) -> (u16, Value) {
@@ -205,12 +218,21 @@ impl RawRequest {
 }
 
 pub async fn send(request: http::Request<Full<Bytes>>) -> (u16, Value) {
+    let (status, _, body) = send_full(request).await;
+    (status, body)
+}
+
+pub async fn send_full(request: http::Request<Full<Bytes>>) -> (u16, http::HeaderMap, Value) {
     let client: HyperClient<HttpConnector, Full<Bytes>> =
         HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
     let response = client.request(request).await.expect("the emulator answers");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status.as_u16(),
+        parts.headers,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
 }
 
 pub async fn post_json(url: String, json: Value) -> (u16, Value) {
