@@ -25,7 +25,8 @@ use tonic::server::NamedService;
 use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::extract::{GrpcMetadata, Header};
 use tower_aliyun_captcha::layer::{
-    CaptchaLayer, CaptchaVerified, ConfigError, FailurePolicy, Route, RouteError, Routes,
+    CaptchaLayer, CaptchaVerified, ConfigError, DefaultResponder, FailurePolicy, Route, RouteError,
+    Routes,
 };
 use tower_aliyun_captcha::{Client, SceneId};
 
@@ -52,6 +53,14 @@ impl Runs {
             }
         })
     }
+}
+
+/// A layer that shows the exact code in its refusals, so that tests can tell them apart.
+fn exposing(client: Client, routes: impl Into<Routes>) -> CaptchaLayer<Client> {
+    CaptchaLayer::builder(client, routes)
+        .responder(DefaultResponder::exposing_codes())
+        .build()
+        .unwrap()
 }
 
 fn scene(name: &str) -> SceneId {
@@ -243,9 +252,7 @@ async fn nested_routers_are_protected_by_either_path() {
     let emulator = emulator().await;
     let runs = Runs::default();
     for entry in ["/api/login", "/login"] {
-        let layer = CaptchaLayer::builder(client_for(&emulator), Route::exact(entry, scene(LOGIN)))
-            .build()
-            .unwrap();
+        let layer = exposing(client_for(&emulator), Route::exact(entry, scene(LOGIN)));
         let api = Router::new().route("/login", runs.handler()).layer(layer);
         let addr = serve(Router::new().nest("/api", api)).await;
         let (status, _, body) = send(Method::POST, format!("http://{addr}/api/login"), None).await;
@@ -324,7 +331,7 @@ fn table_mistakes_are_build_errors() {
 async fn a_param_of_another_scene_is_refused() {
     let emulator = emulator_with_newsletter().await;
     let runs = Runs::default();
-    let layer = CaptchaLayer::new(client_for(&emulator), scene(LOGIN));
+    let layer = exposing(client_for(&emulator), scene(LOGIN));
     let addr = serve(Router::new().route("/login", runs.handler().layer(layer))).await;
     for other in [NEWSLETTER, SIGNUP, "test-pass"] {
         let param = emulator.mint(Mint::pass().in_scene(other)).unwrap();
@@ -344,7 +351,7 @@ async fn a_param_of_another_scene_is_refused() {
 async fn test_mode_passes_only_when_allowed() {
     let emulator = emulator_with_newsletter().await;
     let runs = Runs::default();
-    let strict = CaptchaLayer::new(client_for(&emulator), scene("test-pass"));
+    let strict = exposing(client_for(&emulator), scene("test-pass"));
     let allowed = CaptchaLayer::builder(client_for(&emulator), scene("test-pass"))
         .allow_test_mode(true)
         .build()
@@ -445,8 +452,7 @@ async fn two_layers_verify_a_param_once() {
         .route("/first", post(|| async { "first" }))
         .route(
             "/second",
-            runs.handler()
-                .layer(CaptchaLayer::new(client, scene(LOGIN))),
+            runs.handler().layer(exposing(client, scene(LOGIN))),
         )
         .layer(copier)
         .layer(outer);

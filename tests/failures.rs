@@ -137,7 +137,7 @@ async fn a_flood_past_the_bounds_never_reaches_the_handler() {
     let emulator = emulator().await;
     for (latency_ms, in_flight, connections, requests) in [
         // The defaults, the upstream answering at once.
-        (0, None, None, 1500),
+        (0, None, None, 1000),
         // A slow upstream; the layer's bound is the limit.
         (300, Some(32), Some(32), 600),
         // A slow upstream; the client's connections are the limit.
@@ -166,10 +166,12 @@ async fn a_flood_past_the_bounds_never_reaches_the_handler() {
             "{what}: every request refused"
         );
         for answer in answers.iter().filter(|a| a.status == 503) {
-            assert_eq!(answer.json["code"], "overloaded", "{what}");
+            assert_eq!(answer.json["reason"], "too_many_requests", "{what}");
             assert_eq!(answer.retry_after.as_deref(), Some("1"), "{what}");
+            // Not queued behind verifications: well within the client's 3 s timeout, even on
+            // a loaded machine with a thousand connections opening at once.
             assert!(
-                answer.took < Duration::from_millis(latency_ms + 1000),
+                answer.took < Duration::from_millis(2500),
                 "{what}: turned away after {:?}",
                 answer.took
             );

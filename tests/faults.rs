@@ -93,7 +93,7 @@ async fn expect_policy_outcomes(
         StatusCode::SERVICE_UNAVAILABLE,
         "closed, {what}: {body}"
     );
-    assert_eq!(body["code"], "unavailable");
+    assert_eq!(body["reason"], "captcha_unavailable");
     assert!(
         took < TIMEOUT + GRACE,
         "closed, {what}: answered after {took:?}"

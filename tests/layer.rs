@@ -19,7 +19,9 @@ use tower_aliyun_captcha::Client;
 use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::extract::{BodyLimits, FirstOf, FormField, Header, JsonField, Query};
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, FailurePolicy, Route, Routes};
+use tower_aliyun_captcha::layer::{
+    CaptchaLayer, CaptchaVerified, DefaultResponder, FailurePolicy, Route, Routes,
+};
 
 const LIMIT: usize = 1024;
 
@@ -65,6 +67,8 @@ fn layer(
             max_bytes: LIMIT,
             read_timeout: Duration::from_millis(500),
         })
+        // These tests tell refusals apart by their exact code.
+        .responder(DefaultResponder::exposing_codes())
         .build()
         .unwrap()
 }
@@ -260,7 +264,7 @@ async fn missing_or_malformed_params_are_refused_without_calling_the_service() {
     assert_eq!(answer.status, 403);
     assert_eq!(
         answer.json,
-        json!({"code": "F002", "message": "captcha required"})
+        json!({"captchaResult": false, "reason": "captcha_required", "code": "F002", "message": "captcha required"})
     );
     let answer = send(with_header(addr, "/login", "   ")).await;
     assert_eq!(
@@ -299,7 +303,10 @@ async fn reuse_and_scene_mismatch_are_refused() {
         let again = send(post_to(addr, "/login", "application/json", body)).await;
         assert_eq!(again.status, 403);
         assert_eq!(again.json["code"], code);
-        assert_eq!(again.json["message"], "captcha verification failed");
+        assert_eq!(
+            again.json["message"],
+            "captcha expired, please verify again"
+        );
     }
     // A signup param used on the login route.
     let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
@@ -465,6 +472,7 @@ async fn a_route_can_name_its_own_extractor() {
         .route(Route::exact("/comment", scene(LOGIN)));
     // The layer's own extractor (a header) serves routes that name none.
     let layer = CaptchaLayer::builder(client_for(&emulator), routes)
+        .responder(DefaultResponder::exposing_codes())
         .build()
         .unwrap();
     let app = Router::new()
@@ -523,4 +531,52 @@ async fn a_route_can_name_its_own_extractor() {
     ))
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+}
+
+/// By default a refusal tells page code the captcha outcome and a coarse reason, never the
+/// exact code that would tell a bot what to change.
+#[tokio::test]
+async fn refusals_tell_the_page_the_outcome_and_a_coarse_reason() {
+    let emulator = emulator().await;
+    let layer = CaptchaLayer::new(client_for(&emulator), SceneId::new(LOGIN).unwrap());
+    let addr = serve(Router::new().route("/login", post(echo).layer(layer))).await;
+    let answer = send(post_to(addr, "/login", "text/plain", "x")).await;
+    assert_eq!(
+        (answer.status, answer.json.clone()),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"captchaResult": false, "reason": "captcha_required", "message": "captcha required"})
+        )
+    );
+    for (verdict, reason) in [
+        ("F009", "captcha_failed"),
+        ("F010", "captcha_failed"),
+        ("F017", "captcha_failed"),
+        ("F019", "captcha_expired"),
+        ("F014", "captcha_expired"),
+    ] {
+        let param = emulator.mint(Mint::verdict(verdict)).unwrap();
+        let answer = send(with_header(addr, "/login", &param)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{verdict}");
+        assert_eq!(answer.json["captchaResult"], false, "{verdict}");
+        assert_eq!(answer.json["reason"], reason, "{verdict}");
+        assert!(
+            answer.json.get("code").is_none(),
+            "{verdict}: {}",
+            answer.json
+        );
+        assert!(
+            !answer.json.to_string().contains(verdict),
+            "{verdict}: {}",
+            answer.json
+        );
+    }
+    // A param used twice: refresh the widget.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    assert_eq!(
+        send(with_header(addr, "/login", &param)).await.status,
+        StatusCode::OK
+    );
+    let again = send(with_header(addr, "/login", &param)).await;
+    assert_eq!(again.json["reason"], "captcha_expired");
 }

@@ -5,47 +5,132 @@ use std::str::FromStr;
 
 use http::{HeaderValue, Uri};
 
-/// A region with a documented Captcha 2.0 endpoint.
+/// A region (or access path) with documented Captcha 2.0 endpoints.
+///
+/// The front end's `AliyunCaptchaConfig.region` must match the server's endpoint (`cn` with
+/// `cn-shanghai`, `sgp` with `ap-southeast-1`), or every verification fails;
+/// [`frontend_name`](Self::frontend_name) gives the page's name for a region, and the names
+/// parse both ways.
 ///
 /// ```
 /// use tower_aliyun_captcha::client::Region;
 ///
 /// let region: Region = "ap-southeast-1".parse().unwrap();
+/// assert_eq!(region, "sgp".parse().unwrap());
+/// let hosts: Vec<String> = region.endpoints().iter().map(|e| e.host().to_owned()).collect();
 /// assert_eq!(
-///     region.endpoint().host(),
-///     "captcha.ap-southeast-1.aliyuncs.com"
+///     hosts,
+///     ["captcha.ap-southeast-1.aliyuncs.com", "captcha-dualstack.ap-southeast-1.aliyuncs.com"]
 /// );
-/// assert_eq!(
-///     region.dual_stack_endpoint().host(),
-///     "captcha-dualstack.ap-southeast-1.aliyuncs.com"
-/// );
+/// assert_eq!(region.frontend_name(), "sgp");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Region {
-    /// Chinese mainland, `cn-shanghai`.
+    /// Chinese mainland, `cn-shanghai` (front end: `cn`).
     CnShanghai,
-    /// Outside the Chinese mainland, `ap-southeast-1` (Singapore).
+    /// Outside the Chinese mainland, `ap-southeast-1`, Singapore (front end: `sgp`).
     ApSoutheast1,
+    /// Global acceleration, `captcha-open-ga.aliyuncs.com` (front end: `ga`).
+    GlobalAcceleration,
 }
 
 impl Region {
-    /// The region id, e.g. `cn-shanghai`.
+    /// The region id, e.g. `cn-shanghai`; `ga` for global acceleration.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::Region;
+    ///
+    /// assert_eq!(Region::CnShanghai.id(), "cn-shanghai");
+    /// ```
     pub fn id(self) -> &'static str {
         match self {
             Self::CnShanghai => "cn-shanghai",
             Self::ApSoutheast1 => "ap-southeast-1",
+            Self::GlobalAcceleration => "ga",
         }
     }
 
-    /// The regional endpoint, `https://captcha.REGION.aliyuncs.com`.
-    pub fn endpoint(self) -> Endpoint {
-        Endpoint::https_host(&format!("captcha.{}.aliyuncs.com", self.id()))
+    /// The name the page's `window.AliyunCaptchaConfig.region` uses for this region.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::Region;
+    ///
+    /// assert_eq!(Region::CnShanghai.frontend_name(), "cn");
+    /// ```
+    pub fn frontend_name(self) -> &'static str {
+        match self {
+            Self::CnShanghai => "cn",
+            Self::ApSoutheast1 => "sgp",
+            Self::GlobalAcceleration => "ga",
+        }
     }
 
-    /// The dual-stack (IPv4 and IPv6) endpoint, `https://captcha-dualstack.REGION.aliyuncs.com`.
-    pub fn dual_stack_endpoint(self) -> Endpoint {
-        Endpoint::https_host(&format!("captcha-dualstack.{}.aliyuncs.com", self.id()))
+    /// The regional endpoint, `https://captcha.REGION.aliyuncs.com` (for global
+    /// acceleration, `https://captcha-open-ga.aliyuncs.com`).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::Region;
+    ///
+    /// assert_eq!(Region::CnShanghai.endpoint().host(), "captcha.cn-shanghai.aliyuncs.com");
+    /// ```
+    pub fn endpoint(self) -> Endpoint {
+        match self {
+            Self::GlobalAcceleration => Endpoint::https_host("captcha-open-ga.aliyuncs.com"),
+            _ => Endpoint::https_host(&format!("captcha.{}.aliyuncs.com", self.id())),
+        }
+    }
+
+    /// The dual-stack (IPv4 and IPv6) endpoint, `https://captcha-dualstack.REGION.aliyuncs.com`,
+    /// where there is one.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::Region;
+    ///
+    /// let twin = Region::CnShanghai.dual_stack_endpoint().unwrap();
+    /// assert_eq!(twin.host(), "captcha-dualstack.cn-shanghai.aliyuncs.com");
+    /// assert!(Region::GlobalAcceleration.dual_stack_endpoint().is_none());
+    /// ```
+    pub fn dual_stack_endpoint(self) -> Option<Endpoint> {
+        match self {
+            Self::GlobalAcceleration => None,
+            _ => Some(Endpoint::https_host(&format!(
+                "captcha-dualstack.{}.aliyuncs.com",
+                self.id()
+            ))),
+        }
+    }
+
+    /// The endpoint inside the region's VPC, for services running on Alibaba Cloud in that
+    /// region: `https://captcha-vpc.cn-shanghai.aliyuncs.com`. Only Shanghai documents one.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::Region;
+    ///
+    /// let vpc = Region::CnShanghai.vpc_endpoint().unwrap();
+    /// assert_eq!(vpc.host(), "captcha-vpc.cn-shanghai.aliyuncs.com");
+    /// assert!(Region::ApSoutheast1.vpc_endpoint().is_none());
+    /// ```
+    pub fn vpc_endpoint(self) -> Option<Endpoint> {
+        match self {
+            Self::CnShanghai => Some(Endpoint::https_host("captcha-vpc.cn-shanghai.aliyuncs.com")),
+            _ => None,
+        }
+    }
+
+    /// The endpoints a client with this region tries, in order: the regional one, then its
+    /// dual-stack twin.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::Region;
+    ///
+    /// assert_eq!(Region::CnShanghai.endpoints().len(), 2);
+    /// assert_eq!(Region::GlobalAcceleration.endpoints().len(), 1);
+    /// ```
+    pub fn endpoints(self) -> Vec<Endpoint> {
+        std::iter::once(self.endpoint())
+            .chain(self.dual_stack_endpoint())
+            .collect()
     }
 }
 
@@ -53,8 +138,9 @@ impl FromStr for Region {
     type Err = UnknownRegion;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "cn-shanghai" => Ok(Self::CnShanghai),
-            "ap-southeast-1" => Ok(Self::ApSoutheast1),
+            "cn-shanghai" | "cn" => Ok(Self::CnShanghai),
+            "ap-southeast-1" | "sgp" => Ok(Self::ApSoutheast1),
+            "ga" => Ok(Self::GlobalAcceleration),
             other => Err(UnknownRegion(other.to_owned())),
         }
     }
@@ -74,7 +160,7 @@ impl fmt::Display for UnknownRegion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown region {:?}: use cn-shanghai or ap-southeast-1, or give an endpoint URL",
+            "unknown region {:?}: use cn-shanghai (cn), ap-southeast-1 (sgp) or ga, or give an endpoint URL",
             self.0
         )
     }

@@ -481,10 +481,7 @@ impl ClientBuilder {
     /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
     /// ```
     pub fn region(mut self, region: Region) -> Self {
-        self.endpoints = vec![
-            region.endpoint().to_string(),
-            region.dual_stack_endpoint().to_string(),
-        ];
+        self.endpoints = region.endpoints().iter().map(ToString::to_string).collect();
         self
     }
 
@@ -715,11 +712,11 @@ impl ClientBuilder {
             )),
         };
         let urls = if self.endpoints.is_empty() {
-            let region = Region::CnShanghai;
-            vec![
-                region.endpoint().to_string(),
-                region.dual_stack_endpoint().to_string(),
-            ]
+            Region::CnShanghai
+                .endpoints()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
         } else {
             self.endpoints
         };

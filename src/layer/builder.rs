@@ -156,7 +156,7 @@ impl<V> CaptchaLayer<V, Header> {
                 allow_test_mode: false,
                 open_on_configuration_errors: false,
             },
-            responder: Box::new(DefaultResponder),
+            responder: Box::new(DefaultResponder::default()),
             limits: BodyLimits::DEFAULT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,

@@ -122,6 +122,40 @@ impl Refusal {
         }
     }
 
+    /// A coarse, machine-readable reason, safe to show anyone, for page code to act on:
+    /// `captcha_required` (no param: show the widget), `captcha_expired` (used, or too old:
+    /// refresh the widget and try again), `captcha_failed`, `captcha_unavailable` (try again
+    /// later), `too_many_requests`, or a body problem (`payload_too_large`, `body_timeout`,
+    /// `bad_body`).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::VerifyCode;
+    /// use tower_aliyun_captcha::layer::Refusal;
+    ///
+    /// let reused = Refusal::Rejected { code: VerifyCode::F018, local: false };
+    /// assert_eq!(reused.reason(), "captcha_expired");
+    /// let emulated = Refusal::Rejected { code: VerifyCode::F009, local: false };
+    /// assert_eq!(emulated.reason(), "captcha_failed");
+    /// ```
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Rejected {
+                code: VerifyCode::F002,
+                ..
+            } => "captcha_required",
+            Self::Rejected {
+                code: VerifyCode::F008 | VerifyCode::F014 | VerifyCode::F018 | VerifyCode::F019,
+                ..
+            } => "captcha_expired",
+            Self::Rejected { .. } => "captcha_failed",
+            Self::Unavailable { .. } => "captcha_unavailable",
+            Self::Overloaded { .. } => "too_many_requests",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BadBody => "bad_body",
+        }
+    }
+
     /// A short message safe to show anyone: no internal detail.
     ///
     /// ```
@@ -137,6 +171,10 @@ impl Refusal {
                 code: VerifyCode::F002,
                 ..
             } => "captcha required",
+            Self::Rejected {
+                code: VerifyCode::F008 | VerifyCode::F014 | VerifyCode::F018 | VerifyCode::F019,
+                ..
+            } => "captcha expired, please verify again",
             Self::Rejected { .. } => "captcha verification failed",
             Self::Unavailable { .. } => "captcha verification is unavailable, try again later",
             Self::Overloaded { .. } => "too many requests, try again later",
@@ -206,31 +244,64 @@ where
     }
 }
 
-/// The default answers: JSON `{"code": …, "message": …}` with the refusal's status, or a gRPC
-/// status (`PERMISSION_DENIED`, `UNAVAILABLE`, …) for gRPC requests.
+/// The default answers: JSON `{"captchaResult": false, "reason": …, "message": …}` with the
+/// refusal's status (and `Retry-After` when the refusal has a wait), or a gRPC status
+/// (`PERMISSION_DENIED`, `UNAVAILABLE`, `RESOURCE_EXHAUSTED`, …) for gRPC requests.
+///
+/// `captchaResult` tells page code the captcha outcome without guessing it from a status
+/// code that business 403s share; `reason` is coarse on purpose (see [`Refusal::reason`]). The
+/// exact code (F009, F010, …) would tell a bot what to change, so it goes to logs and custom
+/// responders only, unless [`exposing_codes`](Self::exposing_codes) adds it as `code`.
 ///
 /// ```
 /// use tower_aliyun_captcha::VerifyCode;
 /// use tower_aliyun_captcha::layer::{DefaultResponder, Refusal, Respond};
 ///
 /// let refusal = Refusal::Rejected {
-///     code: VerifyCode::F002,
-///     local: true,
+///     code: VerifyCode::F009,
+///     local: false,
 /// };
 /// let (json, _) = http::Request::post("/login").body(()).unwrap().into_parts();
-/// assert_eq!(DefaultResponder.respond(&refusal, &json).status(), 403);
+/// let response = DefaultResponder::default().respond(&refusal, &json);
+/// assert_eq!(response.status(), 403);
 ///
 /// let (grpc, _) = http::Request::post("/demo.Accounts/Signup")
 ///     .header("content-type", "application/grpc")
 ///     .body(())
 ///     .unwrap()
 ///     .into_parts();
-/// let response = DefaultResponder.respond(&refusal, &grpc);
+/// let response = DefaultResponder::default().respond(&refusal, &grpc);
 /// assert_eq!(response.status(), 200);
 /// assert_eq!(response.headers()["grpc-status"], "7");
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultResponder;
+pub struct DefaultResponder {
+    expose_codes: bool,
+}
+
+impl DefaultResponder {
+    /// The default answers, plus the exact code as `code` (`F015`, `F009`, `overloaded`, …):
+    /// for development, demos and trusted clients.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use tower_aliyun_captcha::VerifyCode;
+    /// use tower_aliyun_captcha::layer::{DefaultResponder, Refusal, Respond};
+    ///
+    /// let refusal = Refusal::Rejected { code: VerifyCode::F009, local: false };
+    /// let (parts, _) = http::Request::post("/login").body(()).unwrap().into_parts();
+    /// let response = DefaultResponder::exposing_codes().respond(&refusal, &parts);
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let body = response.into_body().collect().await.unwrap().to_bytes();
+    /// let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    /// assert_eq!(body["code"], "F009");
+    /// assert_eq!(body["reason"], "captcha_failed");
+    /// # });
+    /// ```
+    pub fn exposing_codes() -> Self {
+        Self { expose_codes: true }
+    }
+}
 
 fn is_grpc(request: &Parts) -> bool {
     request
@@ -260,7 +331,14 @@ impl Respond for DefaultResponder {
             );
             return response;
         }
-        let body = serde_json::json!({"code": refusal.code(), "message": refusal.public_message()});
+        let mut body = serde_json::json!({
+            "captchaResult": false,
+            "reason": refusal.reason(),
+            "message": refusal.public_message(),
+        });
+        if self.expose_codes {
+            body["code"] = refusal.code().into();
+        }
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = refusal.status();
         let headers = response.headers_mut();
