@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --example emulator -- --listen 127.0.0.1:0 \
 //!     --access-key-id ID --access-key-secret SECRET [--security-token TOKEN] \
-//!     [--scene ID]… [--test-mode-scene ID[=fail]]…
+//!     [--scene ID]… [--test-mode-scene ID[=fail]]… [--encrypted-scene ID=EKEY]…
 //! ```
 //!
 //! Credentials may come from `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`
@@ -15,9 +15,11 @@ use std::process::ExitCode;
 
 use tower_aliyun_captcha::Credentials;
 use tower_aliyun_captcha::emulator::{Emulator, TestMode};
+use tower_aliyun_captcha::encryption::SceneKey;
 
 const USAGE: &str = "usage: emulator [--listen ADDR] [--access-key-id ID --access-key-secret SECRET \
-[--security-token TOKEN]] [--scene ID]... [--test-mode-scene ID[=fail]]...";
+[--security-token TOKEN]] [--scene ID]... [--test-mode-scene ID[=fail]]... \
+[--encrypted-scene ID=EKEY]...";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -59,6 +61,16 @@ async fn run() -> Result<(), String> {
                     }
                     None => builder.test_mode_scene(spec, TestMode::Pass),
                 };
+                scenes += 1;
+            }
+            "--encrypted-scene" => {
+                let spec = value()?;
+                let (scene, ekey) = spec.split_once('=').ok_or(format!(
+                    "--encrypted-scene {spec}: use ID=EKEY (Base64 of 32 bytes)"
+                ))?;
+                let key = SceneKey::from_base64(ekey)
+                    .map_err(|e| format!("--encrypted-scene {scene}: {e}"))?;
+                builder = builder.encrypted_scene(scene, key);
                 scenes += 1;
             }
             "-h" | "--help" => {

@@ -10,3 +10,6 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 (cd "$root" && cargo build --quiet --example emulator --example verify)
 "$venv/bin/python" "$here/interop.py"
+# The encryption-mode vectors the crate's tests reproduce, computed again with Python.
+"$venv/bin/python" "$here/encrypted_scene_id.py" | diff - "$root/tests/vectors/encrypted-scene-id.json"
+echo "ok   encryption-mode vectors match Python's cryptography"

@@ -77,6 +77,7 @@
 //! | `emulator` | no | `emulator`: a local server of the API, for tests and offline development |
 //! | `axum` | no | [`CaptchaVerified`](layer::CaptchaVerified), `Option<CaptchaVerified>` and [`CaptchaPassed`](layer::CaptchaPassed) as axum extractors; routes also match axum's `OriginalUri` |
 //! | `tonic` | no | `layer::require_verified` for tonic requests |
+//! | `encryption` | no | `encryption`: the `EncryptedSceneId` of V3 encryption mode (AES-256-CBC) |
 //!
 //! Runnable examples: `examples/login.rs` (axum), `examples/tonic.rs`, `examples/hyper.rs`,
 //! `examples/verify.rs` (the client alone) and `examples/emulator.rs`.
@@ -87,6 +88,11 @@
 
 mod encoding;
 mod protocol;
+
+/// The test vectors' one loader, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/vectors.rs"]
+mod test_vectors;
 
 pub mod client;
 pub mod credentials;
@@ -99,6 +105,10 @@ pub mod verify;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
+
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub mod encryption;
 
 /// A type-erased error, as tower and hyper use them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

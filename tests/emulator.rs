@@ -637,3 +637,49 @@ async fn the_stand_in_widget_script_is_served_to_other_origins() {
             .is_none()
     );
 }
+
+/// A scene in encryption mode: params minted over HTTP with the page's `encryptedSceneId`
+/// pass; without one, with a forged one, or with another scene's, they fail with F022.
+#[tokio::test]
+async fn encryption_mode_scenes_need_a_valid_encrypted_scene_id() {
+    use tower_aliyun_captcha::encryption::SceneKey;
+    let key = SceneKey::from_bytes([42; 32]);
+    let emulator = Emulator::builder()
+        .access_key(KEY_ID, KEY_SECRET)
+        .scene(LOGIN)
+        .encrypted_scene("secure", key.clone())
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = client_for(&emulator);
+    let secure = tower_aliyun_captcha::SceneId::new("secure").unwrap();
+    let granted = key
+        .encrypted_scene_id(&secure, Duration::from_secs(300))
+        .unwrap();
+    let other = key
+        .encrypted_scene_id(
+            &tower_aliyun_captcha::SceneId::new(LOGIN).unwrap(),
+            Duration::from_secs(300),
+        )
+        .unwrap();
+    let foreign = SceneKey::from_bytes([7; 32])
+        .encrypted_scene_id(&secure, Duration::from_secs(300))
+        .unwrap();
+    for (token, expected) in [
+        (Some(granted.as_str()), "T001"),
+        (None, "F022"),
+        (Some(other.as_str()), "F022"),
+        (Some(foreign.as_str()), "F022"),
+        (Some("bm90IGEgdG9rZW4="), "F022"),
+    ] {
+        let mut mint = json!({"scene": "secure"});
+        if let Some(token) = token {
+            mint["encryptedSceneId"] = token.into();
+        }
+        let (status, body) = post_json(format!("{}/emulator/params", emulator.url()), mint).await;
+        assert_eq!(status, 200, "{body}");
+        let param = body["captchaVerifyParam"].as_str().unwrap();
+        let verdict = client.verify(request(param, Some("secure"))).await.unwrap();
+        assert_eq!(verdict.code().as_str(), expected, "{token:?}");
+    }
+}

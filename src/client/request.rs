@@ -86,14 +86,10 @@ pub(crate) fn signed_request(
     builder.body(Full::new(Bytes::from(body)))
 }
 
-/// The signing vectors' one loader, shared with the integration tests.
-#[cfg(test)]
-#[path = "../../tests/common/vectors.rs"]
-mod vectors;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_vectors as vectors;
     use crate::{CaptchaVerifyParam, SceneId};
     use http_body_util::BodyExt;
     use serde_json::Value;

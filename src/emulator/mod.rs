@@ -53,6 +53,7 @@ pub use faults::{FaultMode, Faults};
 pub use params::ParamFormat;
 pub use stats::Stats;
 
+use crate::encryption::SceneKey;
 use crate::{Credentials, VerifyCode};
 use auth::{KnownKey, NonceWindow};
 use params::ParamStore;
@@ -144,6 +145,7 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 pub struct EmulatorBuilder {
     keys: HashMap<String, KnownKey>,
     scenes: Vec<(String, Option<TestMode>)>,
+    scene_keys: HashMap<String, SceneKey>,
     clock: Option<Clock>,
 }
 
@@ -311,6 +313,44 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Adds a scene in V3 encryption mode: a param is minted for it only with a valid,
+    /// unexpired `EncryptedSceneId` made with `key`, and fails with F022 otherwise.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::encryption::SceneKey;
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let key = SceneKey::from_base64(&SceneKey::generate()?)?;
+    /// let emulator = Emulator::builder()
+    ///     .credentials(&credentials)
+    ///     .encrypted_scene("secure01", key.clone())
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let client = Client::builder().credentials(credentials).endpoint(emulator.url()).allow_http(true).build()?;
+    /// let scene = SceneId::new("secure01")?;
+    /// let verify = |param: String| {
+    ///     let request = VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap()).with_scene(scene.clone());
+    ///     client.verify(request)
+    /// };
+    /// let granted = key.encrypted_scene_id(&scene, Duration::from_secs(60))?;
+    /// let param = emulator.mint(Mint::pass().encrypted_scene_id(granted))?;
+    /// assert_eq!(verify(param).await?.code(), &VerifyCode::T001);
+    /// let param = emulator.mint(Mint::pass())?; // the page did not pass one
+    /// assert_eq!(verify(param).await?.code(), &VerifyCode::F022);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn encrypted_scene(mut self, id: impl Into<String>, key: SceneKey) -> Self {
+        let id = id.into();
+        self.scenes.push((id.clone(), None));
+        self.scene_keys.insert(id, key);
+        self
+    }
+
     /// Reads time from `clock` instead of the system clock (for tests of expiry and skew).
     ///
     /// ```
@@ -388,6 +428,7 @@ impl EmulatorBuilder {
         let state = Arc::new(State {
             keys: self.keys,
             scenes: self.scenes,
+            scene_keys: self.scene_keys,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
             nonces: Mutex::default(),
             params: Mutex::default(),
@@ -407,6 +448,8 @@ impl EmulatorBuilder {
 pub(crate) struct State {
     keys: HashMap<String, KnownKey>,
     scenes: Vec<(String, Option<TestMode>)>,
+    /// The encrypt keys of scenes in V3 encryption mode.
+    scene_keys: HashMap<String, SceneKey>,
     clock: Clock,
     nonces: Mutex<NonceWindow>,
     params: Mutex<ParamStore>,
@@ -442,9 +485,25 @@ impl State {
                 .map(|(id, _)| id.clone())
                 .ok_or(MintError::NoScene)?,
         };
-        let verdict = VerifyCode::from(mint.verdict.as_deref().unwrap_or("T001"));
+        let mut verdict = VerifyCode::from(mint.verdict.as_deref().unwrap_or("T001"));
         if let VerifyCode::Unknown(code) = verdict {
             return Err(MintError::UnknownVerdict(code));
+        }
+        // A scene in encryption mode: the widget was started without a valid grant, so its
+        // param fails whatever the person did.
+        if let Some(key) = self.scene_keys.get(&scene) {
+            let now = self
+                .now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let granted = mint
+                .encrypted_scene_id
+                .as_deref()
+                .and_then(|token| key.decrypt(token))
+                .is_some_and(|grant| grant.grants(&scene, now));
+            if !granted {
+                verdict = VerifyCode::F022;
+            }
         }
         let certify_id = uuid::Uuid::new_v4().simple().to_string();
         let param = params::encode(mint.format.unwrap_or_default(), &scene, &certify_id);
@@ -482,6 +541,14 @@ pub struct Mint {
     /// The param's format (V3 when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<ParamFormat>,
+    /// The `EncryptedSceneId` the page started the widget with, for a scene in encryption
+    /// mode (JSON `encryptedSceneId`).
+    #[serde(
+        default,
+        rename = "encryptedSceneId",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub encrypted_scene_id: Option<String>,
 }
 
 impl Mint {
@@ -586,6 +653,20 @@ impl Mint {
     /// ```
     pub fn format(mut self, format: ParamFormat) -> Self {
         self.format = Some(format);
+        self
+    }
+
+    /// With the `EncryptedSceneId` the page got from its server, for a scene in encryption
+    /// mode (see [`EmulatorBuilder::encrypted_scene`]).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Mint;
+    ///
+    /// let mint = Mint::pass().encrypted_scene_id("oKGio6Slpqeo…");
+    /// assert!(mint.encrypted_scene_id.is_some());
+    /// ```
+    pub fn encrypted_scene_id(mut self, token: impl Into<String>) -> Self {
+        self.encrypted_scene_id = Some(token.into());
         self
     }
 }

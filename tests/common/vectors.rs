@@ -39,3 +39,11 @@ pub fn minimal_client_requests() -> Vec<Value> {
         include_str!("../vectors/minimal-client-requests.json"),
     )
 }
+
+/// `EncryptedSceneId`s of V3 encryption mode, with a fixed key and IV.
+pub fn encrypted_scene_ids() -> Value {
+    parse(
+        "encrypted-scene-id.json",
+        include_str!("../vectors/encrypted-scene-id.json"),
+    )
+}
