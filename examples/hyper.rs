@@ -1,7 +1,7 @@
 //! A plain hyper 1 server with a captcha in front, through `TowerToHyperService`.
 //!
 //! ```text
-//! cargo run --example hyper [-- --listen 127.0.0.1:3001]
+//! cargo run --example hyper [-- --listen 127.0.0.1:3001] [--emulate]
 //! ```
 //!
 //! Emulates the service unless `ALIBABA_CLOUD_*` credentials are set. Every request needs the
@@ -53,14 +53,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let listen = backend::listen_arg("127.0.0.1:3001")?;
-    let scene = backend::scene("CAPTCHA_SCENE", "hyper-scene", backend::emulating());
-    let backend = backend::start(&[&scene]).await?;
+    let args = backend::Args::parse("127.0.0.1:3001")?;
+    let scene = args.scene("CAPTCHA_SCENE", "hyper-scene");
+    let backend = args.start(&[&scene], &[]).await?;
     let service = ServiceBuilder::new()
         .layer(CaptchaLayer::new(backend.client.clone(), scene))
         .service_fn(handle);
 
-    let (listener, addr) = backend.bind(&listen).await?;
+    let (listener, addr) = backend.bind(&args.listen).await?;
     if let Some(emulator) = &backend.emulator {
         backend::say(format_args!(
             "try: curl -s -H \"x-captcha-verify-param: $(curl -s -X POST {}/emulator/params -d '{{}}' | sed 's/.*:\"\\(.*\\)\"}}/\\1/')\" http://{addr}/",

@@ -1,19 +1,27 @@
-//! An axum app whose `/login` and `/signup` need a captcha, each with its own scene, and a page
-//! at `/` with both forms wired to Alibaba's front-end widget (`initAliyunCaptcha`).
+//! An axum app whose `/login` and `/signup` need a captcha, each with its own scene, and pages
+//! with both forms wired to Alibaba's front-end widget (`initAliyunCaptcha`): `/` follows the
+//! V3 architecture guide, `/v2` the V2 one. Both share one widget instance between the forms,
+//! as the client FAQ asks, and pass the `EncryptedSceneId` of V3 encryption mode for the scenes
+//! that use it (emulated: signup).
 //!
 //! ```text
-//! cargo run --example login [-- --listen 127.0.0.1:3000]
+//! cargo run --example login [-- --listen 127.0.0.1:3000] [--emulate]
 //! ```
 //!
-//! Without `ALIBABA_CLOUD_*` credentials in the environment it starts an emulator in process
-//! and says so; with them it verifies with Alibaba Cloud (scenes from `CAPTCHA_LOGIN_SCENE`
-//! and `CAPTCHA_SIGNUP_SCENE`, region from `CAPTCHA_REGION`). The param may come as the
-//! `x-captcha-verify-param` header, a JSON field or a form field `captchaVerifyParam`.
+//! Without `ALIBABA_CLOUD_*` credentials in the environment (or with `--emulate`) it starts an
+//! emulator in process and says so; with them it verifies with Alibaba Cloud (scenes from
+//! `CAPTCHA_LOGIN_SCENE` and `CAPTCHA_SIGNUP_SCENE`, region from `CAPTCHA_REGION`, the page's
+//! identity prefix from `CAPTCHA_PREFIX`, and the encrypt key of encryption mode, if the scenes
+//! use it, from `CAPTCHA_EKEY`). The param may come as the `x-captcha-verify-param` header, a
+//! JSON field or a form field `captchaVerifyParam`. `/metrics`-style details aside, refusals
+//! expose their exact code here, so that the page can explain them.
 
 #[path = "support/backend.rs"]
 mod backend;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -21,30 +29,49 @@ use axum::response::{Html, Json};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tower_aliyun_captcha::extract::{FirstOf, FormField, Header, JsonField};
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, DefaultResponder};
 use tower_aliyun_captcha::{Client, SceneId, VerifyCode};
 
 /// Alibaba's front-end script, loaded by the page when not emulating.
 const ALIBABA_SCRIPT: &str = "https://o.alicdn.com/captcha-frontend/aliyunCaptcha/AliyunCaptcha.js";
 const PAGE: &str = include_str!("support/login.html");
+/// How long a page's `EncryptedSceneId` is good for.
+const GRANT: Duration = Duration::from_secs(3600);
 
-/// The page, with its configuration filled in.
-fn page(script_url: &str, prefix: &str, region: &str, login: &SceneId, signup: &SceneId) -> String {
-    let meanings: serde_json::Map<String, Value> = VerifyCode::KNOWN
-        .iter()
-        .map(|code| (code.as_str().to_owned(), json!(code.meaning())))
-        .collect();
-    let config = json!({
-        "emulated": script_url != ALIBABA_SCRIPT,
-        "scriptUrl": script_url,
-        "prefix": prefix,
-        "region": region,
-        "loginScene": login.as_str(),
-        "signupScene": signup.as_str(),
-        "meanings": meanings,
-    });
-    // Inside a <script> element, `</` would end it early.
-    PAGE.replace("/*DEMO_CONFIG*/", &config.to_string().replace("</", "<\\/"))
+/// What every rendering of the page shares.
+struct Site {
+    script_url: String,
+    prefix: String,
+    region: &'static str,
+    login: SceneId,
+    signup: SceneId,
+    backend: backend::Backend,
+}
+
+impl Site {
+    /// The page for `architecture` ("v3" or "v2"), with its configuration filled in and a
+    /// fresh `EncryptedSceneId` per scene.
+    fn page(&self, architecture: &str) -> String {
+        let meanings: serde_json::Map<String, Value> = VerifyCode::KNOWN
+            .iter()
+            .map(|code| (code.as_str().to_owned(), json!(code.meaning())))
+            .collect();
+        let encrypted = |scene: &SceneId| self.backend.encrypted_scene_id(scene, GRANT);
+        let config = json!({
+            "architecture": architecture,
+            "emulated": self.backend.emulator.is_some(),
+            "scriptUrl": self.script_url,
+            "prefix": self.prefix,
+            "region": self.region,
+            "scenes": {
+                "login": {"id": self.login.as_str(), "encrypted": encrypted(&self.login)},
+                "signup": {"id": self.signup.as_str(), "encrypted": encrypted(&self.signup)},
+            },
+            "meanings": meanings,
+        });
+        // Inside a <script> element, `</` would end it early.
+        PAGE.replace("/*DEMO_CONFIG*/", &config.to_string().replace("</", "<\\/"))
+    }
 }
 
 /// The header, a JSON field, or a form field.
@@ -57,6 +84,8 @@ fn captcha(client: &Client, scene: SceneId) -> Result<CaptchaLayer<Client, AnyPa
                 .or(JsonField::default())
                 .or(FormField::default()),
         )
+        // A demo explains each refusal; production keeps the default, coarse reasons.
+        .responder(DefaultResponder::exposing_codes())
         .build()
         .map_err(|e| e.to_string())
 }
@@ -89,18 +118,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let listen = backend::listen_arg("127.0.0.1:3000")?;
-    let emulating = backend::emulating();
-    let login_scene = backend::scene("CAPTCHA_LOGIN_SCENE", "login-scene", emulating);
-    let signup_scene = backend::scene("CAPTCHA_SIGNUP_SCENE", "signup-scene", emulating);
+    let args = backend::Args::parse("127.0.0.1:3000")?;
+    let login_scene = args.scene("CAPTCHA_LOGIN_SCENE", "login-scene");
+    let signup_scene = args.scene("CAPTCHA_SIGNUP_SCENE", "signup-scene");
     // The emulator's first scene is the login scene: params minted without a scene fit /login.
-    let backend = backend::start(&[&login_scene, &signup_scene]).await?;
+    // Emulated, the signup scene is in V3 encryption mode.
+    let backend = args
+        .start(&[&login_scene, &signup_scene], &[&signup_scene])
+        .await?;
 
-    let html = match &backend.emulator {
-        Some(emulator) => {
-            let script = format!("{}/emulator/captcha.js", emulator.url());
-            page(&script, "emulator", "cn", &login_scene, &signup_scene)
-        }
+    let (script_url, prefix) = match &backend.emulator {
+        Some(emulator) => (
+            format!("{}/emulator/captcha.js", emulator.url()),
+            "emulator".to_owned(),
+        ),
         None => {
             let prefix = std::env::var("CAPTCHA_PREFIX").unwrap_or_default();
             if prefix.is_empty() {
@@ -108,30 +139,36 @@ async fn run() -> Result<(), String> {
                     "login: set CAPTCHA_PREFIX to your Captcha 2.0 identity prefix for the page's widget"
                 );
             }
-            let singapore = std::env::var("CAPTCHA_REGION").is_ok_and(|r| r == "ap-southeast-1");
-            let region = if singapore { "sgp" } else { "cn" };
-            page(ALIBABA_SCRIPT, &prefix, region, &login_scene, &signup_scene)
+            (ALIBABA_SCRIPT.to_owned(), prefix)
         }
     };
+    let layers = (
+        captcha(&backend.client, login_scene.clone())?,
+        captcha(&backend.client, signup_scene.clone())?,
+    );
+    let site = Arc::new(Site {
+        script_url,
+        prefix,
+        region: backend.region.frontend_name(),
+        login: login_scene,
+        signup: signup_scene,
+        backend,
+    });
+    let (v3, v2) = (Arc::clone(&site), Arc::clone(&site));
     let app = Router::new()
-        .route("/", get(move || async move { Html(html) }))
-        .route(
-            "/login",
-            post(login).layer(captcha(&backend.client, login_scene)?),
-        )
-        .route(
-            "/signup",
-            post(signup).layer(captcha(&backend.client, signup_scene)?),
-        );
-    let (listener, addr) = backend.bind(&listen).await?;
-    match &backend.emulator {
+        .route("/", get(move || async move { Html(v3.page("v3")) }))
+        .route("/v2", get(move || async move { Html(v2.page("v2")) }))
+        .route("/login", post(login).layer(layers.0))
+        .route("/signup", post(signup).layer(layers.1));
+    let (listener, addr) = site.backend.bind(&args.listen).await?;
+    match &site.backend.emulator {
         Some(emulator) => {
             backend::say(format_args!(
                 "try: curl -s -X POST {}/emulator/params -d '{{}}' | curl -s -H 'content-type: application/json' -d @- http://{addr}/login",
                 emulator.url()
             ));
             eprintln!(
-                "login: no ALIBABA_CLOUD_* credentials in the environment, so captchas are checked by an embedded emulator"
+                "login: captchas are checked by an embedded emulator (no ALIBABA_CLOUD_* credentials, or --emulate)"
             );
         }
         None => eprintln!("login: verifying captchas with Alibaba Cloud"),

@@ -2,7 +2,7 @@
 //! `x-captcha-verify-param` metadata); every other method passes untouched.
 //!
 //! ```text
-//! cargo run --example tonic [-- --listen 127.0.0.1:50051]
+//! cargo run --example tonic [-- --listen 127.0.0.1:50051] [--emulate]
 //! ```
 //!
 //! Emulates the service unless `ALIBABA_CLOUD_*` credentials are set. When emulating, it calls
@@ -26,9 +26,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let listen = backend::listen_arg("127.0.0.1:50051")?;
-    let scene = backend::scene("CAPTCHA_SIGNUP_SCENE", "signup-scene", backend::emulating());
-    let backend = backend::start(&[&scene]).await?;
+    let args = backend::Args::parse("127.0.0.1:50051")?;
+    let scene = args.scene("CAPTCHA_SIGNUP_SCENE", "signup-scene");
+    let backend = args.start(&[&scene], &[]).await?;
     // gRPC reaches a method with any HTTP method: a route protects them all.
     let captcha = CaptchaLayer::builder(
         backend.client.clone(),
@@ -38,7 +38,7 @@ async fn run() -> Result<(), String> {
     .build()
     .map_err(|e| e.to_string())?;
 
-    let (listener, addr) = backend.bind(&listen).await?;
+    let (listener, addr) = backend.bind(&args.listen).await?;
 
     let server = tokio::spawn(
         Server::builder()

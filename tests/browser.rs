@@ -267,10 +267,11 @@ fn start_demo(target: &Path) -> (Process, String, String) {
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the login example failed");
+    // Credentials exported globally, as on a developer's machine: --emulate stays offline.
     let mut child = Command::new(target.join("debug/examples/login"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .args(["--listen", "127.0.0.1:0", "--emulate"])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tNotUsedByTheDemo")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "not-used-by-the-demo")
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -291,9 +292,90 @@ fn start_demo(target: &Path) -> (Process, String, String) {
     (Process(child), app, emulator)
 }
 
+/// Serves the V3 guide page (`tests/pages/v3-guide.html`) with the stand-in script, with or
+/// without its `prefix`.
+async fn serve_guide_page(script_url: &str, scene: &str) -> String {
+    let template = include_str!("pages/v3-guide.html")
+        .replace("{{SCRIPT_URL}}", script_url)
+        .replace("{{SCENE_ID}}", scene);
+    let with_prefix = template.replace("{{PREFIX_LINE}}", r#"prefix: "tx5ytbc""#);
+    let without_prefix = template.replace("{{PREFIX_LINE}}", "");
+    let app = axum::Router::new()
+        .route(
+            "/guide",
+            axum::routing::get(move || async move { axum::response::Html(with_prefix) }),
+        )
+        .route(
+            "/guide-without-prefix",
+            axum::routing::get(move || async move { axum::response::Html(without_prefix) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+impl Browser {
+    /// Whether `css` matches an element that is shown (the widget hides with `hidden`).
+    async fn shown(&self, css: &str) -> bool {
+        let found = self
+            .command(
+                http::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let Some(element) = found
+            .as_array()
+            .and_then(|all| all.first())
+            .and_then(|e| e[ELEMENT_KEY].as_str())
+        else {
+            return false;
+        };
+        let shown = self
+            .command(
+                http::Method::GET,
+                &format!("/element/{element}/displayed"),
+                None,
+            )
+            .await;
+        shown == true
+    }
+
+    /// The text of `css` once it is not empty.
+    async fn text_of(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self.find(css).await;
+            let text = self
+                .command(http::Method::GET, &format!("/element/{element}/text"), None)
+                .await;
+            let text = text.as_str().unwrap_or_default().to_owned();
+            if !text.is_empty() {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{css} stayed empty");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Opens the widget with `button`, picks `outcome`, and presses `action` (Verify or Replay).
+    async fn solve(&self, button: &str, outcome: &str, action: &str) {
+        self.click(button).await;
+        assert!(
+            self.shown("#aliyunCaptcha-window-popup").await,
+            "{button} did not open the widget"
+        );
+        self.click(&format!("#captcha-element option[value=\"{outcome}\"]"))
+            .await;
+        self.click(&format!("#captcha-element .captcha-{action}"))
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver: cargo test --all-features -- --ignored"]
-async fn the_demo_page_works_in_a_real_browser() {
+async fn the_demo_pages_work_in_a_real_browser() {
     // First, so that a missing browser fails at once rather than after building the demo.
     let browser = tool(BROWSER_VARIABLE, BROWSER_NAMES);
     let chromedriver = tool(DRIVER_VARIABLE, DRIVER_NAMES);
@@ -303,64 +385,155 @@ async fn the_demo_page_works_in_a_real_browser() {
     let (_demo, app, emulator) = start_demo(&target);
     let browser = Browser::start(&browser, &chromedriver, target.join("browser-screenshots")).await;
     let http: Http = HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let faults = |mode: Value| {
+        let (http, url) = (http.clone(), format!("{emulator}/emulator/faults"));
+        async move {
+            call(&http, http::Method::POST, &url, Some(mode))
+                .await
+                .unwrap()
+        }
+    };
 
+    // The V3 page: one widget for both forms; the page sends the param itself.
     browser.goto(&app).await;
-    browser.screenshot("01-page").await;
-
-    // Pass the captcha and log in.
-    browser.click("#login-button").await;
-    browser.click("#login-captcha .captcha-verify").await;
-    let text = browser.outcome("login", "ok").await;
-    assert_eq!(text, "Signed in (captcha T001).");
-    browser.screenshot("02-logged-in").await;
-
-    // Replay the param that just passed: single use.
-    browser.click("#login-button").await;
-    browser.click("#login-captcha .captcha-replay").await;
-    let text = browser.outcome("login", "failed").await;
-    assert!(text.starts_with("Captcha failed: F018 — "), "{text}");
-    browser.screenshot("03-param-reused").await;
-
-    // Fail the challenge.
-    browser.click("#login-captcha option[value=\"F015\"]").await;
-    browser.click("#login-captcha .captcha-verify").await;
-    let text = browser.outcome("login", "failed").await;
+    browser.screenshot("01-v3-page").await;
+    browser.solve("#login-button", "T001", "verify").await;
     assert_eq!(
-        text,
-        "Captcha failed: F015 — The person did not complete the challenge (e.g. the slider was misplaced)."
+        browser.outcome("login", "ok").await,
+        "Signed in (captcha T001)."
     );
-    browser.screenshot("04-captcha-failed").await;
+    assert!(
+        !browser.shown("#aliyunCaptcha-window-popup").await,
+        "the popup stayed open"
+    );
+    browser.screenshot("02-v3-logged-in").await;
+
+    // Replay the param that just passed: single use, so the page is told to verify again.
+    browser.solve("#login-button", "T001", "replay").await;
+    let text = browser.outcome("login", "expired").await;
+    assert!(text.starts_with("Captcha expired: F018 — "), "{text}");
+    browser.screenshot("03-v3-param-reused").await;
+
+    // The service refuses the param.
+    browser.solve("#login-button", "F001", "verify").await;
+    let text = browser.outcome("login", "failed").await;
+    assert!(text.starts_with("Captcha failed: F001 — "), "{text}");
+    browser.screenshot("04-v3-captcha-failed").await;
+
+    // The puzzle is not solved: V3 calls `fail`, and no request is sent.
+    let requests_before = call(
+        &http,
+        http::Method::GET,
+        &format!("{emulator}/emulator/stats"),
+        None,
+    )
+    .await
+    .unwrap()["requests"]
+        .clone();
+    browser.solve("#login-button", "fail", "verify").await;
+    assert_eq!(
+        browser.outcome("login", "failed").await,
+        "The puzzle was not solved; try again."
+    );
+    let stats = call(
+        &http,
+        http::Method::GET,
+        &format!("{emulator}/emulator/stats"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stats["requests"], requests_before,
+        "a failed puzzle reached the service"
+    );
+    // The widget stays open for another try; the person closes it.
+    assert!(browser.shown("#aliyunCaptcha-window-popup").await);
+    browser.click("#captcha-element .captcha-close").await;
 
     // The service fails; the default policy lets the person in, marked degraded.
-    let faults = json!({"mode": "internal_error"});
-    call(
-        &http,
-        http::Method::POST,
-        &format!("{emulator}/emulator/faults"),
-        Some(faults),
-    )
-    .await
-    .unwrap();
-    browser.click("#login-captcha option[value=\"T001\"]").await;
-    browser.click("#login-captcha .captcha-verify").await;
+    faults(json!({"mode": "internal_error"})).await;
+    browser.solve("#login-button", "T001", "verify").await;
     let text = browser.outcome("login", "degraded").await;
     assert!(text.contains("degraded"), "{text}");
-    browser.screenshot("05-service-degraded").await;
-    call(
-        &http,
-        http::Method::POST,
-        &format!("{emulator}/emulator/faults"),
-        Some(json!({})),
-    )
-    .await
-    .unwrap();
+    browser.screenshot("05-v3-service-degraded").await;
+    faults(json!({})).await;
 
-    // Sign up, in its own scene.
-    browser.click("#signup-button").await;
-    browser.click("#signup-captcha .captcha-verify").await;
-    let text = browser.outcome("signup", "ok").await;
-    assert_eq!(text, "Signed up (captcha T001).");
-    browser.screenshot("06-signed-up").await;
+    // Sign up: the same widget, restarted for the signup scene, which is in encryption mode
+    // (the page passes the EncryptedSceneId its server made).
+    browser.solve("#signup-button", "T001", "verify").await;
+    assert_eq!(
+        browser.outcome("signup", "ok").await,
+        "Signed up (captcha T001)."
+    );
+    browser.screenshot("06-v3-signed-up").await;
+    assert_eq!(
+        browser
+            .command(
+                http::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": "return document.querySelectorAll('.emulated-captcha').length", "args": []})),
+            )
+            .await,
+        1,
+        "more than one widget on the page"
+    );
+
+    // The V2 page: the widget waits for {captchaResult, bizResult}.
+    browser.goto(&format!("{app}/v2")).await;
+    browser.solve("#login-button", "T001", "verify").await;
+    assert_eq!(
+        browser.outcome("login", "ok").await,
+        "Signed in (captcha T001)."
+    );
+    assert!(!browser.shown("#aliyunCaptcha-window-popup").await);
+    browser.screenshot("07-v2-logged-in").await;
+    browser.solve("#login-button", "T001", "replay").await;
+    let text = browser.outcome("login", "expired").await;
+    assert!(text.starts_with("Captcha expired: F008 — "), "{text}");
+    // A refused captcha keeps the widget open for another try.
+    assert!(
+        browser.shown("#aliyunCaptcha-window-popup").await,
+        "V2 closed the widget on failure"
+    );
+    browser.click("#captcha-element .captcha-close").await;
+    browser.solve("#login-button", "fail", "verify").await;
+    let text = browser.outcome("login", "failed").await;
+    assert!(text.starts_with("Captcha failed: F015 — "), "{text}");
+    browser.screenshot("08-v2-captcha-failed").await;
+    browser.click("#captcha-element .captcha-close").await;
+    browser.solve("#signup-button", "T001", "verify").await;
+    assert_eq!(
+        browser.outcome("signup", "ok").await,
+        "Signed up (captcha T001)."
+    );
+
+    // A page that follows the V3 guide to the letter works against the stand-in unchanged.
+    let guide = serve_guide_page(&format!("{emulator}/emulator/captcha.js"), "login-scene").await;
+    browser.goto(&format!("{guide}/guide")).await;
+    browser.solve("#button", "T001", "verify").await;
+    let param = browser.text_of("#param").await;
+    browser.screenshot("09-guide-page").await;
+    let request = Request::post(format!("{app}/login"))
+        .header("x-captcha-verify-param", param)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = http.request(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the guide page's param did not verify"
+    );
+
+    // Without `prefix`, the widget does not start, and says why.
+    browser.goto(&format!("{guide}/guide-without-prefix")).await;
+    assert_eq!(browser.text_of("#error").await, "IllegalUserTag");
+    browser.click("#button").await;
+    assert!(
+        !browser.shown("#aliyunCaptcha-window-popup").await,
+        "the widget started without a prefix"
+    );
+    browser.screenshot("10-guide-page-without-prefix").await;
 
     let stats = call(
         &http,
@@ -370,8 +543,11 @@ async fn the_demo_page_works_in_a_real_browser() {
     )
     .await
     .unwrap();
-    assert_eq!(stats["verdicts"]["T001"], 2, "{stats}");
+    assert_eq!(stats["verdicts"]["T001"], 5, "{stats}");
     assert_eq!(stats["verdicts"]["F018"], 1, "{stats}");
+    assert_eq!(stats["verdicts"]["F008"], 1, "{stats}");
+    assert_eq!(stats["verdicts"]["F001"], 1, "{stats}");
     assert_eq!(stats["verdicts"]["F015"], 1, "{stats}");
+    assert!(stats["verdicts"].get("F022").is_none(), "{stats}");
     browser.command(http::Method::DELETE, "", None).await;
 }

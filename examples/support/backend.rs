@@ -1,5 +1,6 @@
 //! The examples' verifier: Alibaba Cloud when credentials are in the environment, otherwise
-//! an emulator started in process.
+//! (or with `--emulate`) an emulator started in process.
+#![allow(dead_code)] // Shared by the examples, each of which uses part of it.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 
 use tower_aliyun_captcha::client::{Client, Region};
 use tower_aliyun_captcha::emulator::Emulator;
+use tower_aliyun_captcha::encryption::SceneKey;
 use tower_aliyun_captcha::{Credentials, SceneId};
 
 /// Where verifications go.
@@ -14,92 +16,164 @@ pub struct Backend {
     pub client: Client,
     /// Set when emulating; keep it alive as long as the client is used.
     pub emulator: Option<Emulator>,
+    /// The region the page's widget must use: the client's.
+    pub region: Region,
+    /// The account's encrypt key, for scenes in V3 encryption mode: generated when emulating
+    /// some, else from `CAPTCHA_EKEY`.
+    pub scene_key: Option<SceneKey>,
+    /// The scenes the page must start with an `EncryptedSceneId`: the emulated ones asked
+    /// for, or every scene when `CAPTCHA_EKEY` is set.
+    pub encrypted: Vec<SceneId>,
 }
 
-/// A scene id from `variable`, or `default` (always when emulating).
-pub fn scene(variable: &str, default: &str, emulating: bool) -> SceneId {
-    let id = if emulating {
-        default.to_owned()
-    } else {
-        std::env::var(variable).unwrap_or_else(|_| default.to_owned())
-    };
-    SceneId::new(id).expect("scene ids are valid")
+impl Backend {
+    /// An `EncryptedSceneId` for `scene`, valid for `lifetime`, if it is in encryption mode.
+    pub fn encrypted_scene_id(
+        &self,
+        scene: &SceneId,
+        lifetime: std::time::Duration,
+    ) -> Option<String> {
+        let key = self.scene_key.as_ref()?;
+        if !self.encrypted.contains(scene) {
+            return None;
+        }
+        key.encrypted_scene_id(scene, lifetime).ok()
+    }
 }
 
-/// Whether the examples will emulate: no `ALIBABA_CLOUD_*` credentials in the environment.
-pub fn emulating() -> bool {
-    Credentials::from_env().is_err()
+/// What every example takes on its command line.
+pub struct Args {
+    pub listen: String,
+    /// Emulate even with `ALIBABA_CLOUD_*` credentials in the environment.
+    pub emulate: bool,
 }
 
-/// The real service (region from `CAPTCHA_REGION`, default cn-shanghai), or an emulator
-/// knowing `scenes` (the first is its default) with freshly generated credentials; checked
-/// with one verification before anything listens, so that a wrong key, permission, region or
-/// clock stops the example with advice instead of refusing every person.
-pub async fn start(scenes: &[&SceneId]) -> Result<Backend, String> {
-    let backend = connect(scenes).await?;
-    backend.client.check().await.map_err(|error| {
-        format!(
-            "the captcha service check failed: {error}; {}",
-            error.advice()
-        )
-    })?;
-    Ok(backend)
-}
+impl Args {
+    /// `--listen ADDR` (else `default`) and `--emulate`.
+    pub fn parse(default: &str) -> Result<Self, String> {
+        let mut parsed = Self {
+            listen: default.to_owned(),
+            emulate: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--listen" => parsed.listen = args.next().ok_or("--listen needs an address")?,
+                "--emulate" => parsed.emulate = true,
+                other => {
+                    return Err(format!(
+                        "unknown argument {other:?} (use --listen ADDR, --emulate)"
+                    ));
+                }
+            }
+        }
+        Ok(parsed)
+    }
 
-async fn connect(scenes: &[&SceneId]) -> Result<Backend, String> {
-    if let Ok(credentials) = Credentials::from_env() {
-        let region: Region = std::env::var("CAPTCHA_REGION")
-            .unwrap_or_else(|_| "cn-shanghai".into())
-            .parse()
-            .map_err(|e| format!("{e}"))?;
+    /// Whether the example emulates: asked to, or no `ALIBABA_CLOUD_*` credentials.
+    pub fn emulating(&self) -> bool {
+        self.emulate || Credentials::from_env().is_err()
+    }
+
+    /// A scene id from `variable`, or `default` (always when emulating).
+    pub fn scene(&self, variable: &str, default: &str) -> SceneId {
+        let id = match std::env::var(variable) {
+            Ok(id) if !self.emulating() => id,
+            _ => default.to_owned(),
+        };
+        SceneId::new(id).expect("scene ids are valid")
+    }
+
+    /// The real service (region from `CAPTCHA_REGION`, default cn-shanghai), or an emulator
+    /// knowing `scenes` (the first is its default; those also in `encrypted` in encryption
+    /// mode) with freshly generated credentials; checked with one verification before anything
+    /// listens, so that a wrong key, permission, region or clock stops the example with advice
+    /// instead of refusing every person.
+    pub async fn start(
+        &self,
+        scenes: &[&SceneId],
+        encrypted: &[&SceneId],
+    ) -> Result<Backend, String> {
+        let backend = self.connect(scenes, encrypted).await?;
+        backend.client.check().await.map_err(|error| {
+            format!(
+                "the captcha service check failed: {error}; {}",
+                error.advice()
+            )
+        })?;
+        Ok(backend)
+    }
+
+    async fn connect(
+        &self,
+        scenes: &[&SceneId],
+        encrypted: &[&SceneId],
+    ) -> Result<Backend, String> {
+        if !self.emulating() {
+            let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
+            let region: Region = std::env::var("CAPTCHA_REGION")
+                .unwrap_or_else(|_| "cn-shanghai".into())
+                .parse()
+                .map_err(|e| format!("{e}"))?;
+            let scene_key = match std::env::var("CAPTCHA_EKEY") {
+                Ok(ekey) => {
+                    Some(SceneKey::from_base64(&ekey).map_err(|e| format!("CAPTCHA_EKEY: {e}"))?)
+                }
+                Err(_) => None,
+            };
+            let client = Client::builder()
+                .credentials(credentials)
+                .region(region)
+                .build()
+                .map_err(|e| e.to_string())?;
+            return Ok(Backend {
+                client,
+                emulator: None,
+                region,
+                scene_key,
+                encrypted: scenes.iter().map(|&s| s.clone()).collect(),
+            });
+        }
+        let credentials = Credentials::new(
+            format!(
+                "LTAIemu{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..16]
+            ),
+            uuid::Uuid::new_v4().simple().to_string(),
+        );
+        let scene_key = if !encrypted.is_empty() {
+            let ekey = SceneKey::generate().map_err(|e| e.to_string())?;
+            Some(SceneKey::from_base64(&ekey).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let mut builder = Emulator::builder().credentials(&credentials);
+        for scene in scenes {
+            builder = match &scene_key {
+                Some(key) if encrypted.contains(scene) => {
+                    builder.encrypted_scene(scene.as_str(), key.clone())
+                }
+                _ => builder.scene(scene.as_str()),
+            };
+        }
+        let emulator = builder
+            .start("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot start the emulator: {e}"))?;
         let client = Client::builder()
             .credentials(credentials)
-            .region(region)
+            .endpoint(emulator.url())
+            .allow_http(true)
             .build()
             .map_err(|e| e.to_string())?;
-        return Ok(Backend {
+        Ok(Backend {
             client,
-            emulator: None,
-        });
+            emulator: Some(emulator),
+            region: Region::CnShanghai,
+            scene_key,
+            encrypted: encrypted.iter().map(|&s| s.clone()).collect(),
+        })
     }
-    let credentials = Credentials::new(
-        format!(
-            "LTAIemu{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..16]
-        ),
-        uuid::Uuid::new_v4().simple().to_string(),
-    );
-    let mut builder = Emulator::builder().credentials(&credentials);
-    for scene in scenes {
-        builder = builder.scene(scene.as_str());
-    }
-    let emulator = builder
-        .start("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot start the emulator: {e}"))?;
-    let client = Client::builder()
-        .credentials(credentials)
-        .endpoint(emulator.url())
-        .allow_http(true)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(Backend {
-        client,
-        emulator: Some(emulator),
-    })
-}
-
-/// The value of `--listen`, or `default`.
-pub fn listen_arg(default: &str) -> Result<String, String> {
-    let mut listen = default.to_owned();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.next().ok_or("--listen needs an address")?,
-            other => return Err(format!("unknown argument {other:?} (use --listen ADDR)")),
-        }
-    }
-    Ok(listen)
 }
 
 /// The exit status of an example: errors go to stderr, prefixed with the example's name.

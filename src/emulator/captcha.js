@@ -1,17 +1,29 @@
 // A stand-in for Alibaba Cloud's AliyunCaptcha.js, served by the emulator at
-// /emulator/captcha.js. It offers the same `initAliyunCaptcha(options)` entry point, so a
-// page written for the real widget runs unchanged offline. Instead of a puzzle it shows a
-// "Verify" control, with a choice of verdict, that mints a param from the emulator.
+// /emulator/captcha.js. It offers the same `initAliyunCaptcha(options)` entry point and reads
+// the same `window.AliyunCaptchaConfig`, so a page written to Alibaba's guides runs unchanged
+// offline, in either architecture:
+//   V3: `success(captchaVerifyParam)` and `fail(result)`; the page sends its own request;
+//   V2: `captchaVerifyCallback(captchaVerifyParam)` returns {captchaResult, bizResult}, then
+//       `onBizResultCallback(bizResult)`.
+// Instead of a puzzle it shows a "Verify" control with a choice of outcome, and mints the
+// param from the emulator (V3 or V2 format to match the page).
 (function () {
   "use strict";
   const origin = new URL(document.currentScript.src).origin;
-  const verdicts = [
+  const REGIONS = ["cn", "sgp", "ga"];
+  const MODES = ["popup", "embed"];
+  // [value, label]: "fail" is a puzzle the person got wrong; the rest are verdicts the
+  // service gives the param.
+  const OUTCOMES = [
     ["T001", "pass"],
-    ["F015", "fail the challenge (F015)"],
+    ["fail", "get the puzzle wrong"],
     ["F001", "look like an attack (F001)"],
     ["F009", "use an emulated device (F009)"],
     ["F010", "come too often from one IP (F010)"],
+    ["F024", "click like a script (F024)"],
   ];
+  // The one instance the client FAQ allows per page.
+  let live = null;
 
   function element(tag, props, children) {
     const node = Object.assign(document.createElement(tag), props || {});
@@ -19,63 +31,171 @@
     return node;
   }
 
+  function call(callback, ...args) {
+    return typeof callback === "function" ? callback(...args) : undefined;
+  }
+
   window.initAliyunCaptcha = function (options) {
+    options = options || {};
+    const config = window.AliyunCaptchaConfig || {};
+    const failInit = (code, msg) => {
+      console.error("AliyunCaptcha: " + code + ": " + msg);
+      call(options.onError, { code, msg });
+    };
+    // The real widget sends its init request to https://<prefix>.captcha-open.aliyuncs.com:
+    // without a prefix it cannot start, and nothing shows.
+    if (typeof config.prefix !== "string" || config.prefix.trim() === "") {
+      failInit("IllegalUserTag", "window.AliyunCaptchaConfig.prefix is missing; set {region, prefix} before loading AliyunCaptcha.js");
+      return;
+    }
+    const region = config.region || "cn";
+    if (!REGIONS.includes(region)) {
+      failInit("IllegalRegion", "AliyunCaptchaConfig.region must be one of " + REGIONS.join(", "));
+      return;
+    }
+    const mode = options.mode || "popup";
+    if (!MODES.includes(mode)) {
+      failInit("IllegalParameter", "mode must be popup or embed");
+      return;
+    }
     const host = document.querySelector(options.element);
     const button = document.querySelector(options.button);
     if (!host || !button) {
-      throw new Error("initAliyunCaptcha: element and button must exist");
+      // What the real widget throws when `element` or `button` is not in the page.
+      throw new TypeError("Cannot set properties of undefined (setting 'onclick')");
     }
-    const select = element("select", { className: "captcha-verdict", title: "verdict to mint" },
-      verdicts.map(([code, label]) => element("option", { value: code, textContent: label })));
+    if (live) {
+      console.error("AliyunCaptcha: initAliyunCaptcha was called again without destroyCaptcha(): "
+        + "Captcha 2.0 supports one instance per page (client FAQ); verifications will misbehave.");
+    }
+    const v2 = typeof options.captchaVerifyCallback === "function";
+
+    const select = element("select", { className: "captcha-verdict", title: "what happens" },
+      OUTCOMES.map(([value, label]) => element("option", { value, textContent: label })));
     const verify = element("button", { type: "button", className: "captcha-verify", textContent: "Verify" });
     const replay = element("button", {
       type: "button", className: "captcha-replay", textContent: "Replay last param", disabled: true,
     });
-    const status = element("span", { className: "captcha-status" });
-    const panel = element("div", { className: "emulated-captcha", hidden: options.mode !== "embed" }, [
-      element("strong", { textContent: "Emulated captcha " }), select, verify, replay, status,
+    const close = element("button", { type: "button", className: "captcha-close", textContent: "×", title: "close" });
+    const status = element("span", { className: "captcha-status", role: "status" });
+    const panel = element("div", { className: "emulated-captcha" }, [
+      element("strong", { textContent: "Emulated captcha (" + (v2 ? "V2" : "V3") + ") " }),
+      select, verify, replay, status,
     ]);
-    host.replaceChildren(panel);
-    let last = null;
+    let mask = null;
+    let root;
+    if (mode === "popup") {
+      panel.append(close);
+      mask = element("div", { id: "aliyunCaptcha-mask", hidden: true });
+      Object.assign(mask.style, { position: "fixed", inset: "0", background: "rgba(0,0,0,.35)", zIndex: "999" });
+      root = element("div", { id: "aliyunCaptcha-window-popup", hidden: true }, [panel]);
+      Object.assign(root.style, {
+        position: "fixed", left: "50%", top: "30%", transform: "translate(-50%, -50%)", zIndex: "1000",
+        background: "#fff", borderRadius: "8px", boxShadow: "0 6px 30px rgba(0,0,0,.3)", padding: ".5rem",
+      });
+      host.replaceChildren(mask, root);
+    } else {
+      root = panel;
+      host.replaceChildren(panel);
+    }
 
-    async function complete(param) {
+    let last = null;
+    let destroyed = false;
+    const instance = {
+      show() {
+        if (destroyed) return;
+        status.textContent = "";
+        if (mask) mask.hidden = false;
+        root.hidden = false;
+      },
+      hide() {
+        if (mask) mask.hidden = true;
+        if (mode === "popup") root.hidden = true;
+      },
+      refresh() {
+        status.textContent = "";
+        select.value = "T001";
+      },
+      destroyCaptcha() {
+        destroyed = true;
+        button.removeEventListener("click", onButton);
+        host.replaceChildren();
+        if (live === instance) live = null;
+      },
+    };
+
+    async function deliver(param) {
       last = param;
       replay.disabled = false;
-      status.textContent = "checking…";
-      const { captchaResult, bizResult } = await options.captchaVerifyCallback(param);
-      if (captchaResult) {
+      if (!v2) {
         status.textContent = "verified";
-        if (options.mode !== "embed") panel.hidden = true;
-        if (options.onBizResultCallback) options.onBizResultCallback(bizResult);
+        instance.hide();
+        call(options.success, param);
+        return;
+      }
+      status.textContent = "checking…";
+      let result;
+      try {
+        result = await options.captchaVerifyCallback(param);
+      } catch (error) {
+        status.textContent = "captchaVerifyCallback failed";
+        call(options.onError, { code: "CallbackError", msg: String(error) });
+        return;
+      }
+      if (result && result.captchaResult) {
+        status.textContent = "verified";
+        instance.hide();
+        call(options.onBizResultCallback, result.bizResult);
       } else {
-        // The real widget refreshes its puzzle here; this one waits for another try.
+        // The real widget refreshes its puzzle here.
+        instance.refresh();
         status.textContent = "not verified: try again";
       }
     }
 
-    verify.addEventListener("click", async () => {
-      status.textContent = "minting…";
+    async function mint(verdict) {
+      const body = { scene: options.SceneId, verdict, format: v2 ? "v2" : "v3" };
+      if (options.EncryptedSceneId) body.encryptedSceneId = options.EncryptedSceneId;
       // text/plain keeps this a simple cross-origin request (no preflight).
       const response = await fetch(origin + "/emulator/params", {
         method: "POST",
         headers: { "content-type": "text/plain" },
-        body: JSON.stringify({ scene: options.SceneId, verdict: select.value }),
+        body: JSON.stringify(body),
       });
       const answer = await response.json();
-      if (!response.ok) {
-        status.textContent = "emulator: " + answer.Message;
+      if (!response.ok) throw new Error(answer.Message || response.status);
+      return answer.captchaVerifyParam;
+    }
+
+    verify.addEventListener("click", async () => {
+      const outcome = select.value;
+      if (outcome === "fail" && !v2) {
+        // V3 checks the puzzle in the widget: no param, the page hears `fail`.
+        status.textContent = "not verified: try again";
+        call(options.fail, { verifyResult: false, verifyCode: "F015" });
         return;
       }
-      await complete(answer.captchaVerifyParam);
+      status.textContent = "minting…";
+      try {
+        // V2 checks the puzzle on the server: the param carries the failure.
+        await deliver(await mint(outcome === "fail" ? "F015" : outcome));
+      } catch (error) {
+        status.textContent = "the emulator could not be reached";
+        call(options.onError, { code: "NetworkError", msg: String(error) });
+      }
     });
-    replay.addEventListener("click", () => last && complete(last));
-    button.addEventListener("click", (event) => {
+    replay.addEventListener("click", () => last && deliver(last));
+    close.addEventListener("click", () => {
+      instance.hide();
+      call(options.onClose);
+    });
+    function onButton(event) {
       event.preventDefault();
-      panel.hidden = false;
-      status.textContent = "";
-    });
-    if (options.getInstance) {
-      options.getInstance({ show: () => { panel.hidden = false; }, hide: () => { panel.hidden = true; } });
+      instance.show();
     }
+    button.addEventListener("click", onButton);
+
+    live = instance;
+    call(options.getInstance, instance);
   };
 })();
