@@ -479,6 +479,22 @@ async fn the_demo_pages_work_in_a_real_browser() {
         "more than one widget on the page"
     );
 
+    // Without a prefix, restarting the widget (for the other form's scene) fails, and the
+    // page hears why.
+    browser
+        .command(
+            http::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "window.AliyunCaptchaConfig.prefix = ''", "args": []})),
+        )
+        .await;
+    browser.click("#login-button").await;
+    assert_eq!(
+        browser.outcome("login", "error").await,
+        "The captcha could not start (IllegalUserTag)."
+    );
+    assert!(!browser.shown("#aliyunCaptcha-window-popup").await);
+
     // The V2 page: the widget waits for {captchaResult, bizResult}.
     browser.goto(&format!("{app}/v2")).await;
     browser.solve("#login-button", "T001", "verify").await;
@@ -507,6 +523,21 @@ async fn the_demo_pages_work_in_a_real_browser() {
         browser.outcome("signup", "ok").await,
         "Signed up (captcha T001)."
     );
+    // Without a prefix, restarting the widget (for the other form's scene) fails, and the
+    // page hears why.
+    browser
+        .command(
+            http::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "window.AliyunCaptchaConfig.prefix = ''", "args": []})),
+        )
+        .await;
+    browser.click("#login-button").await;
+    assert_eq!(
+        browser.outcome("login", "error").await,
+        "The captcha could not start (IllegalUserTag)."
+    );
+    assert!(!browser.shown("#aliyunCaptcha-window-popup").await);
 
     // A page that follows the V3 guide to the letter works against the stand-in unchanged.
     let guide = serve_guide_page(&format!("{emulator}/emulator/captcha.js"), "login-scene").await;
