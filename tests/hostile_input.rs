@@ -192,12 +192,7 @@ fn sent_fields(param: &str, scene: &str) -> (Vec<(String, String)>, http::Header
         .with_scene(SceneId::new(scene).unwrap());
     let signed = client.signed_request(&request).unwrap();
     let headers = signed.headers().clone();
-    let body = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(signed.into_body().collect())
-        .unwrap()
-        .to_bytes();
+    let body = signed.into_body();
     (
         form_urlencoded::parse(&body).into_owned().collect(),
         headers,

@@ -187,7 +187,7 @@ impl Client {
     pub fn signed_request(
         &self,
         request: &VerifyRequest,
-    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, Error> {
+    ) -> Result<http::Request<bytes::Bytes>, Error> {
         let credentials = self.inner.credentials.credentials()?;
         sign_now(&self.inner.endpoints[0], &credentials, request)
     }
@@ -334,7 +334,7 @@ fn sign_now(
     endpoint: &Endpoint,
     credentials: &Credentials,
     request: &VerifyRequest,
-) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, Error> {
+) -> Result<http::Request<bytes::Bytes>, Error> {
     let date = request::acs_date(time::OffsetDateTime::now_utc());
     let nonce = request::fresh_nonce();
     request::signed_request(endpoint, credentials, request, &date, &nonce)

@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, HOST, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request};
-use http_body_util::Full;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -40,7 +39,7 @@ pub(crate) fn signed_request(
     request: &VerifyRequest,
     date: &str,
     nonce: &str,
-) -> Result<Request<Full<Bytes>>, http::Error> {
+) -> Result<Request<Bytes>, http::Error> {
     let mut fields = Vec::with_capacity(2);
     fields.push(("CaptchaVerifyParam", request.param().as_str()));
     if let Some(scene) = request.scene() {
@@ -83,7 +82,7 @@ pub(crate) fn signed_request(
     for (name, value) in &signed[1..] {
         builder = builder.header(HeaderName::from_static(name), *value);
     }
-    builder.body(Full::new(Bytes::from(body)))
+    builder.body(Bytes::from(body))
 }
 
 #[cfg(test)]
@@ -91,10 +90,9 @@ mod tests {
     use super::*;
     use crate::test_vectors as vectors;
     use crate::{CaptchaVerifyParam, SceneId};
-    use http_body_util::BodyExt;
     use serde_json::Value;
 
-    fn build(input: &Value, host: &str) -> Request<Full<Bytes>> {
+    fn build(input: &Value, host: &str) -> Request<Bytes> {
         let mut credentials = Credentials::new(
             input["access_key_id"].as_str().unwrap(),
             input["access_key_secret"].as_str().unwrap(),
@@ -119,9 +117,8 @@ mod tests {
         .unwrap()
     }
 
-    async fn body_of(request: Request<Full<Bytes>>) -> String {
-        let bytes = request.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
+    async fn body_of(request: Request<Bytes>) -> String {
+        String::from_utf8(request.into_body().to_vec()).unwrap()
     }
 
     /// The minimal-client vectors, byte for byte: headers, body and Authorization.

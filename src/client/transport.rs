@@ -162,8 +162,12 @@ impl Transport {
     }
 
     /// Sends the request and reads the whole (capped) answer.
-    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, Error> {
-        let response = self.client.request(request).await.map_err(classify)?;
+    pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Answer, Error> {
+        let response = self
+            .client
+            .request(request.map(Full::new))
+            .await
+            .map_err(classify)?;
         let status = response.status().as_u16();
         let header = |name| {
             response

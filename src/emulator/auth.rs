@@ -314,7 +314,6 @@ mod tests {
         use crate::client::Endpoint;
         use crate::client::request::{acs_date, fresh_nonce, signed_request};
         use crate::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
-        use http_body_util::BodyExt;
         use proptest::prelude::*;
 
         const SECRET: &str = "round-trip-secret";
@@ -345,15 +344,7 @@ mod tests {
             let request =
                 signed_request(&endpoint, &credentials, &verify, &date, &fresh_nonce()).unwrap();
             let (parts, body) = request.into_parts();
-            let body = block_on(body.collect()).unwrap().to_bytes().to_vec();
-            (parts, body)
-        }
-
-        fn block_on<F: std::future::Future>(future: F) -> F::Output {
-            tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap()
-                .block_on(future)
+            (parts, body.to_vec())
         }
 
         fn check(parts: &Parts, body: &[u8], sts: bool) -> Result<(), GatewayError> {

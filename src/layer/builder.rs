@@ -10,7 +10,7 @@ use tower_layer::Layer;
 use super::alarms::Alarms;
 use super::budget::{Budget, DegradedBudget};
 use super::decision::Rules;
-use super::rejection::{DefaultResponder, Respond};
+use super::rejection::DefaultResponder;
 use super::routes::{RouteError, Routes, Table};
 use super::{CaptchaService, FailurePolicy};
 use crate::SceneId;
@@ -27,12 +27,12 @@ pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the services of one layer (and its clones) share: the verifier, the routes, the rules,
 /// the in-flight bound, the degraded budget and the alarms.
-pub(crate) struct Shared<V, E> {
+pub(crate) struct Shared<V, E, R> {
     pub(crate) verifier: V,
     pub(crate) extractor: E,
     pub(crate) table: Table,
     pub(crate) rules: Rules,
-    pub(crate) responder: Box<dyn Respond>,
+    pub(crate) responder: R,
     pub(crate) limits: BodyLimits,
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) verify_timeout: Duration,
@@ -75,11 +75,11 @@ pub(crate) struct Shared<V, E> {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct CaptchaLayer<V, E = Header> {
-    shared: Arc<Shared<V, E>>,
+pub struct CaptchaLayer<V, E = Header, R = DefaultResponder> {
+    shared: Arc<Shared<V, E, R>>,
 }
 
-impl<V, E> Clone for CaptchaLayer<V, E> {
+impl<V, E, R> Clone for CaptchaLayer<V, E, R> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -87,7 +87,7 @@ impl<V, E> Clone for CaptchaLayer<V, E> {
     }
 }
 
-impl<V, E: fmt::Debug> fmt::Debug for CaptchaLayer<V, E> {
+impl<V, E: fmt::Debug, R> fmt::Debug for CaptchaLayer<V, E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaLayer")
             .field("extractor", &self.shared.extractor)
@@ -98,7 +98,7 @@ impl<V, E: fmt::Debug> fmt::Debug for CaptchaLayer<V, E> {
     }
 }
 
-impl<V> CaptchaLayer<V, Header> {
+impl<V> CaptchaLayer<V> {
     /// A layer that verifies every request of the service it wraps against `scene`, with
     /// `verifier` (usually a [`Client`](crate::Client)) and the defaults.
     ///
@@ -146,7 +146,7 @@ impl<V> CaptchaLayer<V, Header> {
     /// # let _ = layer;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
-    pub fn builder(verifier: V, routes: impl Into<Routes>) -> CaptchaLayerBuilder<V, Header> {
+    pub fn builder(verifier: V, routes: impl Into<Routes>) -> CaptchaLayerBuilder<V> {
         CaptchaLayerBuilder {
             verifier,
             extractor: Header::default(),
@@ -156,7 +156,7 @@ impl<V> CaptchaLayer<V, Header> {
                 allow_test_mode: false,
                 open_on_configuration_errors: false,
             },
-            responder: Box::new(DefaultResponder::default()),
+            responder: DefaultResponder::default(),
             limits: BodyLimits::DEFAULT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,
@@ -165,8 +165,8 @@ impl<V> CaptchaLayer<V, Header> {
     }
 }
 
-impl<S, V, E> Layer<S> for CaptchaLayer<V, E> {
-    type Service = CaptchaService<S, V, E>;
+impl<S, V, E, R> Layer<S> for CaptchaLayer<V, E, R> {
+    type Service = CaptchaService<S, V, E, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CaptchaService::new(inner, Arc::clone(&self.shared))
@@ -195,19 +195,19 @@ impl<S, V, E> Layer<S> for CaptchaLayer<V, E> {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct CaptchaLayerBuilder<V, E = Header> {
+pub struct CaptchaLayerBuilder<V, E = Header, R = DefaultResponder> {
     verifier: V,
     extractor: E,
     routes: Routes,
     rules: Rules,
-    responder: Box<dyn Respond>,
+    responder: R,
     limits: BodyLimits,
     max_in_flight: usize,
     verify_timeout: Duration,
     budget: DegradedBudget,
 }
 
-impl<V, E: fmt::Debug> fmt::Debug for CaptchaLayerBuilder<V, E> {
+impl<V, E: fmt::Debug, R> fmt::Debug for CaptchaLayerBuilder<V, E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaLayerBuilder")
             .field("extractor", &self.extractor)
@@ -217,7 +217,7 @@ impl<V, E: fmt::Debug> fmt::Debug for CaptchaLayerBuilder<V, E> {
     }
 }
 
-impl<V, E> CaptchaLayerBuilder<V, E> {
+impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// Where the param comes from, on routes that do not name their own extractor. Default
     /// [`Header`]. Compose with `or`: `Header::default().or(JsonField::default())`.
     ///
@@ -235,7 +235,7 @@ impl<V, E> CaptchaLayerBuilder<V, E> {
     /// # let _ = layer;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
-    pub fn extractor<E2>(self, extractor: E2) -> CaptchaLayerBuilder<V, E2> {
+    pub fn extractor<E2>(self, extractor: E2) -> CaptchaLayerBuilder<V, E2, R> {
         CaptchaLayerBuilder {
             verifier: self.verifier,
             extractor,
@@ -336,7 +336,8 @@ impl<V, E> CaptchaLayerBuilder<V, E> {
         self
     }
 
-    /// Builds the answers to refused requests. Default [`DefaultResponder`].
+    /// Builds the answers to refused requests, in the protected service's body type (see
+    /// [`Respond`](super::Respond)). Default [`DefaultResponder`].
     ///
     /// ```
     /// use bytes::Bytes;
@@ -357,9 +358,18 @@ impl<V, E> CaptchaLayerBuilder<V, E> {
     /// # let _ = layer;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
-    pub fn responder(mut self, responder: impl Respond) -> Self {
-        self.responder = Box::new(responder);
-        self
+    pub fn responder<R2>(self, responder: R2) -> CaptchaLayerBuilder<V, E, R2> {
+        CaptchaLayerBuilder {
+            verifier: self.verifier,
+            extractor: self.extractor,
+            routes: self.routes,
+            rules: self.rules,
+            responder,
+            limits: self.limits,
+            max_in_flight: self.max_in_flight,
+            verify_timeout: self.verify_timeout,
+            budget: self.budget,
+        }
     }
 
     /// How much body, and for how long, the body extractors read. Default
@@ -450,7 +460,7 @@ impl<V, E> CaptchaLayerBuilder<V, E> {
     /// assert!(matches!(refused, ConfigError::Zero("max_in_flight")));
     /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
     /// ```
-    pub fn build(mut self) -> Result<CaptchaLayer<V, E>, ConfigError> {
+    pub fn build(mut self) -> Result<CaptchaLayer<V, E, R>, ConfigError> {
         for (zero, setting) in [
             (self.max_in_flight == 0, "max_in_flight"),
             (self.verify_timeout.is_zero(), "verify_timeout"),
@@ -470,7 +480,7 @@ impl<V, E> CaptchaLayerBuilder<V, E> {
         Ok(self.finish(table))
     }
 
-    fn finish(self, table: Table) -> CaptchaLayer<V, E> {
+    fn finish(self, table: Table) -> CaptchaLayer<V, E, R> {
         let now = Instant::now();
         CaptchaLayer {
             shared: Arc::new(Shared {

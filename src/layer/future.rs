@@ -14,7 +14,7 @@ use tower::Service;
 use super::builder::Shared;
 use super::decision::{Decision, Outcome, decide, overloaded};
 use super::verified::Issued;
-use super::{CaptchaVerified, FailurePolicy, Refusal, ResponseBody};
+use super::{CaptchaVerified, FailurePolicy, Refusal, Respond};
 use crate::error::{ErrorClass, TransportError, TransportErrorKind};
 use crate::extract::{
     BodyError, BoxExtractFuture, CaptchaBody, ExtractError, ExtractParam, Extracted,
@@ -23,7 +23,7 @@ use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode
 
 /// The future of [`CaptchaService`](super::CaptchaService): a small state machine, not boxed.
 #[pin_project]
-pub struct ResponseFuture<S, V, E, B>
+pub struct ResponseFuture<S, V, E, R, B>
 where
     S: Service<Request<CaptchaBody<B>>>,
     V: Verify,
@@ -33,7 +33,7 @@ where
     state: State<Extraction<E::Future, B>, V::Future, S::Future, B>,
     /// The inner service, ready; called once.
     inner: S,
-    shared: Arc<Shared<V, E>>,
+    shared: Arc<Shared<V, E, R>>,
     /// The protecting route's index in the table.
     route: usize,
     /// A verdict the request carried when it reached the layer.
@@ -88,7 +88,7 @@ enum State<ExtractFuture, VerifyFuture, InnerFuture, B> {
     Done,
 }
 
-impl<S, V, E, B> ResponseFuture<S, V, E, B>
+impl<S, V, E, R, B> ResponseFuture<S, V, E, R, B>
 where
     S: Service<Request<CaptchaBody<B>>>,
     V: Verify,
@@ -97,7 +97,7 @@ where
     pub(crate) fn new(
         extraction: Extraction<E::Future, B>,
         inner: S,
-        shared: Arc<Shared<V, E>>,
+        shared: Arc<Shared<V, E, R>>,
         route: usize,
         earlier: Option<CaptchaVerified>,
     ) -> Self {
@@ -113,7 +113,7 @@ where
     /// A request no route protects: straight to the inner service.
     pub(crate) fn pass_through(
         mut inner: S,
-        shared: Arc<Shared<V, E>>,
+        shared: Arc<Shared<V, E, R>>,
         request: Request<CaptchaBody<B>>,
     ) -> Self {
         Self {
@@ -136,15 +136,16 @@ enum Next<B> {
     Refuse(Refusal, Request<CaptchaBody<B>>),
 }
 
-impl<S, V, E, B, ResBody> Future for ResponseFuture<S, V, E, B>
+impl<S, V, E, R, B, ResBody> Future for ResponseFuture<S, V, E, R, B>
 where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>>,
     V: Verify,
     E: ExtractParam<B>,
+    R: Respond<ResBody>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -155,7 +156,7 @@ where
                 StateProjection::Calling { future, .. } => {
                     let response = ready!(future.poll(cx))?;
                     this.state.set(State::Done);
-                    return Poll::Ready(Ok(response.map(ResponseBody::Inner)));
+                    return Poll::Ready(Ok(response));
                 }
                 StateProjection::Done => panic!("ResponseFuture polled after completion"),
                 StateProjection::Extracting { future } => {
@@ -193,7 +194,7 @@ where
                     this.state.set(State::Done);
                     let (parts, _body) = request.into_parts();
                     let response = shared.responder.respond(&refusal, &parts);
-                    return Poll::Ready(Ok(response.map(ResponseBody::Refusal)));
+                    return Poll::Ready(Ok(response));
                 }
                 Next::Verify(request, param) => {
                     match Arc::clone(&shared.in_flight).try_acquire_owned() {
@@ -232,7 +233,7 @@ where
                             this.state.set(State::Done);
                             let (parts, _body) = request.into_parts();
                             let response = shared.responder.respond(&overloaded(), &parts);
-                            return Poll::Ready(Ok(response.map(ResponseBody::Refusal)));
+                            return Poll::Ready(Ok(response));
                         }
                     }
                 }
@@ -280,12 +281,12 @@ fn layer_deadline() -> Error {
 }
 
 /// Decides on a verification's outcome, and logs what deserves it.
-fn settle<V, E, B>(
+fn settle<V, E, R, B>(
     outcome: Result<Verification, Error>,
     mut request: Request<CaptchaBody<B>>,
     param: CaptchaVerifyParam,
     scene: &SceneId,
-    shared: &Shared<V, E>,
+    shared: &Shared<V, E, R>,
     span: &tracing::Span,
 ) -> Next<B> {
     let now = Instant::now();
@@ -352,7 +353,7 @@ fn settle<V, E, B>(
 
 /// Logs a refused verdict when it says something about the setup: test mode, a contradiction,
 /// a code nobody knows. Ordinary failures (F-codes) are not alarms.
-fn odd_verdict<V, E>(shared: &Shared<V, E>, now: Instant, verdict: &Verification) {
+fn odd_verdict<V, E, R>(shared: &Shared<V, E, R>, now: Instant, verdict: &Verification) {
     let code = verdict.code();
     let (alarm, what) = match code {
         VerifyCode::T005 => (
@@ -382,7 +383,12 @@ fn odd_verdict<V, E>(shared: &Shared<V, E>, now: Instant, verdict: &Verification
 
 /// Logs a failed verification: one line per kind per interval, at error for configuration.
 /// `refusal` is what the request got, or `None` when it went on degraded.
-fn alarm<V, E>(shared: &Shared<V, E>, now: Instant, error: &Error, refusal: Option<&Refusal>) {
+fn alarm<V, E, R>(
+    shared: &Shared<V, E, R>,
+    now: Instant,
+    error: &Error,
+    refusal: Option<&Refusal>,
+) {
     let class = error.class();
     let action = match refusal {
         None => "let through, degraded".to_owned(),

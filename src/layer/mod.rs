@@ -64,7 +64,9 @@ pub use builder::{
 };
 pub use future::ResponseFuture;
 pub use policy::FailurePolicy;
-pub use rejection::{DefaultResponder, Refusal, Respond, ResponseBody};
+#[cfg(feature = "axum")]
+pub use rejection::IntoResponder;
+pub use rejection::{DefaultResponder, Refusal, RefusalBody, Respond};
 pub use routes::{Route, RouteError, Routes};
 pub use service::CaptchaService;
 #[cfg(feature = "tonic")]

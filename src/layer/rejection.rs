@@ -1,15 +1,11 @@
 //! The responses the layer gives instead of calling the inner service.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use pin_project::pin_project;
 
 use crate::VerifyCode;
 use crate::error::ErrorClass;
@@ -209,20 +205,87 @@ impl Refusal {
     }
 }
 
-/// Builds the response for a [`Refusal`]. Implemented by [`DefaultResponder`] and by any
-/// `Fn(&Refusal, &Parts) -> Response<Full<Bytes>>`.
+/// A response body the layer can write its own answers in: the body type of the service it
+/// wraps, so that the protected service's response type is the inner service's, and layers
+/// outside it (tower-http's `CorsLayer` and `TimeoutLayer`, tower_governor, tonic's server)
+/// see the body type they expect.
+///
+/// Implemented for axum's body (feature `axum`), tonic's (feature `tonic`), `String`,
+/// `http_body_util::Full<Bytes>` and its boxed bodies. A service with another body type can be
+/// given one with tower-http's `MapResponseBodyLayer` inside the captcha layer.
 ///
 /// ```
 /// use bytes::Bytes;
-/// use http_body_util::Full;
+/// use tower_aliyun_captcha::layer::RefusalBody;
+///
+/// let body = String::from_refusal(Bytes::from_static(b"{}"));
+/// assert_eq!(body, "{}");
+/// ```
+pub trait RefusalBody: Sized {
+    /// A body holding `bytes`.
+    fn from_refusal(bytes: Bytes) -> Self;
+}
+
+impl RefusalBody for String {
+    fn from_refusal(bytes: Bytes) -> Self {
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl RefusalBody for Full<Bytes> {
+    fn from_refusal(bytes: Bytes) -> Self {
+        Full::new(bytes)
+    }
+}
+
+impl<E: 'static> RefusalBody for http_body_util::combinators::BoxBody<Bytes, E> {
+    fn from_refusal(bytes: Bytes) -> Self {
+        use http_body_util::BodyExt;
+        Full::new(bytes).map_err(|never| match never {}).boxed()
+    }
+}
+
+impl<E: 'static> RefusalBody for http_body_util::combinators::UnsyncBoxBody<Bytes, E> {
+    fn from_refusal(bytes: Bytes) -> Self {
+        use http_body_util::BodyExt;
+        Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+}
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl RefusalBody for axum::body::Body {
+    fn from_refusal(bytes: Bytes) -> Self {
+        axum::body::Body::from(bytes)
+    }
+}
+
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl RefusalBody for tonic::body::Body {
+    fn from_refusal(bytes: Bytes) -> Self {
+        tonic::body::Body::new(Full::new(bytes))
+    }
+}
+
+/// Builds the response for a [`Refusal`], in the body type `B` of the protected service.
+/// Implemented by [`DefaultResponder`] (for any [`RefusalBody`]), by any
+/// `Fn(&Refusal, &Parts) -> http::Response<B>`, and, with the `axum` feature, by
+/// [`IntoResponder`] around a closure that returns anything `IntoResponse`.
+///
+/// ```
 /// use tower_aliyun_captcha::layer::{CaptchaLayer, Refusal};
+/// use tower_aliyun_captcha::SceneId;
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
-/// let layer = CaptchaLayer::builder(verifier, tower_aliyun_captcha::SceneId::new("login")?)
+/// // A page for people instead of JSON, for a service whose body is a String.
+/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
 ///     .responder(|refusal: &Refusal, _: &http::request::Parts| {
-///         let mut response = http::Response::new(Full::new(Bytes::from("<p>Please solve the captcha</p>")));
+///         let mut response = http::Response::new(String::from("<p>Please solve the captcha</p>"));
 ///         *response.status_mut() = refusal.status();
 ///         response
 ///     })
@@ -230,17 +293,52 @@ impl Refusal {
 /// # let _ = layer;
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
-pub trait Respond: Send + Sync + 'static {
+pub trait Respond<B>: Send + Sync + 'static {
     /// The response to `refusal` of the request whose head is `request`.
-    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<Full<Bytes>>;
+    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<B>;
 }
 
-impl<F> Respond for F
+impl<B, F> Respond<B> for F
 where
-    F: Fn(&Refusal, &Parts) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    F: Fn(&Refusal, &Parts) -> Response<B> + Send + Sync + 'static,
 {
-    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<Full<Bytes>> {
+    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<B> {
         self(refusal, request)
+    }
+}
+
+/// With the `axum` feature: a responder from a closure that returns anything axum can turn
+/// into a response.
+///
+/// ```
+/// use axum::response::{Html, IntoResponse};
+/// use tower_aliyun_captcha::layer::{CaptchaLayer, IntoResponder, Refusal};
+/// use tower_aliyun_captcha::SceneId;
+/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+/// # };
+///
+/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+///     .responder(IntoResponder(|refusal: &Refusal, _: &http::request::Parts| {
+///         (refusal.status(), Html("<p>Please solve the captcha</p>"))
+///     }))
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[derive(Debug, Clone, Copy)]
+pub struct IntoResponder<F>(pub F);
+
+#[cfg(feature = "axum")]
+impl<F, R> Respond<axum::body::Body> for IntoResponder<F>
+where
+    F: Fn(&Refusal, &Parts) -> R + Send + Sync + 'static,
+    R: axum::response::IntoResponse,
+{
+    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<axum::body::Body> {
+        (self.0)(refusal, request).into_response()
     }
 }
 
@@ -262,7 +360,7 @@ where
 ///     local: false,
 /// };
 /// let (json, _) = http::Request::post("/login").body(()).unwrap().into_parts();
-/// let response = DefaultResponder::default().respond(&refusal, &json);
+/// let response: http::Response<String> = DefaultResponder::default().respond(&refusal, &json);
 /// assert_eq!(response.status(), 403);
 ///
 /// let (grpc, _) = http::Request::post("/demo.Accounts/Signup")
@@ -270,7 +368,7 @@ where
 ///     .body(())
 ///     .unwrap()
 ///     .into_parts();
-/// let response = DefaultResponder::default().respond(&refusal, &grpc);
+/// let response: http::Response<String> = DefaultResponder::default().respond(&refusal, &grpc);
 /// assert_eq!(response.status(), 200);
 /// assert_eq!(response.headers()["grpc-status"], "7");
 /// ```
@@ -290,7 +388,8 @@ impl DefaultResponder {
     ///
     /// let refusal = Refusal::Rejected { code: VerifyCode::F009, local: false };
     /// let (parts, _) = http::Request::post("/login").body(()).unwrap().into_parts();
-    /// let response = DefaultResponder::exposing_codes().respond(&refusal, &parts);
+    /// let response: http::Response<http_body_util::Full<bytes::Bytes>> =
+    ///     DefaultResponder::exposing_codes().respond(&refusal, &parts);
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let body = response.into_body().collect().await.unwrap().to_bytes();
     /// let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -310,11 +409,11 @@ fn is_grpc(request: &Parts) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-impl Respond for DefaultResponder {
-    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<Full<Bytes>> {
+impl<B: RefusalBody> Respond<B> for DefaultResponder {
+    fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<B> {
         if is_grpc(request) {
             // A trailers-only gRPC response: HTTP 200, the status in the headers.
-            let mut response = Response::new(Full::new(Bytes::new()));
+            let mut response = Response::new(B::from_refusal(Bytes::new()));
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -339,7 +438,7 @@ impl Respond for DefaultResponder {
         if self.expose_codes {
             body["code"] = refusal.code().into();
         }
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut response = Response::new(B::from_refusal(Bytes::from(body.to_string())));
         *response.status_mut() = refusal.status();
         let headers = response.headers_mut();
         headers.insert(
@@ -352,49 +451,5 @@ impl Respond for DefaultResponder {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
-    }
-}
-
-/// The response body of a protected service: the inner service's, or the layer's own.
-#[pin_project(project = ResponseBodyProjection)]
-#[derive(Debug)]
-pub enum ResponseBody<B> {
-    /// The inner service answered.
-    Inner(#[pin] B),
-    /// The layer answered.
-    Refusal(#[pin] Full<Bytes>),
-}
-
-impl<B> Body for ResponseBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project() {
-            ResponseBodyProjection::Inner(body) => body.poll_frame(cx),
-            ResponseBodyProjection::Refusal(body) => body
-                .poll_frame(cx)
-                .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Inner(body) => body.is_end_stream(),
-            Self::Refusal(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Inner(body) => body.size_hint(),
-            Self::Refusal(body) => body.size_hint(),
-        }
     }
 }

@@ -9,24 +9,24 @@ use tower::Service;
 
 use super::builder::Shared;
 use super::future::Extraction;
-use super::{CaptchaVerified, ResponseBody, ResponseFuture};
+use super::{CaptchaVerified, Respond, ResponseFuture};
 use crate::Verify;
 use crate::extract::{CaptchaBody, ExtractParam};
 
 /// The service made by [`CaptchaLayer`](super::CaptchaLayer). The inner service receives
 /// `Request<CaptchaBody<B>>`: the original body, or the same bytes when an extractor read it.
-pub struct CaptchaService<S, V, E> {
+pub struct CaptchaService<S, V, E, R> {
     inner: S,
-    shared: Arc<Shared<V, E>>,
+    shared: Arc<Shared<V, E, R>>,
 }
 
-impl<S, V, E> CaptchaService<S, V, E> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared<V, E>>) -> Self {
+impl<S, V, E, R> CaptchaService<S, V, E, R> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<V, E, R>>) -> Self {
         Self { inner, shared }
     }
 }
 
-impl<S: Clone, V, E> Clone for CaptchaService<S, V, E> {
+impl<S: Clone, V, E, R> Clone for CaptchaService<S, V, E, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -35,7 +35,7 @@ impl<S: Clone, V, E> Clone for CaptchaService<S, V, E> {
     }
 }
 
-impl<S: fmt::Debug, V, E: fmt::Debug> fmt::Debug for CaptchaService<S, V, E> {
+impl<S: fmt::Debug, V, E: fmt::Debug, R> fmt::Debug for CaptchaService<S, V, E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaService")
             .field("inner", &self.inner)
@@ -44,17 +44,18 @@ impl<S: fmt::Debug, V, E: fmt::Debug> fmt::Debug for CaptchaService<S, V, E> {
     }
 }
 
-impl<S, V, E, B, ResBody> Service<Request<B>> for CaptchaService<S, V, E>
+impl<S, V, E, R, B, ResBody> Service<Request<B>> for CaptchaService<S, V, E, R>
 where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>> + Clone,
     V: Verify,
     E: ExtractParam<B>,
+    R: Respond<ResBody>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, V, E, B>;
+    type Future = ResponseFuture<S, V, E, R, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
