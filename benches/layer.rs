@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_aliyun_captcha::extract::{CaptchaBody, JsonField};
 use tower_aliyun_captcha::layer::CaptchaLayer;
@@ -18,14 +18,14 @@ fn instant_pass(_request: VerifyRequest) -> std::future::Ready<Result<Verificati
 }
 
 /// Reads the body, as a JSON handler would, and answers.
-async fn handler<B>(request: Request<B>) -> Result<Response<Empty<Bytes>>, Infallible>
+async fn handler<B>(request: Request<B>) -> Result<Response<Full<Bytes>>, Infallible>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
     let body = request.into_body().collect().await.unwrap().to_bytes();
     std::hint::black_box(body);
-    Ok(Response::new(Empty::new()))
+    Ok(Response::new(Full::new(Bytes::new())))
 }
 
 const PARAM: &str = "eyJjZXJ0aWZ5SWQiOiJhYmMxMjMiLCJzY2VuZUlkIjoiMWV6eDhweW4iLCJpc1NpZ24iOnRydWUsInNlY3VyaXR5VG9rZW4iOiJ4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4In0=";
