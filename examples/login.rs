@@ -13,8 +13,8 @@
 //! `CAPTCHA_LOGIN_SCENE` and `CAPTCHA_SIGNUP_SCENE`, region from `CAPTCHA_REGION`, the page's
 //! identity prefix from `CAPTCHA_PREFIX`, and the encrypt key of encryption mode, if the scenes
 //! use it, from `CAPTCHA_EKEY`). The param may come as the `x-captcha-verify-param` header, a
-//! JSON field or a form field `captchaVerifyParam`. `/metrics`-style details aside, refusals
-//! expose their exact code here, so that the page can explain them.
+//! JSON field or a form field `captchaVerifyParam`. Refusals expose their exact code here, so
+//! that the page can explain them. `/metrics` serves the layer's metrics to Prometheus.
 
 #[path = "support/backend.rs"]
 mod backend;
@@ -154,8 +154,19 @@ async fn run() -> Result<(), String> {
         signup: signup_scene,
         backend,
     });
+    // The layer's metrics, in Prometheus's text format.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     let (v3, v2) = (Arc::clone(&site), Arc::clone(&site));
     let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                prometheus.run_upkeep();
+                prometheus.render()
+            }),
+        )
         .route("/", get(move || async move { Html(v3.page("v3")) }))
         .route("/v2", get(move || async move { Html(v2.page("v2")) }))
         .route("/login", post(login).layer(layers.0))

@@ -220,6 +220,12 @@ impl SceneId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id, shared (for metric labels, without a copy).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
 }
 
 impl fmt::Display for SceneId {

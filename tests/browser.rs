@@ -261,7 +261,7 @@ fn start_demo(target: &Path) -> (Process, String, String) {
             "--example",
             "login",
             "--features",
-            "emulator,axum",
+            "emulator,axum,metrics",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()

@@ -44,6 +44,7 @@ pub use transport::TlsRoots;
 use crate::Error;
 use crate::credentials::{Credentials, ProvideCredentials};
 use crate::verify::{CaptchaVerifyParam, Verification, Verify, VerifyRequest};
+use tracing::Instrument as _;
 
 /// The default deadline of a whole verification: Alibaba's own samples use 5 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -270,20 +271,39 @@ impl Client {
 impl Inner {
     async fn verify(&self, request: VerifyRequest) -> Result<Verification, Error> {
         let started = Instant::now();
+        // A client span with OpenTelemetry's conventional fields; it nests under the span of
+        // whoever polls the verification (the layer's).
         let span = tracing::debug_span!(
             "captcha.verify",
-            scene = request.scene().map(|s| s.as_str()),
-            endpoint = tracing::field::Empty,
-            code = tracing::field::Empty,
-            request_id = tracing::field::Empty,
+            otel.kind = "client",
+            http.request.method = "POST",
+            server.address = tracing::field::Empty,
+            server.port = tracing::field::Empty,
+            url.full = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            captcha.scene = request.scene().map(|s| s.as_str()),
+            captcha.code = tracing::field::Empty,
+            captcha.request_id = tracing::field::Empty,
         );
+        self.verify_in(request, started, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn verify_in(
+        &self,
+        request: VerifyRequest,
+        started: Instant,
+        span: &tracing::Span,
+    ) -> Result<Verification, Error> {
         let credentials = self.credentials.credentials()?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let slot_deadline = tokio::time::Instant::now() + self.connection_wait.min(self.timeout);
         let outcome = match tokio::time::timeout_at(slot_deadline, self.slots.acquire()).await {
             Ok(Ok(_slot)) => tokio::time::timeout_at(
                 deadline,
-                self.attempt_each_endpoint(&credentials, &request, &span),
+                self.attempt_each_endpoint(&credentials, &request, span),
             )
             .await
             .unwrap_or_else(|_| Err(transport::timed_out())),
@@ -292,12 +312,20 @@ impl Inner {
         };
         match &outcome {
             Ok(verdict) => {
-                span.record("code", verdict.code().as_str());
-                span.record("request_id", verdict.request_id());
-                tracing::debug!(parent: &span, latency_us = started.elapsed().as_micros() as u64, passed = verdict.passed(), "verified");
+                span.record("captcha.code", verdict.code().as_str());
+                span.record("captcha.request_id", verdict.request_id());
+                tracing::debug!(
+                    latency_us = started.elapsed().as_micros() as u64,
+                    passed = verdict.passed(),
+                    "verified"
+                );
             }
             Err(error) => {
-                tracing::debug!(parent: &span, latency_us = started.elapsed().as_micros() as u64, kind = error.kind(), %error, "verification failed");
+                span.record("error.type", error.kind());
+                if let Error::Api(api) = error {
+                    span.record("captcha.request_id", api.request_id());
+                }
+                tracing::debug!(latency_us = started.elapsed().as_micros() as u64, kind = error.kind(), %error, "verification failed");
             }
         }
         outcome
@@ -311,15 +339,23 @@ impl Inner {
     ) -> Result<Verification, Error> {
         let mut last_error = None;
         for endpoint in &self.endpoints {
-            span.record("endpoint", endpoint.host());
+            let uri = endpoint.uri();
+            span.record("server.address", uri.host());
+            span.record(
+                "server.port",
+                uri.port_u16()
+                    .unwrap_or(if endpoint.is_https() { 443 } else { 80 }),
+            );
+            span.record("url.full", tracing::field::display(uri));
             let http_request = sign_now(endpoint, credentials, request)?;
             match self.transport.send(http_request).await {
                 Ok(answer) => {
+                    span.record("http.response.status_code", answer.status);
                     return response::parse_answer(answer.status, &answer.headers, &answer.body);
                 }
                 // Nothing was written: the param is intact, so the next endpoint may have it.
                 Err(error) if !error.may_have_reached_server() => {
-                    tracing::debug!(parent: span, endpoint = endpoint.host(), %error, "endpoint unreachable, trying the next");
+                    tracing::debug!(endpoint = endpoint.host(), %error, "endpoint unreachable, trying the next");
                     last_error = Some(error);
                 }
                 Err(error) => return Err(error),

@@ -13,6 +13,7 @@ use tower::Service;
 
 use super::builder::Shared;
 use super::decision::{Decision, Outcome, decide, overloaded};
+use super::observe::{self, OutcomeKind};
 use super::verified::Issued;
 use super::{CaptchaVerified, FailurePolicy, Refusal, Respond};
 use crate::error::{ErrorClass, TransportError, TransportErrorKind};
@@ -76,8 +77,9 @@ enum State<ExtractFuture, VerifyFuture, InnerFuture, B> {
         request: Request<CaptchaBody<B>>,
         param: CaptchaVerifyParam,
         /// A place under the layer's in-flight bound, held until the verdict is in.
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
         span: tracing::Span,
+        started: Instant,
     },
     Calling {
         #[pin]
@@ -161,7 +163,7 @@ where
                 StateProjection::Done => panic!("ResponseFuture polled after completion"),
                 StateProjection::Extracting { future } => {
                     let Extracted { request, param } = ready!(future.poll(cx));
-                    extracted(request, param, this.earlier.take(), scene)
+                    extracted(request, param, this.earlier.take(), scene, shared)
                 }
                 StateProjection::Verifying { future, span, .. } => {
                     // Entered while polling, so the client's span nests under it.
@@ -172,17 +174,18 @@ where
                     let StateOwned::Verifying {
                         request,
                         param,
-                        permit,
+                        slot,
                         span,
+                        started,
                         ..
                     } = this.state.as_mut().project_replace(State::Done)
                     else {
                         unreachable!("the state was Verifying a moment ago")
                     };
-                    drop(permit);
+                    drop(slot);
                     let outcome = result.unwrap_or_else(|_elapsed| Err(layer_deadline()));
                     // The span closes here, with the verdict, not when the handler ends.
-                    settle(outcome, request, param, scene, shared, &span)
+                    settle(outcome, request, param, scene, shared, &span, started)
                 }
             };
             match next {
@@ -199,6 +202,7 @@ where
                 Next::Verify(request, param) => {
                     match Arc::clone(&shared.in_flight).try_acquire_owned() {
                         Ok(permit) => {
+                            let slot = Slot::new(permit, scene);
                             let span = tracing::info_span!(
                                 "captcha.verify_request",
                                 captcha.scene = scene.as_str(),
@@ -218,11 +222,20 @@ where
                                 future,
                                 request,
                                 param,
-                                permit,
+                                slot,
                                 span,
+                                started: Instant::now(),
                             });
                         }
                         Err(_) => {
+                            let outcome = observe::Outcome {
+                                scene,
+                                kind: OutcomeKind::Overloaded,
+                                code: "overloaded",
+                                latency: None,
+                                error: None,
+                            };
+                            observe::record(shared.hook.as_ref(), &outcome);
                             shared.alarms.raise("layer_overloaded", Instant::now(), |unlogged| {
                                 tracing::warn!(
                                     captcha.scene = scene.as_str(),
@@ -242,12 +255,36 @@ where
     }
 }
 
+/// A place under the layer's in-flight bound, counted in the in-flight gauge while held
+/// (dropped with the future too, if the client goes away mid-verification).
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    scene: SceneId,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, scene: &SceneId) -> Self {
+        observe::in_flight(scene, 1.0);
+        Self {
+            _permit: permit,
+            scene: scene.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        observe::in_flight(&self.scene, -1.0);
+    }
+}
+
 /// The next step once the param is (or is not) in hand.
-fn extracted<B>(
+fn extracted<V, E, R, B>(
     mut request: Request<CaptchaBody<B>>,
     param: Result<Option<CaptchaVerifyParam>, ExtractError>,
     earlier: Option<CaptchaVerified>,
     scene: &SceneId,
+    shared: &Shared<V, E, R>,
 ) -> Next<B> {
     let local = |code| Refusal::Rejected { code, local: true };
     let refusal = match param {
@@ -272,6 +309,14 @@ fn extracted<B>(
         captcha.refusal = refusal.code(),
         "captcha refused before verification"
     );
+    let outcome = observe::Outcome {
+        scene,
+        kind: OutcomeKind::LocalRefusal,
+        code: refusal.code(),
+        latency: None,
+        error: None,
+    };
+    observe::record(shared.hook.as_ref(), &outcome);
     Next::Refuse(refusal, request)
 }
 
@@ -288,6 +333,7 @@ fn settle<V, E, R, B>(
     scene: &SceneId,
     shared: &Shared<V, E, R>,
     span: &tracing::Span,
+    started: Instant,
 ) -> Next<B> {
     let now = Instant::now();
     let decision = match &outcome {
@@ -305,12 +351,30 @@ fn settle<V, E, R, B>(
             })
         }
     };
+    let kind = match &decision {
+        Decision::Pass => OutcomeKind::Pass,
+        Decision::Degraded(_) => OutcomeKind::Degraded,
+        Decision::Refuse(Refusal::Rejected { .. }) => OutcomeKind::Refused,
+        Decision::Refuse(Refusal::Overloaded { .. }) => OutcomeKind::Overloaded,
+        Decision::Refuse(_) => OutcomeKind::Unavailable,
+    };
+    let observed = observe::Outcome {
+        scene,
+        kind,
+        code: match &outcome {
+            Ok(verdict) => verdict.code().as_str(),
+            Err(error) => error.kind(),
+        },
+        latency: Some(now.saturating_duration_since(started)),
+        error: outcome.as_ref().err(),
+    };
+    observe::record(shared.hook.as_ref(), &observed);
     let _entered = span.enter();
     match (decision, outcome) {
         (Decision::Pass, Ok(verdict)) => {
             span.record("captcha.outcome", "pass");
             shared.budget.genuine_pass();
-            tracing::debug!("captcha passed");
+            tracing::info!(captcha.code = verdict.code().as_str(), "captcha passed");
             let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
             let issued = verified.issued();
             request.extensions_mut().insert(verified);

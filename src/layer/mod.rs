@@ -24,6 +24,20 @@
 //! [`FailurePolicy`] and its [`DegradedBudget`]; local overload and throttling get 503 with
 //! `Retry-After`; configuration errors 503; bad requests 403.
 //!
+//! # Metrics
+//!
+//! With the `metrics` feature, the layer records these through the
+//! [`metrics`](https://docs.rs/metrics) facade, for whatever recorder the application installs
+//! (Prometheus, OpenTelemetry, …). Without it, [`on_outcome`](CaptchaLayerBuilder::on_outcome)
+//! hands each [`Outcome`] to a closure of your own.
+//!
+//! | metric | kind | labels | what |
+//! |---|---|---|---|
+//! | `captcha_requests_total` | counter | `scene`, `outcome`, `code` | protected requests by what became of them: `outcome` is `pass`, `degraded`, `refused` (the captcha failed, or the service called the request invalid), `unavailable` (503: no verdict and no pass), `local_refusal` (no, or no valid, param or body: refused without asking the service) or `overloaded`; `code` is the `VerifyCode`, the local refusal's code or the error's kind |
+//! | `captcha_verification_duration_seconds` | histogram | `scene`, `outcome` | how long the service took, for requests that asked it |
+//! | `captcha_service_errors_total` | counter | `scene`, `class`, `code` | verifications without a verdict: `class` is the [`ErrorClass`] (`outage`, `configuration`, …), `code` the API error code or the error's kind |
+//! | `captcha_verifications_in_flight` | gauge | `scene` | verifications under way |
+//!
 //! **Handlers demand the verdict.** Take [`CaptchaVerified`] (or [`CaptchaPassed`]) as a
 //! handler argument, so that a handler the layer does not cover fails closed.
 //!
@@ -52,6 +66,7 @@ mod budget;
 mod builder;
 mod decision;
 mod future;
+mod observe;
 mod policy;
 mod rejection;
 mod routes;
@@ -63,6 +78,7 @@ pub use builder::{
     CaptchaLayer, CaptchaLayerBuilder, ConfigError, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VERIFY_TIMEOUT,
 };
 pub use future::ResponseFuture;
+pub use observe::{Outcome, OutcomeKind};
 pub use policy::FailurePolicy;
 #[cfg(feature = "axum")]
 pub use rejection::IntoResponder;

@@ -1,0 +1,229 @@
+//! What became of each protected request, for metrics (feature `metrics`; the table is in the
+//! [module docs](crate::layer#metrics)) and for a hook of the application's own.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::ErrorClass;
+use crate::{Error, SceneId};
+
+/// What became of a protected request.
+///
+/// ```
+/// use tower_aliyun_captcha::layer::OutcomeKind;
+///
+/// assert_eq!(OutcomeKind::LocalRefusal.as_str(), "local_refusal");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutcomeKind {
+    /// A person passed.
+    Pass,
+    /// No verdict, let through marked degraded.
+    Degraded,
+    /// The captcha failed, or the service called the request invalid (403).
+    Refused,
+    /// No verdict, and no pass (503).
+    Unavailable,
+    /// Refused without asking the service: no param, one that cannot be real, or a body over
+    /// the limits.
+    LocalRefusal,
+    /// Turned away: too many verifications in flight.
+    Overloaded,
+}
+
+impl OutcomeKind {
+    /// The label value.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::layer::OutcomeKind;
+    ///
+    /// assert_eq!(OutcomeKind::Pass.as_str(), "pass");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Degraded => "degraded",
+            Self::Refused => "refused",
+            Self::Unavailable => "unavailable",
+            Self::LocalRefusal => "local_refusal",
+            Self::Overloaded => "overloaded",
+        }
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One protected request's outcome, given to the hook set with
+/// [`on_outcome`](super::CaptchaLayerBuilder::on_outcome).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use tower_aliyun_captcha::layer::{CaptchaLayer, Outcome, OutcomeKind};
+/// use tower_aliyun_captcha::SceneId;
+/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
+/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
+/// # };
+///
+/// let refused = Arc::new(AtomicU64::new(0));
+/// let counter = Arc::clone(&refused);
+/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+///     .on_outcome(move |outcome: &Outcome<'_>| {
+///         if outcome.kind() == OutcomeKind::Refused {
+///             counter.fetch_add(1, Ordering::Relaxed);
+///         }
+///     })
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    pub(crate) scene: &'a SceneId,
+    pub(crate) kind: OutcomeKind,
+    pub(crate) code: &'a str,
+    pub(crate) latency: Option<Duration>,
+    pub(crate) error: Option<&'a Error>,
+}
+
+impl<'a> Outcome<'a> {
+    /// The route's scene.
+    ///
+    /// ```
+    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
+    /// let scene: &str = outcome.scene().as_str();
+    /// # }
+    /// ```
+    pub fn scene(&self) -> &'a SceneId {
+        self.scene
+    }
+
+    /// What became of the request.
+    ///
+    /// ```
+    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
+    /// let kind = outcome.kind();
+    /// # }
+    /// ```
+    pub fn kind(&self) -> OutcomeKind {
+        self.kind
+    }
+
+    /// The `VerifyCode` (`T001`, `F015`, …), the local refusal's code (`F002`,
+    /// `payload_too_large`, …), or the error's kind (`timeout`, `api`, …).
+    ///
+    /// ```
+    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
+    /// let code: &str = outcome.code();
+    /// # }
+    /// ```
+    pub fn code(&self) -> &'a str {
+        self.code
+    }
+
+    /// How long the service took, when it was asked.
+    ///
+    /// ```
+    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
+    /// let latency = outcome.latency();
+    /// # }
+    /// ```
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency
+    }
+
+    /// The failure, when the service gave no verdict.
+    ///
+    /// ```
+    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
+    /// if let Some(error) = outcome.error() {
+    ///     let class = error.class();
+    /// }
+    /// # }
+    /// ```
+    pub fn error(&self) -> Option<&'a Error> {
+        self.error
+    }
+}
+
+/// The hook's type.
+pub(crate) type Hook = Box<dyn Fn(&Outcome<'_>) + Send + Sync>;
+
+/// Records `outcome`: metrics, then the hook.
+pub(crate) fn record(hook: Option<&Hook>, outcome: &Outcome<'_>) {
+    #[cfg(feature = "metrics")]
+    metrics_for(outcome);
+    if let Some(hook) = hook {
+        hook(outcome);
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn metrics_for(outcome: &Outcome<'_>) {
+    let scene = outcome.scene.shared();
+    metrics::counter!(
+        "captcha_requests_total",
+        "scene" => scene.clone(),
+        "outcome" => outcome.kind.as_str(),
+        "code" => outcome.code.to_owned(),
+    )
+    .increment(1);
+    if let Some(latency) = outcome.latency {
+        metrics::histogram!(
+            "captcha_verification_duration_seconds",
+            "scene" => scene.clone(),
+            "outcome" => outcome.kind.as_str(),
+        )
+        .record(latency.as_secs_f64());
+    }
+    if let Some(error) = outcome.error {
+        let code = match error {
+            Error::Api(api) => api.code().as_str().to_owned(),
+            other => other.kind().to_owned(),
+        };
+        let class: ErrorClass = error.class();
+        metrics::counter!(
+            "captcha_service_errors_total",
+            "scene" => scene,
+            "class" => class.as_str(),
+            "code" => code,
+        )
+        .increment(1);
+    }
+}
+
+/// The in-flight gauge moves by `delta` for `scene`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn in_flight(scene: &SceneId, delta: f64) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("captcha_verifications_in_flight", "scene" => scene.shared()).increment(delta);
+}
+
+/// Describes the metrics to the recorder, once per layer.
+pub(crate) fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::describe_counter!(
+            "captcha_requests_total",
+            "Protected requests by scene, outcome and code."
+        );
+        metrics::describe_histogram!(
+            "captcha_verification_duration_seconds",
+            metrics::Unit::Seconds,
+            "How long the captcha service took to answer."
+        );
+        metrics::describe_counter!(
+            "captcha_service_errors_total",
+            "Verifications without a verdict, by error class and code."
+        );
+        metrics::describe_gauge!(
+            "captcha_verifications_in_flight",
+            "Verifications under way."
+        );
+    }
+}
