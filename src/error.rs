@@ -115,8 +115,9 @@ impl Error {
                 | TransportErrorKind::Timeout
                 | TransportErrorKind::Io => ErrorClass::Outage,
                 // A certificate that does not verify is a wrong endpoint, wrong roots, or someone
-                // in the middle: never a reason to let requests through.
-                TransportErrorKind::Tls => ErrorClass::Configuration,
+                // in the middle: never a reason to let requests through. A proxy that refuses
+                // the tunnel is misconfigured.
+                TransportErrorKind::Tls | TransportErrorKind::Proxy => ErrorClass::Configuration,
                 TransportErrorKind::Overloaded => ErrorClass::Overloaded,
             },
             Self::Response(error) => match error.kind() {
@@ -636,6 +637,8 @@ pub enum TransportErrorKind {
     /// All of the client's connection slots stayed busy for longer than it waits for one.
     /// Nothing was sent.
     Overloaded,
+    /// The outbound proxy refused the tunnel (authentication, policy). Nothing was sent.
+    Proxy,
 }
 
 impl TransportErrorKind {
@@ -646,6 +649,7 @@ impl TransportErrorKind {
             Self::Timeout => "timeout",
             Self::Io => "io",
             Self::Overloaded => "overloaded",
+            Self::Proxy => "proxy",
         }
     }
 
@@ -660,6 +664,10 @@ impl TransportErrorKind {
             Self::Overloaded => {
                 "More verifications than the client's connections at once; raise \
                  max_connections, or bound them lower in the layer."
+            }
+            Self::Proxy => {
+                "Check the proxy's URL, credentials and policy (HTTPS_PROXY, NO_PROXY, or \
+                 ClientBuilder::proxy)."
             }
         }
     }
@@ -741,6 +749,9 @@ impl fmt::Display for TransportError {
             TransportErrorKind::Io => "the connection to the captcha service broke",
             TransportErrorKind::Overloaded => {
                 "no connection to the captcha service freed up in time"
+            }
+            TransportErrorKind::Proxy => {
+                "the outbound proxy refused to connect to the captcha service"
             }
         };
         f.write_str(what)?;

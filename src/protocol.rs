@@ -1,6 +1,13 @@
 //! The names and formats of the `VerifyIntelligentCaptcha` protocol, written once for the
 //! client and the emulator. Tests keep their own literals, as an independent check.
 
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+/// The API's action (`x-acs-action`).
+pub(crate) const ACTION: &str = "VerifyIntelligentCaptcha";
+/// The API's version (`x-acs-version`).
+pub(crate) const VERSION: &str = "2023-03-05";
+
 /// The header in which the gateway asks for a wait before the next request, in milliseconds.
 pub(crate) const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
 
@@ -9,3 +16,71 @@ pub(crate) const REQUEST_ID_HEADER: &str = "x-acs-request-id";
 
 /// What the client asks the gateway to answer in, as the official SDKs do.
 pub(crate) const ACCEPT: &str = "application/json";
+
+/// `x-acs-date` for `at`: `yyyy-MM-ddTHH:mm:ssZ`, in UTC.
+pub(crate) fn format_date(at: OffsetDateTime) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+/// The time an `x-acs-date` names, if it is exactly `yyyy-MM-ddTHH:mm:ssZ` and a real time.
+#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
+pub(crate) fn parse_date(date: &str) -> Option<OffsetDateTime> {
+    let bytes = date.as_bytes();
+    let well_formed = bytes.len() == 20
+        && bytes.iter().enumerate().all(|(i, &b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    if !well_formed {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| date[range].parse::<u16>().ok();
+    let day = Date::from_calendar_date(
+        i32::from(number(0..4)?),
+        Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?,
+        u8::try_from(number(8..10)?).ok()?,
+    )
+    .ok()?;
+    let time = Time::from_hms(
+        u8::try_from(number(11..13)?).ok()?,
+        u8::try_from(number(14..16)?).ok()?,
+        u8::try_from(number(17..19)?).ok()?,
+    )
+    .ok()?;
+    Some(PrimitiveDateTime::new(day, time).assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_in_the_gateway_format() {
+        let at = OffsetDateTime::from_unix_timestamp(1_714_552_200).unwrap();
+        assert_eq!(format_date(at), "2024-05-01T08:30:00Z");
+        assert_eq!(parse_date("2024-05-01T08:30:00Z"), Some(at));
+        for bad in [
+            "2024-05-01T08:30:00",
+            "2024-05-01 08:30:00Z",
+            "2024-13-01T08:30:00Z",
+            "2024-02-30T08:30:00Z",
+            "2024-05-01T24:00:00Z",
+            "yesterday",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+}

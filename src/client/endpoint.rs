@@ -211,6 +211,21 @@ impl Endpoint {
     pub fn is_https(&self) -> bool {
         self.https
     }
+
+    /// Whether the endpoint is on this machine (`localhost`, `127.0.0.1`, `::1`).
+    pub(crate) fn is_loopback(&self) -> bool {
+        self.uri.host().is_some_and(is_loopback_host)
+    }
+}
+
+/// Whether `host` (from a URI, IPv6 in brackets) names this machine.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl FromStr for Endpoint {

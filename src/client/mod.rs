@@ -26,6 +26,7 @@
 
 mod capped;
 mod endpoint;
+mod proxy;
 pub(crate) mod request;
 mod response;
 mod transport;
@@ -38,6 +39,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub use endpoint::{Endpoint, InvalidEndpoint, Region, UnknownRegion};
+pub use proxy::Proxy;
 pub use response::parse_response;
 pub use transport::TlsRoots;
 
@@ -119,6 +121,17 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// A client configured from the environment: see [`ClientBuilder::from_env`].
+    ///
+    /// ```no_run
+    /// let client = tower_aliyun_captcha::Client::from_env()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
+    pub fn from_env() -> Result<Self, BuildError> {
+        ClientBuilder::from_env()?.build()
+    }
+
     /// Starts configuring a client.
     ///
     /// ```
@@ -371,7 +384,7 @@ fn sign_now(
     credentials: &Credentials,
     request: &VerifyRequest,
 ) -> Result<http::Request<bytes::Bytes>, Error> {
-    let date = request::acs_date(time::OffsetDateTime::now_utc());
+    let date = crate::protocol::format_date(time::OffsetDateTime::now_utc());
     let nonce = request::fresh_nonce();
     request::signed_request(endpoint, credentials, request, &date, &nonce)
         .map_err(transport::invalid_request)
@@ -446,6 +459,8 @@ pub struct ClientBuilder {
     max_connections: Option<usize>,
     connection_wait: Option<Duration>,
     tls_roots: Option<TlsRoots>,
+    tls_config: Option<rustls::ClientConfig>,
+    proxy: Option<Proxy>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -458,7 +473,77 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
+/// The environment variable with the region (`cn-shanghai`, `ap-southeast-1`, …), read by
+/// [`ClientBuilder::from_env`].
+pub const ENV_REGION: &str = "ALIBABA_CLOUD_REGION_ID";
+/// The environment variable with an endpoint URL that replaces the region's, e.g. a local
+/// emulator: `http://127.0.0.1:8787`.
+pub const ENV_ENDPOINT: &str = "ALIBABA_CLOUD_CAPTCHA_ENDPOINT";
+/// Set to `true` to allow a plain `http://` endpoint in [`ENV_ENDPOINT`] on a host other than
+/// the loopback (an emulator in another container).
+pub const ENV_ALLOW_HTTP: &str = "ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP";
+
 impl ClientBuilder {
+    /// A builder configured from the environment, so that a deployment (or a test) can point
+    /// an app at a region or an emulator with variables alone:
+    ///
+    /// | variable | what |
+    /// |---|---|
+    /// | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, `ALIBABA_CLOUD_SECURITY_TOKEN` | the credentials |
+    /// | `ALIBABA_CLOUD_REGION_ID` | the region (default `cn-shanghai`) |
+    /// | `ALIBABA_CLOUD_CAPTCHA_ENDPOINT` | an endpoint URL instead of the region's; `http://` only on the loopback, unless `ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP=true` |
+    /// | `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` | the outbound proxy (see [`Proxy`]) |
+    ///
+    /// Anything set on the builder afterwards wins.
+    ///
+    /// ```no_run
+    /// use tower_aliyun_captcha::client::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::from_env()?.build()?;
+    /// # let _ = client;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
+    pub fn from_env() -> Result<Self, BuildError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), reading variables from `lookup` instead.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::from_lookup(|name| match name {
+    ///     "ALIBABA_CLOUD_ACCESS_KEY_ID" => Some("LTAI5tExample".into()),
+    ///     "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some("example-secret".into()),
+    ///     "ALIBABA_CLOUD_CAPTCHA_ENDPOINT" => Some("http://127.0.0.1:8787".into()),
+    ///     _ => None,
+    /// })?
+    /// .build()?;
+    /// assert_eq!(client.endpoints()[0].host(), "127.0.0.1:8787");
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BuildError> {
+        let read = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut builder = Self::default()
+            .credentials(Credentials::from_lookup(&lookup).map_err(BuildError::Credentials)?)
+            .proxy(Proxy::from_lookup(&lookup));
+        if let Some(region) = read(ENV_REGION) {
+            let region: Region = region
+                .trim()
+                .parse()
+                .map_err(|e: UnknownRegion| BuildError::Region(format!("{ENV_REGION}: {e}")))?;
+            builder = builder.region(region);
+        }
+        if let Some(url) = read(ENV_ENDPOINT) {
+            let endpoint: Endpoint = url.trim().parse().map_err(BuildError::Endpoint)?;
+            let allowed = read(ENV_ALLOW_HTTP).is_some_and(|v| v.trim() == "true");
+            builder = builder
+                .endpoint(url.trim())
+                .allow_http(!endpoint.is_https() && (allowed || endpoint.is_loopback()));
+        }
+        Ok(builder)
+    }
+
     /// Signs with fixed credentials. Without this (or a provider), `build` reads the
     /// `ALIBABA_CLOUD_*` environment variables.
     ///
@@ -708,6 +793,49 @@ impl ClientBuilder {
         self
     }
 
+    /// A rustls configuration of your own, instead of [`tls_roots`](Self::tls_roots): for
+    /// another crypto provider (aws-lc-rs, a FIPS one), client certificates or pinned roots.
+    /// Its ALPN protocols are replaced with HTTP/2 and HTTP/1.1.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(rustls::RootCertStore::empty())
+    ///     .with_no_client_auth();
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .tls_config(config)
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
+        self.tls_config = Some(config);
+        self
+    }
+
+    /// Where connections go: by default [`Proxy::from_env`] (`HTTPS_PROXY`, `NO_PROXY`, …).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::client::{Client, Proxy};
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// let direct = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .proxy(Proxy::none())
+    ///     .build()?;
+    /// # let _ = direct;
+    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
     /// Builds the client. Needs a Tokio runtime when it is used, not when it is built.
     ///
     /// ```
@@ -769,6 +897,12 @@ impl ClientBuilder {
             max_response_bytes,
             max_connections,
             roots: self.tls_roots.unwrap_or_default(),
+            tls_config: self.tls_config,
+            proxies: self
+                .proxy
+                .unwrap_or_default()
+                .matcher()
+                .map_err(BuildError::Proxy)?,
         })
         .map_err(BuildError::Tls)?;
         Ok(Client {
@@ -811,6 +945,10 @@ pub enum BuildError {
     Tls(String),
     /// A bound or deadline was set to zero, which would fail every verification.
     Zero(&'static str),
+    /// The proxy URL is not an `http://` URL with a host.
+    Proxy(String),
+    /// The region in the environment is not known.
+    Region(String),
 }
 
 impl fmt::Display for BuildError {
@@ -823,6 +961,7 @@ impl fmt::Display for BuildError {
                 "{url} is plain HTTP; call allow_http(true) to use it (only for a local emulator)"
             ),
             Self::Tls(why) => write!(f, "TLS configuration failed: {why}"),
+            Self::Proxy(why) | Self::Region(why) => f.write_str(why),
             Self::Zero(setting) => write!(
                 f,
                 "{setting} is zero, which would fail every verification; leave it unset for the default"

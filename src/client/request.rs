@@ -3,8 +3,6 @@
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, HOST, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request};
-use time::OffsetDateTime;
-use time::macros::format_description;
 
 use super::Endpoint;
 use crate::credentials::Credentials;
@@ -12,20 +10,10 @@ use crate::protocol;
 use crate::sign::{self, CanonicalRequest};
 use crate::verify::VerifyRequest;
 
-pub(crate) const ACTION: &str = "VerifyIntelligentCaptcha";
-pub(crate) const VERSION: &str = "2023-03-05";
 const FORM: &str = "application/x-www-form-urlencoded";
 
 pub(crate) const USER_AGENT_VALUE: &str =
     concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
-
-/// `x-acs-date` for `now`: `yyyy-MM-ddTHH:mm:ssZ` in UTC.
-pub(crate) fn acs_date(now: OffsetDateTime) -> String {
-    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    now.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
-}
 
 /// A fresh random nonce: 32 hex digits, like the official SDKs'.
 pub(crate) fn fresh_nonce() -> String {
@@ -51,8 +39,8 @@ pub(crate) fn signed_request(
     let mut signed: Vec<(&'static str, &str)> = Vec::with_capacity(9);
     signed.extend([
         ("host", endpoint.host()),
-        ("x-acs-action", ACTION),
-        ("x-acs-version", VERSION),
+        ("x-acs-action", protocol::ACTION),
+        ("x-acs-version", protocol::VERSION),
         ("x-acs-date", date),
         ("x-acs-signature-nonce", nonce),
         ("x-acs-content-sha256", &payload_hash),
@@ -204,9 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn dates_have_the_gateway_format() {
-        let date = acs_date(time::macros::datetime!(2024-05-01 08:30:00 UTC));
-        assert_eq!(date, "2024-05-01T08:30:00Z");
+    fn nonces_are_fresh() {
         assert_ne!(fresh_nonce(), fresh_nonce());
         assert_eq!(fresh_nonce().len(), 32);
     }

@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 
 use super::capped::CappedConnector;
+use super::proxy::{Proxies, ProxyConnector, ProxyRefused};
 use super::response::AnswerHeaders;
 use crate::Error;
 use crate::credentials::CredentialsError;
@@ -87,10 +88,12 @@ pub(crate) struct Options {
     pub(crate) max_response_bytes: usize,
     pub(crate) max_connections: usize,
     pub(crate) roots: TlsRoots,
+    pub(crate) tls_config: Option<rustls::ClientConfig>,
+    pub(crate) proxies: Option<Proxies>,
 }
 
 pub(crate) struct Transport {
-    client: HyperClient<CappedConnector<HttpsConnector<HttpConnector>>, Full<Bytes>>,
+    client: HyperClient<CappedConnector<HttpsConnector<ProxyConnector>>, Full<Bytes>>,
     max_response_bytes: usize,
 }
 
@@ -138,11 +141,19 @@ impl Transport {
         http.set_connect_timeout(Some(options.connect_timeout));
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = connector_builder(options.roots)?
+        let builder = match options.tls_config {
+            // The connector sets ALPN (h2, http/1.1) itself.
+            Some(mut config) => {
+                config.alpn_protocols.clear();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+            None => connector_builder(options.roots)?,
+        };
+        let https = builder
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http);
+            .wrap_connector(ProxyConnector::new(http, options.proxies));
         let client = HyperClient::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -235,9 +246,23 @@ fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Whether a `T` is anywhere in `error`'s chain.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<T>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 fn classify(error: hyper_util::client::legacy::Error) -> Error {
     if error.is_connect() {
-        let kind = if is_tls(&error) {
+        let kind = if caused_by::<ProxyRefused>(&error) {
+            TransportErrorKind::Proxy
+        } else if is_tls(&error) {
             TransportErrorKind::Tls
         } else {
             TransportErrorKind::Connect

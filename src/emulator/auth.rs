@@ -6,16 +6,13 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode, request::Parts};
 use time::OffsetDateTime;
-use time::format_description::well_known::Iso8601;
 
+use crate::protocol;
 use crate::sign::{self, Authorization, CanonicalRequest};
 
 /// How far the request's `x-acs-date` may be from the server's clock, and how long a nonce
 /// is remembered.
 pub(crate) const CLOCK_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-pub(crate) const ACTION: &str = "VerifyIntelligentCaptcha";
-pub(crate) const VERSION: &str = "2023-03-05";
 
 /// An error answer of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +110,7 @@ pub(crate) fn authenticate<'a>(
     let value = |name| header(headers, name).unwrap_or_default();
 
     let action = value("x-acs-action");
-    if action != ACTION {
+    if action != protocol::ACTION {
         return Err(GatewayError::new(
             StatusCode::NOT_FOUND,
             "InvalidAction.NotFound",
@@ -121,7 +118,7 @@ pub(crate) fn authenticate<'a>(
         ));
     }
     let version = value("x-acs-version");
-    if version != VERSION {
+    if version != protocol::VERSION {
         return Err(GatewayError::bad_request(
             "InvalidVersion",
             format!("Specified parameter Version {version:?} is not valid."),
@@ -254,19 +251,8 @@ fn check_date(date: &str, now: SystemTime) -> Result<(), GatewayError> {
         )
     };
     // The gateway takes exactly yyyy-MM-ddTHH:mm:ssZ.
-    let well_formed = date.len() == 20
-        && date.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            10 => b == b'T',
-            13 | 16 => b == b':',
-            19 => b == b'Z',
-            _ => b.is_ascii_digit(),
-        });
-    if !well_formed {
-        return Err(expired("x-acs-date is not in yyyy-MM-ddTHH:mm:ssZ form"));
-    }
-    let sent = OffsetDateTime::parse(date, &Iso8601::DEFAULT)
-        .map_err(|_| expired("x-acs-date is not a valid date"))?;
+    let sent = protocol::parse_date(date)
+        .ok_or_else(|| expired("x-acs-date is not a valid date in yyyy-MM-ddTHH:mm:ssZ form"))?;
     let now = OffsetDateTime::from(now);
     let skew = (now - sent).unsigned_abs();
     if skew > CLOCK_WINDOW {
@@ -280,6 +266,7 @@ fn check_date(date: &str, now: SystemTime) -> Result<(), GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::format_description::well_known::Iso8601;
 
     fn at(date: &str) -> SystemTime {
         OffsetDateTime::parse(date, &Iso8601::DEFAULT)
@@ -312,7 +299,7 @@ mod tests {
     mod round_trip {
         use super::super::*;
         use crate::client::Endpoint;
-        use crate::client::request::{acs_date, fresh_nonce, signed_request};
+        use crate::client::request::{fresh_nonce, signed_request};
         use crate::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
         use proptest::prelude::*;
 
@@ -340,7 +327,7 @@ mod tests {
                 verify = verify.with_scene(SceneId::new(scene).unwrap());
             }
             let endpoint: Endpoint = "https://captcha.cn-shanghai.aliyuncs.com".parse().unwrap();
-            let date = acs_date(time::OffsetDateTime::now_utc());
+            let date = protocol::format_date(time::OffsetDateTime::now_utc());
             let request =
                 signed_request(&endpoint, &credentials, &verify, &date, &fresh_nonce()).unwrap();
             let (parts, body) = request.into_parts();

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::ErrorClass;
 use crate::{Error, SceneId};
 
 /// What became of a protected request.
@@ -186,7 +185,7 @@ fn metrics_for(outcome: &Outcome<'_>) {
             Error::Api(api) => api.code().as_str().to_owned(),
             other => other.kind().to_owned(),
         };
-        let class: ErrorClass = error.class();
+        let class: crate::error::ErrorClass = error.class();
         metrics::counter!(
             "captcha_service_errors_total",
             "scene" => scene,
