@@ -76,7 +76,8 @@
 //! | `native-roots` | no | trust the operating system's certificate store |
 //! | `emulator` | no | `emulator`: a local server of the API, for tests and offline development |
 //! | `axum` | no | [`CaptchaVerified`](layer::CaptchaVerified), `Option<CaptchaVerified>` and [`CaptchaPassed`](layer::CaptchaPassed) as axum extractors; routes also match axum's `OriginalUri` |
-//! | `tonic` | no | `layer::require_verified` for tonic requests |
+//! | `tonic` | no | `layer::require_verified` for tonic requests; refusals in tonic's body type |
+//! | `metrics` | no | metrics through the [`metrics`](https://docs.rs/metrics) facade (see [`layer`]) |
 //! | `encryption` | no | `encryption`: the `EncryptedSceneId` of V3 encryption mode (AES-256-CBC) |
 //!
 //! Runnable examples: `examples/login.rs` (axum), `examples/tonic.rs`, `examples/hyper.rs`,
