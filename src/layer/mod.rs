@@ -35,7 +35,7 @@
 //! |---|---|---|---|
 //! | `captcha_requests_total` | counter | `scene`, `outcome`, `code` | protected requests by what became of them: `outcome` is `pass`, `degraded`, `refused` (the captcha failed, or the service called the request invalid), `unavailable` (503: no verdict and no pass), `local_refusal` (no, or no valid, param or body: refused without asking the service) or `overloaded`; `code` is the `VerifyCode`, the local refusal's code or the error's kind |
 //! | `captcha_verification_duration_seconds` | histogram | `scene`, `outcome` | how long the service took, for requests that asked it |
-//! | `captcha_service_errors_total` | counter | `scene`, `class`, `code` | verifications without a verdict: `class` is the [`ErrorClass`] (`outage`, `configuration`, …), `code` the API error code or the error's kind |
+//! | `captcha_service_errors_total` | counter | `scene`, `class`, `code` | verifications without a verdict: `class` is the [`ErrorClass`](crate::error::ErrorClass) (`outage`, `configuration`, …), `code` the API error code or the error's kind |
 //! | `captcha_verifications_in_flight` | gauge | `scene` | verifications under way |
 //!
 //! **Handlers demand the verdict.** Take [`CaptchaVerified`] (or [`CaptchaPassed`]) as a
