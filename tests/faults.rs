@@ -222,4 +222,37 @@ async fn every_fault_under_both_policies() {
     {
         assert!(!logs.contains(&secret), "{secret:?} leaked into the logs");
     }
+
+    // Under a flood of failures, the logs get one line per kind per interval, with a count.
+    let before = captured.text().len();
+    let flooded = Emulator::builder()
+        .access_key(KEY_ID, KEY_SECRET)
+        .scene(LOGIN)
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    flooded.set_faults(Faults::mode(FaultMode::Unavailable));
+    let layer = CaptchaLayer::builder(client_to(flooded.url()), SceneId::new(LOGIN).unwrap())
+        .max_in_flight(8)
+        .build()
+        .unwrap();
+    let app = Router::new().route("/login", post(handler).layer(layer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let logins: Vec<_> = (0..300)
+        .map(|_| {
+            let param = flooded.mint(Mint::verdict("F015")).unwrap();
+            tokio::spawn(async move { login(addr, &param).await })
+        })
+        .collect();
+    for login in logins {
+        login.await.unwrap();
+    }
+    let flood_logs = captured.text()[before..].to_owned();
+    let warnings = flood_logs.lines().filter(|l| l.contains("WARN")).count();
+    assert!(
+        (1..=4).contains(&warnings),
+        "{warnings} warning lines for 300 failures:\n{flood_logs}"
+    );
 }
