@@ -32,7 +32,6 @@ pub(crate) fn format_date(at: OffsetDateTime) -> String {
 }
 
 /// The time an `x-acs-date` names, if it is exactly `yyyy-MM-ddTHH:mm:ssZ` and a real time.
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
 pub(crate) fn parse_date(date: &str) -> Option<OffsetDateTime> {
     let bytes = date.as_bytes();
     let well_formed = bytes.len() == 20

@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use tower_aliyun_captcha::client::Client;
-use tower_aliyun_captcha::credentials::RotatingCredentials;
 use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint, ParamFormat};
 use tower_aliyun_captcha::error::{ApiErrorCode, ResponseErrorKind, TransportErrorKind};
 use tower_aliyun_captcha::{Credentials, Error, VerifyCode};
@@ -141,12 +140,23 @@ async fn wrong_credentials_and_wrong_clock_are_reported() {
 }
 
 #[tokio::test]
-async fn sts_credentials_pass_and_rotate() {
+async fn sts_credentials_pass_and_are_fetched_again_when_they_expire() {
     let emulator = emulator().await;
-    let rotating =
-        RotatingCredentials::new(Credentials::new(STS_ID, STS_SECRET).with_security_token("stale"));
+    // A provider whose token is wrong at first, and whose credentials last a second.
+    let token = Arc::new(Mutex::new("stale".to_owned()));
+    let current = Arc::clone(&token);
+    let provider = move || {
+        let token = current.lock().unwrap().clone();
+        async move {
+            Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(
+                Credentials::new(STS_ID, STS_SECRET)
+                    .with_security_token(token)
+                    .with_expiration(std::time::SystemTime::now() + Duration::from_secs(1)),
+            )
+        }
+    };
     let client = client_builder(emulator.url())
-        .credentials_provider(rotating.clone())
+        .credentials_provider(provider)
         .build()
         .unwrap();
     let error = client
@@ -158,7 +168,8 @@ async fn sts_credentials_pass_and_rotate() {
         "{error:?}"
     );
 
-    rotating.replace(Credentials::new(STS_ID, STS_SECRET).with_security_token(STS_TOKEN));
+    *token.lock().unwrap() = STS_TOKEN.to_owned();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let verdict = client
         .verify(request(&emulator.mint(Mint::pass()).unwrap(), Some(LOGIN)))
         .await

@@ -203,7 +203,7 @@ fn a_bad_proxy_url_is_refused_and_credentials_are_never_shown() {
 async fn an_app_switches_to_the_emulator_with_variables_alone() {
     let emulator = emulator().await;
     let url = emulator.url();
-    let client = ClientBuilder::from_lookup(|name| match name {
+    let client = ClientBuilder::from_lookup(move |name| match name {
         "ALIBABA_CLOUD_ACCESS_KEY_ID" => Some(KEY_ID.into()),
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some(KEY_SECRET.into()),
         "ALIBABA_CLOUD_REGION_ID" => Some("ap-southeast-1".into()),

@@ -26,7 +26,7 @@
 
 mod capped;
 mod endpoint;
-mod proxy;
+pub(crate) mod proxy;
 pub(crate) mod request;
 mod response;
 mod transport;
@@ -40,11 +40,15 @@ use std::time::{Duration, Instant};
 
 pub use endpoint::{Endpoint, InvalidEndpoint, Region, UnknownRegion};
 pub use proxy::Proxy;
+pub(crate) use proxy::ProxyConnector;
 pub use response::parse_response;
 pub use transport::TlsRoots;
+pub(crate) use transport::connector_builder;
 
 use crate::Error;
-use crate::credentials::{Credentials, ProvideCredentials};
+use crate::credentials::{
+    Credentials, CredentialsCache, CredentialsError, DefaultChain, ProvideCredentials,
+};
 use crate::verify::{CaptchaVerifyParam, Verification, Verify, VerifyRequest};
 use tracing::Instrument as _;
 
@@ -103,7 +107,7 @@ pub struct Client {
 struct Inner {
     transport: transport::Transport,
     endpoints: Vec<Endpoint>,
-    credentials: Box<dyn ProvideCredentials>,
+    credentials: Arc<CredentialsCache>,
     timeout: Duration,
     /// One per connection: a verification holds one from before hyper sees it until its answer
     /// is read, so hyper never has to open a connection past the cap.
@@ -202,7 +206,11 @@ impl Client {
         &self,
         request: &VerifyRequest,
     ) -> Result<http::Request<bytes::Bytes>, Error> {
-        let credentials = self.inner.credentials.credentials()?;
+        let credentials = self.inner.credentials.now().ok_or_else(|| {
+            CredentialsError::Provider(
+                "no credentials fetched yet: verify once (or run Client::check) first".into(),
+            )
+        })?;
         sign_now(&self.inner.endpoints[0], &credentials, request)
     }
 
@@ -310,7 +318,7 @@ impl Inner {
         started: Instant,
         span: &tracing::Span,
     ) -> Result<Verification, Error> {
-        let credentials = self.credentials.credentials()?;
+        let credentials = self.credentials.get().await?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let slot_deadline = tokio::time::Instant::now() + self.connection_wait.min(self.timeout);
         let outcome = match tokio::time::timeout_at(slot_deadline, self.slots.acquire()).await {
@@ -450,7 +458,7 @@ impl Verify for Client {
 /// ```
 #[derive(Default)]
 pub struct ClientBuilder {
-    credentials: Option<Box<dyn ProvideCredentials>>,
+    credentials: Option<CredentialsCache>,
     endpoints: Vec<String>,
     allow_http: bool,
     timeout: Option<Duration>,
@@ -522,11 +530,19 @@ impl ClientBuilder {
     /// assert_eq!(client.endpoints()[0].host(), "127.0.0.1:8787");
     /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
     /// ```
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BuildError> {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Self, BuildError> {
+        let lookup = Arc::new(lookup);
         let read = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut builder = Self::default()
-            .credentials(Credentials::from_lookup(&lookup).map_err(BuildError::Credentials)?)
-            .proxy(Proxy::from_lookup(&lookup));
+            .credentials_provider({
+                let lookup = Arc::clone(&lookup);
+                DefaultChain::builder()
+                    .lookup(move |name| lookup(name))
+                    .build()
+            })
+            .proxy(Proxy::from_lookup(|name| lookup(name)));
         if let Some(region) = read(ENV_REGION) {
             let region: Region = region
                 .trim()
@@ -544,8 +560,8 @@ impl ClientBuilder {
         Ok(builder)
     }
 
-    /// Signs with fixed credentials. Without this (or a provider), `build` reads the
-    /// `ALIBABA_CLOUD_*` environment variables.
+    /// Signs with fixed credentials. Without this (or a provider), the client takes its
+    /// credentials from the [`DefaultChain`] when it first needs them.
     ///
     /// ```
     /// use tower_aliyun_captcha::{Client, Credentials};
@@ -556,31 +572,26 @@ impl ClientBuilder {
     /// # let _ = client;
     /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
     /// ```
-    pub fn credentials(self, credentials: Credentials) -> Self {
-        self.credentials_provider(Arc::new(credentials))
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(CredentialsCache::fixed(credentials));
+        self
     }
 
-    /// Signs with credentials from `provider`, asked before every request (for rotating STS
-    /// tokens).
+    /// Signs with credentials from `provider`: asked when first needed, and again ahead of
+    /// their expiry, in the background (see [`credentials`](crate::credentials)).
     ///
     /// ```
     /// use tower_aliyun_captcha::Client;
-    /// use tower_aliyun_captcha::credentials::{Credentials, RotatingCredentials};
+    /// use tower_aliyun_captcha::credentials::{DefaultChain, RamRoleArn};
     ///
-    /// let rotating = RotatingCredentials::new(
-    ///     Credentials::new("STS.First", "secret-1").with_security_token("token-1"),
-    /// );
-    /// // Clones share one slot: the client reads what the refresh task writes.
-    /// let client = Client::builder()
-    ///     .credentials_provider(rotating.clone())
-    ///     .build()?;
-    /// // Later, from a refresh task: the next request signs with the new pair, no rebuild.
-    /// rotating.replace(Credentials::new("STS.Second", "secret-2").with_security_token("token-2"));
+    /// // A role assumed with whatever the default chain finds.
+    /// let role = RamRoleArn::new(DefaultChain::new(), "acs:ram::1234567890123456:role/captcha");
+    /// let client = Client::builder().credentials_provider(role).build()?;
     /// # let _ = client;
     /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
     /// ```
     pub fn credentials_provider(mut self, provider: impl ProvideCredentials) -> Self {
-        self.credentials = Some(Box::new(provider));
+        self.credentials = Some(CredentialsCache::new(Box::new(provider)));
         self
     }
 
@@ -869,12 +880,10 @@ impl ClientBuilder {
                 return Err(BuildError::Zero(setting));
             }
         }
-        let credentials = match self.credentials {
-            Some(provider) => provider,
-            None => Box::new(Arc::new(
-                Credentials::from_env().map_err(BuildError::Credentials)?,
-            )),
-        };
+        let credentials = Arc::new(
+            self.credentials
+                .unwrap_or_else(|| CredentialsCache::new(Box::new(DefaultChain::new()))),
+        );
         let urls = if self.endpoints.is_empty() {
             Region::CnShanghai
                 .endpoints()

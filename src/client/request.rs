@@ -1,4 +1,5 @@
-//! The signed `VerifyIntelligentCaptcha` request, built without I/O.
+//! The signed `VerifyIntelligentCaptcha` request (and any V3-style form call, for STS), built
+//! without I/O.
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, HOST, USER_AGENT};
@@ -33,30 +34,52 @@ pub(crate) fn signed_request(
     if let Some(scene) = request.scene() {
         fields.push(("SceneId", scene.as_str()));
     }
-    let body = sign::form_encode(&fields);
+    let call = Call {
+        action: protocol::ACTION,
+        version: protocol::VERSION,
+        fields: &fields,
+        date,
+        nonce,
+    };
+    form_request(endpoint, Some(credentials), &call)
+}
+
+/// One call of an Alibaba Cloud API in the V3 style: action and version in headers, the
+/// parameters in a form body.
+pub(crate) struct Call<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) fields: &'a [(&'a str, &'a str)],
+    pub(crate) date: &'a str,
+    pub(crate) nonce: &'a str,
+}
+
+/// The request for `call`, signed with ACS3-HMAC-SHA256 when `credentials` are given (an
+/// anonymous call, such as STS's `AssumeRoleWithOIDC`, has no `Authorization`).
+pub(crate) fn form_request(
+    endpoint: &Endpoint,
+    credentials: Option<&Credentials>,
+    call: &Call<'_>,
+) -> Result<Request<Bytes>, http::Error> {
+    let body = sign::form_encode(call.fields);
     let payload_hash = sign::hash_payload(body.as_bytes());
 
     let mut signed: Vec<(&'static str, &str)> = Vec::with_capacity(9);
     signed.extend([
         ("host", endpoint.host()),
-        ("x-acs-action", protocol::ACTION),
-        ("x-acs-version", protocol::VERSION),
-        ("x-acs-date", date),
-        ("x-acs-signature-nonce", nonce),
+        ("x-acs-action", call.action),
+        ("x-acs-version", call.version),
+        ("x-acs-date", call.date),
+        ("x-acs-signature-nonce", call.nonce),
         ("x-acs-content-sha256", &payload_hash),
         ("content-type", FORM),
     ]);
-    if let Some(token) = credentials.security_token() {
+    if let Some(credentials) = credentials
+        && let Some(token) = credentials.security_token()
+    {
         signed.push(("x-acs-accesskey-id", credentials.access_key_id()));
         signed.push(("x-acs-security-token", token.expose()));
     }
-    let canonical = CanonicalRequest::new("POST", "/", &[], &signed, &payload_hash);
-    let signature = canonical.signature(credentials.access_key_secret().expose().as_bytes());
-    let authorization = sign::authorization(
-        credentials.access_key_id(),
-        canonical.signed_headers(),
-        &signature,
-    );
 
     let mut builder = Request::builder()
         .method(Method::POST)
@@ -64,8 +87,17 @@ pub(crate) fn signed_request(
         .header(HOST, endpoint.host_header().clone())
         .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
         // Unsigned, like the user agent: the signature stays the minimal client's.
-        .header(ACCEPT, HeaderValue::from_static(protocol::ACCEPT))
-        .header(AUTHORIZATION, authorization);
+        .header(ACCEPT, HeaderValue::from_static(protocol::ACCEPT));
+    if let Some(credentials) = credentials {
+        let canonical = CanonicalRequest::new("POST", "/", &[], &signed, &payload_hash);
+        let signature = canonical.signature(credentials.access_key_secret().expose().as_bytes());
+        let authorization = sign::authorization(
+            credentials.access_key_id(),
+            canonical.signed_headers(),
+            &signature,
+        );
+        builder = builder.header(AUTHORIZATION, authorization);
+    }
     // `host` went in above; the rest of the signed headers follow, all lower-case literals.
     for (name, value) in &signed[1..] {
         builder = builder.header(HeaderName::from_static(name), *value);

@@ -97,7 +97,7 @@ pub(crate) struct Transport {
     max_response_bytes: usize,
 }
 
-fn connector_builder(
+pub(crate) fn connector_builder(
     roots: TlsRoots,
 ) -> Result<hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>, String>
 {

@@ -1,11 +1,37 @@
-//! AccessKey credentials, optionally with an STS token, and the provider trait that lets them
-//! rotate without rebuilding the client.
+//! Credentials, and where they come from the way Alibaba Cloud deployments provide them.
+//!
+//! - [`Credentials`]: an AccessKey pair, with an STS token and an expiry when temporary.
+//! - [`ProvideCredentials`]: an asynchronous source of credentials. The client caches what a
+//!   provider gives and refreshes it ahead of expiry, in the background, so that verifications
+//!   do not wait on STS in the common case; while a refresh fails, it serves the old
+//!   credentials as long as they are valid, then reports a configuration error.
+//! - [`DefaultChain`]: the sources of Alibaba's official credentials libraries, in their order:
+//!   environment variables, an OIDC role (ACK's RRSA), the CLI's profile, the credentials
+//!   file, the ECS instance's RAM role, and a credentials URI.
+//! - [`RamRoleArn`], [`OidcRoleArn`], [`EcsRamRole`], [`CredentialsUri`]: the sources that fetch
+//!   temporary credentials, for use on their own.
 //!
 //! Secrets never show up in `Debug` output, in errors or in log lines: the types that hold them
-//! print `<redacted>` instead.
+//! print `<redacted>`, and are wiped from memory when dropped.
+
+mod cache;
+mod chain;
+mod http;
+mod imds;
+mod profile;
+mod sts;
+mod uri;
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+pub(crate) use cache::CredentialsCache;
+pub use chain::{DefaultChain, DefaultChainBuilder};
+pub use imds::EcsRamRole;
+pub use sts::{OidcRoleArn, RamRoleArn};
+pub use uri::CredentialsUri;
 
 /// The environment variable that Alibaba Cloud's SDKs read the AccessKey id from.
 pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
@@ -25,6 +51,12 @@ pub const ENV_SECURITY_TOKEN: &str = "ALIBABA_CLOUD_SECURITY_TOKEN";
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Box<str>);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+}
 
 impl Secret {
     /// Wraps a secret value.
@@ -77,6 +109,7 @@ pub struct Credentials {
     access_key_id: String,
     access_key_secret: Secret,
     security_token: Option<Secret>,
+    expiration: Option<SystemTime>,
 }
 
 impl Credentials {
@@ -93,7 +126,35 @@ impl Credentials {
             access_key_id: access_key_id.into(),
             access_key_secret: Secret::new(access_key_secret),
             security_token: None,
+            expiration: None,
         }
+    }
+
+    /// Marks the credentials as valid until `expiration` (temporary credentials from STS, the
+    /// instance metadata service, …): the client refreshes them before then.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// let until = SystemTime::now() + Duration::from_secs(3600);
+    /// let sts = Credentials::new("STS.x", "s").with_security_token("t").with_expiration(until);
+    /// assert_eq!(sts.expiration(), Some(until));
+    /// ```
+    pub fn with_expiration(mut self, expiration: SystemTime) -> Self {
+        self.expiration = Some(expiration);
+        self
+    }
+
+    /// When the credentials expire; `None` for a long-lived AccessKey pair.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    ///
+    /// assert_eq!(Credentials::new("LTAI5t", "s").expiration(), None);
+    /// ```
+    pub fn expiration(&self) -> Option<SystemTime> {
+        self.expiration
     }
 
     /// Adds the STS security token that goes with a temporary AccessKey pair.
@@ -201,6 +262,7 @@ impl fmt::Debug for Credentials {
             .field("access_key_id", &self.access_key_id)
             .field("access_key_secret", &self.access_key_secret)
             .field("security_token", &self.security_token)
+            .field("expiration", &self.expiration)
             .finish()
     }
 }
@@ -225,8 +287,12 @@ impl fmt::Debug for Credentials {
 pub enum CredentialsError {
     /// An environment variable that is required is unset or empty.
     MissingVariable(&'static str),
-    /// A custom provider failed; the text says why (and must hold no secret).
+    /// A provider failed; the text says why (and holds no secret).
     Provider(String),
+    /// No source of the chain had credentials: each source, and why it was skipped or failed.
+    NotFound(Vec<(String, String)>),
+    /// The credentials expired, and refreshing them failed: why.
+    Expired(String),
 }
 
 impl fmt::Display for CredentialsError {
@@ -237,132 +303,129 @@ impl fmt::Display for CredentialsError {
                 "environment variable {name} is not set; set it, or pass credentials explicitly"
             ),
             Self::Provider(reason) => write!(f, "credentials provider failed: {reason}"),
+            Self::NotFound(sources) => {
+                f.write_str("no credentials from any source of the chain:")?;
+                for (source, why) in sources {
+                    write!(f, " {source}: {why};")?;
+                }
+                Ok(())
+            }
+            Self::Expired(why) => write!(
+                f,
+                "the credentials expired and could not be refreshed: {why}"
+            ),
         }
     }
 }
 
 impl std::error::Error for CredentialsError {}
 
-/// Where the client gets credentials from, asked once per request.
-///
-/// It must answer quickly and without I/O: a provider that refreshes STS tokens does so in the
-/// background and hands out the current value. Implemented for `Arc<Credentials>` (fixed
-/// credentials), [`RotatingCredentials`], and any `Fn() -> Result<Arc<Credentials>, _>`.
+/// The future of [`ProvideCredentials::provide_credentials`].
+pub type ProvideFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Credentials, CredentialsError>> + Send + 'a>>;
+
+/// A source of credentials, asked again each time the client's copy nears its expiry.
+/// [`Credentials`] themselves are a provider (that never expires), and so is any
+/// `Fn() -> impl Future<Output = Result<Credentials, CredentialsError>>`.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use tower_aliyun_captcha::credentials::{Credentials, ProvideCredentials};
+/// use std::time::{Duration, SystemTime};
+/// use tower_aliyun_captcha::{Client, Credentials};
+/// use tower_aliyun_captcha::credentials::CredentialsError;
 ///
-/// let fixed = Arc::new(Credentials::new("id", "secret"));
-/// assert_eq!(fixed.credentials()?.access_key_id(), "id");
-///
-/// let closure = move || Ok(Arc::new(Credentials::new("other", "secret")));
-/// assert_eq!(closure.credentials()?.access_key_id(), "other");
-/// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
+/// // E.g. from a vault of your own, valid for an hour each time.
+/// let from_vault = || async {
+///     Ok::<_, CredentialsError>(
+///         Credentials::new("STS.from-vault", "secret")
+///             .with_security_token("token")
+///             .with_expiration(SystemTime::now() + Duration::from_secs(3600)),
+///     )
+/// };
+/// let client = Client::builder().credentials_provider(from_vault).build()?;
+/// # let _ = client;
+/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
 pub trait ProvideCredentials: Send + Sync + 'static {
-    /// The credentials to sign the next request with.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use tower_aliyun_captcha::credentials::{Credentials, CredentialsError, ProvideCredentials};
-    ///
-    /// // A provider backed by your own store, failing without a secret in its message.
-    /// let vault = || -> Result<Arc<Credentials>, CredentialsError> {
-    ///     Err(CredentialsError::Provider("vault sealed".into()))
-    /// };
-    /// assert_eq!(
-    ///     vault.credentials().unwrap_err().to_string(),
-    ///     "credentials provider failed: vault sealed"
-    /// );
-    /// ```
-    fn credentials(&self) -> Result<Arc<Credentials>, CredentialsError>;
-}
+    /// Fetches credentials (may do I/O).
+    fn provide_credentials(&self) -> ProvideFuture<'_>;
 
-impl ProvideCredentials for Arc<Credentials> {
-    fn credentials(&self) -> Result<Arc<Credentials>, CredentialsError> {
-        Ok(Arc::clone(self))
+    /// A short name for reports (`env`, `oidc_role_arn`, …).
+    fn name(&self) -> &'static str {
+        "custom"
     }
 }
 
-impl<F> ProvideCredentials for F
+impl ProvideCredentials for Credentials {
+    fn provide_credentials(&self) -> ProvideFuture<'_> {
+        let credentials = self.clone();
+        Box::pin(async move { Ok(credentials) })
+    }
+
+    fn name(&self) -> &'static str {
+        "static"
+    }
+}
+
+impl<F, Fut> ProvideCredentials for F
 where
-    F: Fn() -> Result<Arc<Credentials>, CredentialsError> + Send + Sync + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Credentials, CredentialsError>> + Send + 'static,
 {
-    fn credentials(&self) -> Result<Arc<Credentials>, CredentialsError> {
-        self()
+    fn provide_credentials(&self) -> ProvideFuture<'_> {
+        Box::pin(self())
     }
 }
 
-/// Credentials that can be replaced while clients use them, for STS tokens that expire.
-///
-/// Clones share the same slot: keep one to [`replace`](Self::replace) the value from a
-/// refresh task and give another to the client.
-///
-/// ```
-/// use tower_aliyun_captcha::credentials::{Credentials, ProvideCredentials, RotatingCredentials};
-///
-/// let rotating =
-///     RotatingCredentials::new(Credentials::new("STS.one", "s").with_security_token("t1"));
-/// let for_client = rotating.clone();
-/// rotating.replace(Credentials::new("STS.two", "s").with_security_token("t2"));
-/// assert_eq!(for_client.credentials()?.access_key_id(), "STS.two");
-/// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct RotatingCredentials {
-    current: Arc<RwLock<Arc<Credentials>>>,
-}
-
-impl RotatingCredentials {
-    /// Starts with `initial`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::{Credentials, ProvideCredentials, RotatingCredentials};
-    ///
-    /// let rotating =
-    ///     RotatingCredentials::new(Credentials::new("STS.one", "s").with_security_token("t"));
-    /// assert_eq!(rotating.credentials()?.access_key_id(), "STS.one");
-    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
-    /// ```
-    pub fn new(initial: Credentials) -> Self {
-        Self {
-            current: Arc::new(RwLock::new(Arc::new(initial))),
-        }
+impl<P: ProvideCredentials + ?Sized> ProvideCredentials for std::sync::Arc<P> {
+    fn provide_credentials(&self) -> ProvideFuture<'_> {
+        (**self).provide_credentials()
     }
 
-    /// Makes `next` the credentials for every request from now on.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::credentials::{Credentials, ProvideCredentials, RotatingCredentials};
-    ///
-    /// let rotating = RotatingCredentials::new(Credentials::new("STS.one", "s").with_security_token("t1"));
-    /// let refresher = rotating.clone();
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// // A refresh task, e.g. every 50 minutes for a one-hour STS token.
-    /// let refresh = tokio::spawn(async move {
-    ///     # let fetch_sts = || Credentials::new("STS.two", "s").with_security_token("t2");
-    ///     tokio::time::sleep(Duration::from_millis(10)).await;
-    ///     refresher.replace(fetch_sts());
-    /// });
-    /// refresh.await.unwrap();
-    /// # });
-    /// assert_eq!(rotating.credentials()?.access_key_id(), "STS.two");
-    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
-    /// ```
-    pub fn replace(&self, next: Credentials) {
-        let next = Arc::new(next);
-        // A poisoned lock only means a writer panicked mid-swap of an Arc, which cannot leave
-        // the value half-written; carry on with it.
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+    fn name(&self) -> &'static str {
+        (**self).name()
     }
 }
 
-impl ProvideCredentials for RotatingCredentials {
-    fn credentials(&self) -> Result<Arc<Credentials>, CredentialsError> {
-        Ok(Arc::clone(
-            &self.current.read().unwrap_or_else(|e| e.into_inner()),
-        ))
+/// Reads environment-style variables: the process's environment, or a test's map.
+pub(crate) type Lookup = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process's environment, as a [`Lookup`].
+pub(crate) fn process_env() -> Lookup {
+    std::sync::Arc::new(|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// The credentials in an STS-style answer: `AccessKeyId`, `AccessKeySecret`, `SecurityToken`
+/// and `Expiration` (`yyyy-MM-ddTHH:mm:ssZ`), as STS, the metadata service and credentials
+/// URIs answer them.
+#[derive(serde::Deserialize)]
+pub(crate) struct TemporaryCredentials {
+    #[serde(rename = "AccessKeyId")]
+    access_key_id: Option<String>,
+    #[serde(rename = "AccessKeySecret")]
+    access_key_secret: Option<String>,
+    #[serde(rename = "SecurityToken")]
+    security_token: Option<String>,
+    #[serde(rename = "Expiration")]
+    expiration: Option<String>,
+}
+
+impl TemporaryCredentials {
+    /// The credentials, if every field is there and the expiry is a date.
+    pub(crate) fn into_credentials(self) -> Result<Credentials, String> {
+        let (Some(id), Some(secret), Some(token), Some(expiration)) = (
+            self.access_key_id,
+            self.access_key_secret,
+            self.security_token,
+            self.expiration,
+        ) else {
+            return Err(
+                "the answer lacks AccessKeyId, AccessKeySecret, SecurityToken or Expiration".into(),
+            );
+        };
+        let expiration = crate::protocol::parse_date(&expiration)
+            .ok_or("the answer's Expiration is not a yyyy-MM-ddTHH:mm:ssZ date")?;
+        Ok(Credentials::new(id, secret)
+            .with_security_token(token)
+            .with_expiration(expiration.into()))
     }
 }

@@ -1,0 +1,315 @@
+//! The default chain: the sources Alibaba Cloud's official credentials libraries try, in their
+//! order, the first that has credentials winning.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::imds::{self, EcsRamRole};
+use super::profile;
+use super::sts::OidcRoleArn;
+use super::uri::{self, CredentialsUri};
+use super::{
+    Credentials, CredentialsError, Lookup, ProvideCredentials, ProvideFuture, process_env,
+};
+use crate::client::Proxy;
+
+/// What the chain's sources share: where variables come from, the home directory, and the
+/// endpoints (overridable, so that tests run offline).
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) lookup: Lookup,
+    home: Option<PathBuf>,
+    pub(crate) sts_endpoint: Option<String>,
+    metadata_endpoint: Option<String>,
+}
+
+impl Settings {
+    pub(crate) fn lookup(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The home directory: set explicitly, else `HOME` (`USERPROFILE` on Windows).
+    pub(crate) fn home(&self) -> Result<PathBuf, String> {
+        self.home
+            .clone()
+            .or_else(|| self.lookup("HOME").map(PathBuf::from))
+            .or_else(|| self.lookup("USERPROFILE").map(PathBuf::from))
+            .ok_or_else(|| "no home directory (HOME is not set)".to_owned())
+    }
+
+    pub(crate) fn ecs(&self) -> EcsRamRole {
+        let ecs = EcsRamRole::from_lookup(&self.lookup);
+        match &self.metadata_endpoint {
+            Some(url) => ecs.metadata_endpoint(url.clone()),
+            None => ecs,
+        }
+    }
+}
+
+/// Credentials from wherever the deployment keeps them, in the order of Alibaba Cloud's
+/// official credentials libraries:
+///
+/// 1. `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (and
+///    `ALIBABA_CLOUD_SECURITY_TOKEN`);
+/// 2. an OIDC role, when `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
+///    `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are set (ACK's RRSA), through STS `AssumeRoleWithOIDC`;
+/// 3. the Alibaba Cloud CLI's profile in `~/.aliyun/config.json` (`ALIBABA_CLOUD_CONFIG_FILE`):
+///    `ALIBABA_CLOUD_PROFILE`, else the current one; modes `AK`, `StsToken`, `RamRoleArn`,
+///    `ChainableRamRoleArn`, `EcsRamRole`, `OIDC` (off with
+///    `ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true`);
+/// 4. the credentials file `~/.alibabacloud/credentials.ini` (`ALIBABA_CLOUD_CREDENTIALS_FILE`):
+///    section `ALIBABA_CLOUD_PROFILE`, else `default`; types `access_key`, `sts`,
+///    `ram_role_arn`, `ecs_ram_role`, `oidc_role_arn`;
+/// 5. the ECS instance's RAM role, from the metadata service (off with
+///    `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`);
+/// 6. `ALIBABA_CLOUD_CREDENTIALS_URI`.
+///
+/// The first source that answers is remembered and asked first at the next refresh. When none
+/// answers, the error lists every source with the reason it was skipped or failed.
+///
+/// ```no_run
+/// use tower_aliyun_captcha::Client;
+/// use tower_aliyun_captcha::credentials::DefaultChain;
+///
+/// let client = Client::builder().credentials_provider(DefaultChain::new()).build()?;
+/// # let _ = client;
+/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+/// ```
+pub struct DefaultChain {
+    settings: Settings,
+    /// The source that answered last, asked first next time.
+    last: Mutex<Option<Arc<dyn ProvideCredentials>>>,
+}
+
+impl DefaultChain {
+    /// The chain over the process's environment and the real endpoints.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::DefaultChain;
+    ///
+    /// let chain = DefaultChain::new();
+    /// # let _ = chain;
+    /// ```
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A chain with its variables, home directory or endpoints replaced (for tests, or a
+    /// private STS endpoint).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::DefaultChain;
+    ///
+    /// let chain = DefaultChain::builder()
+    ///     .sts_endpoint("https://sts-vpc.cn-shanghai.aliyuncs.com")
+    ///     .build();
+    /// # let _ = chain;
+    /// ```
+    pub fn builder() -> DefaultChainBuilder {
+        DefaultChainBuilder {
+            settings: Settings {
+                lookup: process_env(),
+                home: None,
+                sts_endpoint: None,
+                metadata_endpoint: None,
+            },
+        }
+    }
+
+    /// The sources to try now, in order; those that are not configured say why.
+    fn sources(&self) -> Vec<(&'static str, Result<Arc<dyn ProvideCredentials>, String>)> {
+        let settings = &self.settings;
+        let mut sources: Vec<(&'static str, Result<Arc<dyn ProvideCredentials>, String>)> =
+            Vec::with_capacity(6);
+        sources.push((
+            "environment",
+            Credentials::from_lookup(|n| settings.lookup(n))
+                .map(|c| Arc::new(c) as Arc<dyn ProvideCredentials>)
+                .map_err(|e| e.to_string()),
+        ));
+        sources.push((
+            "oidc_role_arn",
+            match OidcRoleArn::from_lookup(settings.lookup.clone()) {
+                Some(mut oidc) => {
+                    if let Some(url) = &settings.sts_endpoint {
+                        oidc = oidc.sts_endpoint(url.clone());
+                    }
+                    Ok(Arc::new(oidc))
+                }
+                None => Err(
+                    "ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE are not all set"
+                        .into(),
+                ),
+            },
+        ));
+        sources.push(("cli_profile", profile::cli_profile(settings)));
+        sources.push(("credentials_file", profile::credentials_file(settings)));
+        sources.push((
+            "ecs_ram_role",
+            if settings
+                .lookup(imds::ENV_DISABLED)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            {
+                Err(format!("disabled by {}", imds::ENV_DISABLED))
+            } else {
+                Ok(Arc::new(settings.ecs()))
+            },
+        ));
+        sources.push((
+            "credentials_uri",
+            match settings.lookup(uri::ENV_URI) {
+                Some(url) => Ok(Arc::new(
+                    CredentialsUri::new(url).with_proxy(Proxy::from_lookup(|n| settings.lookup(n))),
+                )),
+                None => Err(format!("{} is not set", uri::ENV_URI)),
+            },
+        ));
+        sources
+    }
+
+    async fn provide(&self) -> Result<Credentials, CredentialsError> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(source) = last
+            && let Ok(credentials) = source.provide_credentials().await
+        {
+            return Ok(credentials);
+        }
+        let mut reasons = Vec::new();
+        for (name, source) in self.sources() {
+            match source {
+                Err(why) => reasons.push((name.to_owned(), why)),
+                Ok(source) => match source.provide_credentials().await {
+                    Ok(credentials) => {
+                        tracing::debug!(captcha.credentials = name, "credentials found");
+                        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+                        return Ok(credentials);
+                    }
+                    Err(error) => reasons.push((name.to_owned(), error.to_string())),
+                },
+            }
+        }
+        Err(CredentialsError::NotFound(reasons))
+    }
+}
+
+impl Default for DefaultChain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for DefaultChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultChain")
+            .field("sts_endpoint", &self.settings.sts_endpoint)
+            .field("metadata_endpoint", &self.settings.metadata_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProvideCredentials for DefaultChain {
+    fn provide_credentials(&self) -> ProvideFuture<'_> {
+        Box::pin(self.provide())
+    }
+
+    fn name(&self) -> &'static str {
+        "default_chain"
+    }
+}
+
+/// Configures a [`DefaultChain`]; made by [`DefaultChain::builder`].
+///
+/// ```
+/// use tower_aliyun_captcha::credentials::DefaultChain;
+///
+/// let chain = DefaultChain::builder()
+///     .lookup(|name| (name == "ALIBABA_CLOUD_ECS_METADATA_DISABLED").then(|| "true".to_owned()))
+///     .home("/home/ann")
+///     .build();
+/// # let _ = chain;
+/// ```
+#[must_use]
+pub struct DefaultChainBuilder {
+    settings: Settings,
+}
+
+impl fmt::Debug for DefaultChainBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultChainBuilder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl DefaultChainBuilder {
+    /// Reads variables from `lookup` instead of the process's environment.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::DefaultChain;
+    ///
+    /// let chain = DefaultChain::builder().lookup(|_| None).build();
+    /// # let _ = chain;
+    /// ```
+    pub fn lookup(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.settings.lookup = Arc::new(lookup);
+        self
+    }
+
+    /// The home directory the files are under, instead of `HOME`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::DefaultChain;
+    ///
+    /// let chain = DefaultChain::builder().home("/srv/app").build();
+    /// # let _ = chain;
+    /// ```
+    pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.settings.home = Some(home.into());
+        self
+    }
+
+    /// The STS endpoint URL for OIDC and RAM roles, instead of `ALIBABA_CLOUD_STS_REGION`'s or
+    /// `sts.aliyuncs.com`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::DefaultChain;
+    ///
+    /// let chain = DefaultChain::builder().sts_endpoint("http://127.0.0.1:8787").build();
+    /// # let _ = chain;
+    /// ```
+    pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.settings.sts_endpoint = Some(url.into());
+        self
+    }
+
+    /// The instance metadata service's base URL, instead of `http://100.100.100.200`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::DefaultChain;
+    ///
+    /// let chain = DefaultChain::builder().metadata_endpoint("http://127.0.0.1:8787").build();
+    /// # let _ = chain;
+    /// ```
+    pub fn metadata_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.settings.metadata_endpoint = Some(url.into());
+        self
+    }
+
+    /// The chain.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::DefaultChain;
+    ///
+    /// let chain = DefaultChain::builder().build();
+    /// # let _ = chain;
+    /// ```
+    pub fn build(self) -> DefaultChain {
+        DefaultChain {
+            settings: self.settings,
+            last: Mutex::new(None),
+        }
+    }
+}

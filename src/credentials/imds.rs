@@ -1,0 +1,226 @@
+//! An ECS instance's RAM role, through the instance metadata service: a session token first
+//! (IMDSv2, as the official libraries do), then the role's temporary credentials.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+
+use super::http::Http;
+use super::{
+    Credentials, CredentialsError, Lookup, ProvideCredentials, ProvideFuture, TemporaryCredentials,
+    process_env,
+};
+use crate::client::Proxy;
+
+/// Where the metadata service answers, on every ECS instance.
+pub(crate) const METADATA_ENDPOINT: &str = "http://100.100.100.200";
+const TOKEN_PATH: &str = "/latest/api/token";
+const ROLES_PATH: &str = "/latest/meta-data/ram/security-credentials/";
+const TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
+const TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
+/// The session token's lifetime the official libraries ask for: six hours.
+const TOKEN_TTL: &str = "21600";
+/// The metadata service is on the instance's own link: it answers at once or not at all.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(crate) const ENV_ROLE_NAME: &str = "ALIBABA_CLOUD_ECS_METADATA";
+pub(crate) const ENV_DISABLED: &str = "ALIBABA_CLOUD_ECS_METADATA_DISABLED";
+const ENV_IMDSV1_DISABLED: &str = "ALIBABA_CLOUD_IMDSV1_DISABLED";
+
+/// The RAM role of the ECS instance the service runs on, from its metadata service. The role
+/// is the one attached to the instance (or `ALIBABA_CLOUD_ECS_METADATA`); its credentials are
+/// refreshed before they expire.
+///
+/// ```
+/// use tower_aliyun_captcha::Client;
+/// use tower_aliyun_captcha::credentials::EcsRamRole;
+///
+/// let client = Client::builder().credentials_provider(EcsRamRole::new()).build()?;
+/// # let _ = client;
+/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+/// ```
+pub struct EcsRamRole {
+    role_name: Option<String>,
+    endpoint: String,
+    imds_v1_allowed: bool,
+}
+
+impl EcsRamRole {
+    /// The instance's role, from `http://100.100.100.200`; without a session token when the
+    /// service gives none, unless `ALIBABA_CLOUD_IMDSV1_DISABLED=true`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::EcsRamRole;
+    ///
+    /// let role = EcsRamRole::new();
+    /// # let _ = role;
+    /// ```
+    pub fn new() -> Self {
+        Self::from_lookup(&process_env())
+    }
+
+    pub(crate) fn from_lookup(lookup: &Lookup) -> Self {
+        Self {
+            role_name: lookup(ENV_ROLE_NAME),
+            endpoint: METADATA_ENDPOINT.to_owned(),
+            imds_v1_allowed: !lookup(ENV_IMDSV1_DISABLED)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        }
+    }
+
+    /// The role, instead of the one the metadata service names.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::EcsRamRole;
+    ///
+    /// let role = EcsRamRole::new().role_name("captcha-verifier");
+    /// # let _ = role;
+    /// ```
+    pub fn role_name(mut self, name: impl Into<String>) -> Self {
+        self.role_name = Some(name.into());
+        self
+    }
+
+    /// The metadata service's base URL, instead of `http://100.100.100.200`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::EcsRamRole;
+    ///
+    /// let role = EcsRamRole::new().metadata_endpoint("http://127.0.0.1:8787");
+    /// # let _ = role;
+    /// ```
+    pub fn metadata_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Refuses to ask without a session token (IMDSv1), even when the service gives none.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::EcsRamRole;
+    ///
+    /// let role = EcsRamRole::new().require_session_token();
+    /// # let _ = role;
+    /// ```
+    pub fn require_session_token(mut self) -> Self {
+        self.imds_v1_allowed = false;
+        self
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<Request<Bytes>, String> {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", self.endpoint));
+        if method == Method::PUT {
+            request = request.header(TOKEN_TTL_HEADER, TOKEN_TTL);
+        }
+        if let Some(token) = token {
+            request = request.header(TOKEN_HEADER, token);
+        }
+        request.body(Bytes::new()).map_err(|e| e.to_string())
+    }
+
+    async fn get(&self, http: &Http, path: &str, token: Option<&str>) -> Result<Bytes, String> {
+        let answer = http
+            .send(self.request(Method::GET, path, token)?, TIMEOUT)
+            .await?;
+        if answer.status != 200 {
+            return Err(format!("{}{path}: HTTP {}", self.endpoint, answer.status));
+        }
+        Ok(answer.body)
+    }
+
+    async fn fetch(&self) -> Result<Credentials, CredentialsError> {
+        let fail = |why: String| CredentialsError::Provider(format!("ECS metadata service: {why}"));
+        let http = Http::new(&Proxy::none(), TIMEOUT).map_err(fail)?;
+        let token = match http
+            .send(
+                self.request(Method::PUT, TOKEN_PATH, None).map_err(fail)?,
+                TIMEOUT,
+            )
+            .await
+        {
+            Ok(answer) if answer.status == 200 => {
+                Some(String::from_utf8_lossy(&answer.body).trim().to_owned())
+            }
+            Ok(answer) if !self.imds_v1_allowed => {
+                return Err(fail(format!("no session token (HTTP {})", answer.status)));
+            }
+            Err(why) if !self.imds_v1_allowed => {
+                return Err(fail(format!("no session token ({why})")));
+            }
+            // IMDSv1: ask without a token.
+            _ => None,
+        };
+        let role = match &self.role_name {
+            Some(role) => role.clone(),
+            None => {
+                let roles = self
+                    .get(&http, ROLES_PATH, token.as_deref())
+                    .await
+                    .map_err(fail)?;
+                let role = String::from_utf8_lossy(&roles).trim().to_owned();
+                if role.is_empty() || role.contains('/') {
+                    return Err(fail("the instance has no RAM role attached".into()));
+                }
+                role
+            }
+        };
+        let body = self
+            .get(&http, &format!("{ROLES_PATH}{role}"), token.as_deref())
+            .await
+            .map_err(fail)?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(rename = "Code")]
+            code: Option<String>,
+            #[serde(flatten)]
+            credentials: TemporaryCredentials,
+        }
+        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
+            fail(format!(
+                "role {role}: an answer that is not the service's JSON"
+            ))
+        })?;
+        if answer.code.as_deref() != Some("Success") {
+            return Err(fail(format!(
+                "role {role}: Code {}",
+                answer.code.as_deref().unwrap_or("missing")
+            )));
+        }
+        answer.credentials.into_credentials().map_err(fail)
+    }
+}
+
+impl Default for EcsRamRole {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for EcsRamRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EcsRamRole")
+            .field("role_name", &self.role_name)
+            .field("endpoint", &self.endpoint)
+            .field("imds_v1_allowed", &self.imds_v1_allowed)
+            .finish()
+    }
+}
+
+impl ProvideCredentials for EcsRamRole {
+    fn provide_credentials(&self) -> ProvideFuture<'_> {
+        Box::pin(self.fetch())
+    }
+
+    fn name(&self) -> &'static str {
+        "ecs_ram_role"
+    }
+}

@@ -1,0 +1,314 @@
+//! The credentials files people at a desk have: the Alibaba Cloud CLI's profiles
+//! (`~/.aliyun/config.json`) and the credentials libraries' INI file
+//! (`~/.alibabacloud/credentials.ini`). Each names a source; this turns it into a provider.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::chain::Settings;
+use super::sts::{OidcRoleArn, RamRoleArn};
+use super::{Credentials, ProvideCredentials};
+
+pub(crate) const ENV_PROFILE: &str = "ALIBABA_CLOUD_PROFILE";
+pub(crate) const ENV_CONFIG_FILE: &str = "ALIBABA_CLOUD_CONFIG_FILE";
+pub(crate) const ENV_CLI_DISABLED: &str = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED";
+pub(crate) const ENV_CREDENTIALS_FILE: &str = "ALIBABA_CLOUD_CREDENTIALS_FILE";
+
+/// How deep `ChainableRamRoleArn` profiles may name one another.
+const MAX_CHAIN: usize = 5;
+
+type Provider = Arc<dyn ProvideCredentials>;
+
+/// One profile of the CLI's `config.json`.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct CliProfile {
+    name: String,
+    mode: String,
+    access_key_id: String,
+    access_key_secret: String,
+    sts_token: String,
+    ram_role_arn: String,
+    ram_session_name: String,
+    expired_seconds: u64,
+    sts_region: String,
+    enable_vpc: bool,
+    source_profile: String,
+    ram_role_name: String,
+    oidc_token_file: String,
+    oidc_provider_arn: String,
+    policy: String,
+    external_id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct CliConfig {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    profiles: Vec<CliProfile>,
+}
+
+fn non_empty(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// The CLI profile's provider, or why there is none.
+pub(crate) fn cli_profile(settings: &Settings) -> Result<Provider, String> {
+    if settings
+        .lookup(ENV_CLI_DISABLED)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Err(format!("disabled by {ENV_CLI_DISABLED}"));
+    }
+    let path = match settings.lookup(ENV_CONFIG_FILE) {
+        Some(path) => PathBuf::from(path),
+        None => settings.home()?.join(".aliyun").join("config.json"),
+    };
+    let text = read(&path)?;
+    // The file holds secrets: the error names the problem, never the contents.
+    let config: CliConfig = serde_json::from_str(&text)
+        .map_err(|_| format!("{} is not a valid CLI configuration", path.display()))?;
+    let name = settings
+        .lookup(ENV_PROFILE)
+        .unwrap_or_else(|| config.current.clone());
+    let profiles: HashMap<&str, &CliProfile> = config
+        .profiles
+        .iter()
+        .map(|p| (p.name.as_str(), p))
+        .collect();
+    cli_provider(&profiles, &name, settings, 0)
+        .map_err(|why| format!("{}, profile {name:?}: {why}", path.display()))
+}
+
+fn cli_provider(
+    profiles: &HashMap<&str, &CliProfile>,
+    name: &str,
+    settings: &Settings,
+    depth: usize,
+) -> Result<Provider, String> {
+    let profile = profiles
+        .get(name)
+        .ok_or_else(|| format!("no profile named {name:?}"))?;
+    let access_key = || -> Result<Credentials, String> {
+        match (
+            non_empty(&profile.access_key_id),
+            non_empty(&profile.access_key_secret),
+        ) {
+            (Some(id), Some(secret)) => Ok(Credentials::new(id, secret)),
+            _ => Err("access_key_id and access_key_secret are required".into()),
+        }
+    };
+    let duration = Some(profile.expired_seconds)
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs);
+    let sts = profile_sts_endpoint(&profile.sts_region, profile.enable_vpc, settings);
+    let role = |source: Provider| -> Result<Provider, String> {
+        let arn = non_empty(&profile.ram_role_arn).ok_or("ram_role_arn is required")?;
+        let mut role = RamRoleArn::new(source, arn).with_lookup(settings.lookup.clone());
+        if let Some(name) = non_empty(&profile.ram_session_name) {
+            role = role.session_name(name);
+        }
+        if let Some(duration) = duration {
+            role = role.duration(duration);
+        }
+        if let Some(policy) = non_empty(&profile.policy) {
+            role = role.policy(policy);
+        }
+        if let Some(id) = non_empty(&profile.external_id) {
+            role = role.external_id(id);
+        }
+        if let Some(url) = &sts {
+            role = role.sts_endpoint(url.clone());
+        }
+        Ok(Arc::new(role))
+    };
+    match profile.mode.as_str() {
+        "AK" => Ok(Arc::new(access_key()?)),
+        "StsToken" => {
+            let token = non_empty(&profile.sts_token).ok_or("sts_token is required")?;
+            Ok(Arc::new(access_key()?.with_security_token(token)))
+        }
+        "RamRoleArn" => role(Arc::new(access_key()?)),
+        "ChainableRamRoleArn" => {
+            if depth >= MAX_CHAIN {
+                return Err("source_profile chains too deep (a loop?)".into());
+            }
+            let source = non_empty(&profile.source_profile).ok_or("source_profile is required")?;
+            role(cli_provider(profiles, source, settings, depth + 1)?)
+        }
+        "EcsRamRole" => {
+            let mut ecs = settings.ecs();
+            if let Some(name) = non_empty(&profile.ram_role_name) {
+                ecs = ecs.role_name(name);
+            }
+            Ok(Arc::new(ecs))
+        }
+        "OIDC" => {
+            let mut oidc = OidcRoleArn::new(
+                non_empty(&profile.ram_role_arn).ok_or("ram_role_arn is required")?,
+                non_empty(&profile.oidc_provider_arn).ok_or("oidc_provider_arn is required")?,
+                non_empty(&profile.oidc_token_file).ok_or("oidc_token_file is required")?,
+            );
+            if let Some(name) = non_empty(&profile.ram_session_name) {
+                oidc = oidc.session_name(name);
+            }
+            if let Some(duration) = duration {
+                oidc = oidc.duration(duration);
+            }
+            if let Some(policy) = non_empty(&profile.policy) {
+                oidc = oidc.policy(policy);
+            }
+            if let Some(url) = sts.or_else(|| settings.sts_endpoint.clone()) {
+                oidc = oidc.sts_endpoint(url);
+            }
+            Ok(Arc::new(oidc))
+        }
+        other => Err(format!(
+            "mode {other:?} is not supported (AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC are)"
+        )),
+    }
+}
+
+/// The STS endpoint a profile asks for with `sts_region` (and `enable_vpc`), else the chain's.
+fn profile_sts_endpoint(region: &str, vpc: bool, settings: &Settings) -> Option<String> {
+    match non_empty(region) {
+        Some(region) => {
+            let prefix = if vpc { "sts-vpc" } else { "sts" };
+            Some(format!("https://{prefix}.{region}.aliyuncs.com"))
+        }
+        None => settings.sts_endpoint.clone(),
+    }
+}
+
+/// The INI credentials file's provider, or why there is none.
+pub(crate) fn credentials_file(settings: &Settings) -> Result<Provider, String> {
+    let path = match settings.lookup(ENV_CREDENTIALS_FILE) {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let dir = settings.home()?.join(".alibabacloud");
+            // The Python and Java libraries name it credentials.ini; Go, credentials.
+            let ini = dir.join("credentials.ini");
+            if ini.exists() {
+                ini
+            } else {
+                dir.join("credentials")
+            }
+        }
+    };
+    let text = read(&path)?;
+    let name = settings
+        .lookup(ENV_PROFILE)
+        .unwrap_or_else(|| "default".to_owned());
+    let sections = parse_ini(&text);
+    let section = sections
+        .get(name.as_str())
+        .ok_or_else(|| format!("{} has no section [{name}]", path.display()))?;
+    ini_provider(section, settings).map_err(|why| format!("{}, [{name}]: {why}", path.display()))
+}
+
+fn ini_provider(
+    section: &HashMap<String, String>,
+    settings: &Settings,
+) -> Result<Provider, String> {
+    let get = |key: &str| section.get(key).and_then(|v| non_empty(v));
+    let required = |key: &'static str| get(key).ok_or(format!("{key} is required"));
+    let access_key = || -> Result<Credentials, String> {
+        Ok(Credentials::new(
+            required("access_key_id")?,
+            required("access_key_secret")?,
+        ))
+    };
+    match get("type").ok_or("type is required")? {
+        "access_key" => Ok(Arc::new(access_key()?)),
+        "sts" => Ok(Arc::new(
+            access_key()?.with_security_token(required("security_token")?),
+        )),
+        "ecs_ram_role" => {
+            let mut ecs = settings.ecs();
+            if let Some(role) = get("role_name") {
+                ecs = ecs.role_name(role);
+            }
+            Ok(Arc::new(ecs))
+        }
+        "ram_role_arn" => {
+            let mut role = RamRoleArn::new(access_key()?, required("role_arn")?)
+                .with_lookup(settings.lookup.clone());
+            if let Some(name) = get("role_session_name") {
+                role = role.session_name(name);
+            }
+            if let Some(policy) = get("policy") {
+                role = role.policy(policy);
+            }
+            if let Some(url) = &settings.sts_endpoint {
+                role = role.sts_endpoint(url.clone());
+            }
+            Ok(Arc::new(role))
+        }
+        "oidc_role_arn" => {
+            let mut oidc = OidcRoleArn::new(
+                required("role_arn")?,
+                required("oidc_provider_arn")?,
+                required("oidc_token_file_path")?,
+            );
+            if let Some(name) = get("role_session_name") {
+                oidc = oidc.session_name(name);
+            }
+            if let Some(policy) = get("policy") {
+                oidc = oidc.policy(policy);
+            }
+            if let Some(url) = &settings.sts_endpoint {
+                oidc = oidc.sts_endpoint(url.clone());
+            }
+            Ok(Arc::new(oidc))
+        }
+        other => Err(format!(
+            "type {other:?} is not supported (access_key, sts, ecs_ram_role, ram_role_arn, oidc_role_arn are)"
+        )),
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("no {}", path.display()),
+        _ => format!("{} cannot be read: {e}", path.display()),
+    })
+}
+
+/// Sections of `key = value` lines; `#` and `;` start comments.
+fn parse_ini(text: &str) -> HashMap<&str, HashMap<String, String>> {
+    let mut sections: HashMap<&str, HashMap<String, String>> = HashMap::new();
+    let mut current: Option<&str> = None;
+    for line in text.lines() {
+        let line = line.split(['#', ';']).next().unwrap_or_default().trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            sections.entry(name).or_default();
+            current = Some(name);
+        } else if let (Some(section), Some((key, value))) = (current, line.split_once('=')) {
+            sections
+                .entry(section)
+                .or_default()
+                .insert(key.trim().to_owned(), value.trim().to_owned());
+        }
+    }
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ini_files_are_read_like_the_official_libraries() {
+        let sections = parse_ini(
+            "# credentials\n[default]\ntype = access_key\naccess_key_id = id # comment\n\
+             access_key_secret=secret\n\n[other]\ntype=ecs_ram_role\nrole_name = r ; note\n",
+        );
+        assert_eq!(sections["default"]["access_key_id"], "id");
+        assert_eq!(sections["default"]["access_key_secret"], "secret");
+        assert_eq!(sections["other"]["role_name"], "r");
+    }
+}
