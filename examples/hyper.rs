@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let args = backend::Args::parse("127.0.0.1:3001")?;
+    let args = backend::Args::parse("127.0.0.1:3001").await?;
     let scene = args.scene("CAPTCHA_SCENE", "hyper-scene");
     let backend = args.start(&[&scene], &[]).await?;
     let service = ServiceBuilder::new()

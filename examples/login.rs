@@ -118,7 +118,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let args = backend::Args::parse("127.0.0.1:3000")?;
+    let args = backend::Args::parse("127.0.0.1:3000").await?;
     let login_scene = args.scene("CAPTCHA_LOGIN_SCENE", "login-scene");
     let signup_scene = args.scene("CAPTCHA_SIGNUP_SCENE", "signup-scene");
     // The emulator's first scene is the login scene: params minted without a scene fit /login.

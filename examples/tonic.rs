@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let args = backend::Args::parse("127.0.0.1:50051")?;
+    let args = backend::Args::parse("127.0.0.1:50051").await?;
     let scene = args.scene("CAPTCHA_SIGNUP_SCENE", "signup-scene");
     let backend = args.start(&[&scene], &[]).await?;
     // gRPC reaches a method with any HTTP method: a route protects them all.

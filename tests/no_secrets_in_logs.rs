@@ -5,9 +5,12 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use common::*;
-use tower_aliyun_captcha::Credentials;
-use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint};
+use tower_aliyun_captcha::credentials::{CredentialsError, ProvideCredentials, RamRoleArn};
+use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
+use tower_aliyun_captcha::{Client, Credentials};
 
 #[tokio::test]
 async fn secrets_and_params_never_show_in_logs_debug_or_errors() {
@@ -39,6 +42,56 @@ async fn secrets_and_params_never_show_in_logs_debug_or_errors() {
     let wrong = client_with(emulator.url(), Credentials::new(KEY_ID, KEY_SECRET));
     printed.push(format!("{:?}", wrong.verify(request(&param, None)).await));
 
+    // Temporary credentials from the emulated STS: what they are, recorded on the way, must
+    // show nowhere either.
+    const ROLE: &str = "acs:ram::1:role/captcha";
+    let sts = Emulator::builder()
+        .access_key(KEY_ID, KEY_SECRET)
+        .scene(LOGIN)
+        .role(ROLE)
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let issued: Arc<Mutex<Vec<Credentials>>> = Arc::default();
+    let role = Arc::new(
+        RamRoleArn::new(Credentials::new(KEY_ID, KEY_SECRET), ROLE).sts_endpoint(sts.url()),
+    );
+    let record = Arc::clone(&issued);
+    let recording = move || {
+        let (role, record) = (Arc::clone(&role), Arc::clone(&record));
+        async move {
+            let credentials = role.provide_credentials().await?;
+            record.lock().unwrap().push(credentials.clone());
+            Ok::<_, CredentialsError>(credentials)
+        }
+    };
+    let client = Client::builder()
+        .credentials_provider(recording)
+        .endpoint(sts.url())
+        .allow_http(true)
+        .build()
+        .unwrap();
+    let sts_param = sts.mint(Mint::pass()).unwrap();
+    printed.push(format!(
+        "{:?}",
+        client.verify(request(&sts_param, Some(LOGIN))).await
+    ));
+    printed.push(format!("{client:?}"));
+    let issued = issued.lock().unwrap().clone();
+    assert_eq!(issued.len(), 1);
+    let mut secrets: Vec<String> = vec![
+        STS_SECRET.into(),
+        STS_TOKEN.into(),
+        KEY_SECRET.into(),
+        param.clone(),
+        sts_param.clone(),
+    ];
+    for credentials in &issued {
+        printed.push(format!("{credentials:?}"));
+        secrets.push(credentials.access_key_secret().expose().to_owned());
+        secrets.push(credentials.security_token().unwrap().expose().to_owned());
+    }
+
     let logs = captured.text();
     assert!(
         logs.contains("captcha.verify"),
@@ -46,8 +99,11 @@ async fn secrets_and_params_never_show_in_logs_debug_or_errors() {
     );
     printed.push(logs);
     for text in printed {
-        for secret in [STS_SECRET, STS_TOKEN, KEY_SECRET, param.as_str()] {
-            assert!(!text.contains(secret), "{secret:?} leaked in: {text}");
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{secret:?} leaked in: {text}"
+            );
         }
     }
 }

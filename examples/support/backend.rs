@@ -1,5 +1,5 @@
-//! The examples' verifier: Alibaba Cloud when credentials are in the environment, otherwise
-//! (or with `--emulate`) an emulator started in process.
+//! The examples' verifier: Alibaba Cloud when the default credentials chain finds credentials,
+//! otherwise (or with `--emulate`) an emulator started in process.
 #![allow(dead_code)] // Shared by the examples, each of which uses part of it.
 
 use std::io::Write as _;
@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use tower_aliyun_captcha::client::{Client, Region};
+use tower_aliyun_captcha::credentials::{DefaultChain, ProvideCredentials};
 use tower_aliyun_captcha::emulator::Emulator;
 use tower_aliyun_captcha::encryption::SceneKey;
 use tower_aliyun_captcha::{Credentials, SceneId};
@@ -44,16 +45,21 @@ impl Backend {
 /// What every example takes on its command line.
 pub struct Args {
     pub listen: String,
-    /// Emulate even with `ALIBABA_CLOUD_*` credentials in the environment.
+    /// Emulate even with credentials at hand.
     pub emulate: bool,
+    /// Whether to emulate: asked to, or no credentials in the default chain.
+    emulating: bool,
 }
 
 impl Args {
-    /// `--listen ADDR` (else `default`) and `--emulate`.
-    pub fn parse(default: &str) -> Result<Self, String> {
+    /// `--listen ADDR` (else `default`) and `--emulate`; without `--emulate`, asks the default
+    /// credentials chain (environment, RRSA, CLI profile, credentials file, ECS role, URI)
+    /// whether there is anything to verify with.
+    pub async fn parse(default: &str) -> Result<Self, String> {
         let mut parsed = Self {
             listen: default.to_owned(),
             emulate: false,
+            emulating: true,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -67,12 +73,15 @@ impl Args {
                 }
             }
         }
+        if !parsed.emulate {
+            parsed.emulating = DefaultChain::new().provide_credentials().await.is_err();
+        }
         Ok(parsed)
     }
 
-    /// Whether the example emulates: asked to, or no `ALIBABA_CLOUD_*` credentials.
+    /// Whether the example emulates: asked to, or no credentials in the default chain.
     pub fn emulating(&self) -> bool {
-        self.emulate || Credentials::from_env().is_err()
+        self.emulating
     }
 
     /// A scene id from `variable`, or `default` (always when emulating).
@@ -110,7 +119,6 @@ impl Args {
         encrypted: &[&SceneId],
     ) -> Result<Backend, String> {
         if !self.emulating() {
-            let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
             let region: Region = std::env::var("CAPTCHA_REGION")
                 .unwrap_or_else(|_| "cn-shanghai".into())
                 .parse()
@@ -122,7 +130,7 @@ impl Args {
                 Err(_) => None,
             };
             let client = Client::builder()
-                .credentials(credentials)
+                .credentials_provider(DefaultChain::new())
                 .region(region)
                 .build()
                 .map_err(|e| e.to_string())?;

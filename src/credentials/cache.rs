@@ -2,7 +2,7 @@
 //! in the background, served while a refresh fails as long as it is valid.
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{Credentials, CredentialsError, ProvideCredentials};
 
@@ -14,14 +14,17 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// After a failed background refresh, the next try waits this long (or a quarter of what is
 /// left, when shorter).
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// With no valid credentials, a failed fetch answers every caller for this long, so that a
+/// flood while the source is down waits on one fetch, not on one fetch each in turn.
+const FAILURE_HOLD: Duration = Duration::from_secs(1);
 
 pub(crate) struct CredentialsCache {
     provider: Box<dyn ProvideCredentials>,
     current: RwLock<Option<Cached>>,
     /// Held by the one fetch under way, foreground or background.
     fetching: Arc<tokio::sync::Mutex<()>>,
-    /// Why the last refresh failed, for the error when the credentials then expire.
-    last_failure: Mutex<Option<String>>,
+    /// The last failed fetch: when, and its error.
+    last_failure: Mutex<Option<(Instant, CredentialsError)>>,
 }
 
 #[derive(Clone)]
@@ -98,17 +101,28 @@ impl CredentialsCache {
         if let Some(cached) = self.cached().filter(|c| c.valid_at(now)) {
             return Ok(cached.credentials);
         }
-        match self.fetch().await {
-            Ok(cached) => Ok(cached.credentials),
-            Err(error) => {
-                let had_some = self.cached().is_some();
-                Err(if had_some {
-                    CredentialsError::Expired(error.to_string())
-                } else {
-                    error
-                })
-            }
-        }
+        let error = match self.recent_failure() {
+            Some(error) => error,
+            None => match self.fetch().await {
+                Ok(cached) => return Ok(cached.credentials),
+                Err(error) => error,
+            },
+        };
+        Err(if self.cached().is_some() {
+            CredentialsError::Expired(error.to_string())
+        } else {
+            error
+        })
+    }
+
+    /// The error of a fetch that failed within the hold, if any.
+    fn recent_failure(&self) -> Option<CredentialsError> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < FAILURE_HOLD)
+            .map(|(_, error)| error.clone())
     }
 
     /// Asks the provider, within the fetch timeout, and keeps what it gives.
@@ -131,7 +145,7 @@ impl CredentialsCache {
             }
             Err(error) => {
                 *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(error.to_string());
+                    Some((Instant::now(), error.clone()));
                 Err(error)
             }
         }
@@ -168,5 +182,46 @@ impl CredentialsCache {
                 );
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A source that is down: it fails after a while, counting how often it was asked.
+    fn dead_source(asked: Arc<AtomicUsize>) -> CredentialsCache {
+        CredentialsCache::new(Box::new(move || {
+            let asked = Arc::clone(&asked);
+            async move {
+                asked.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err::<Credentials, _>(CredentialsError::Provider("down".into()))
+            }
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_flood_while_the_source_is_down_waits_on_one_fetch() {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let cache = Arc::new(dead_source(Arc::clone(&asked)));
+        let callers: Vec<_> = (0..50)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move { cache.get().await })
+            })
+            .collect();
+        for caller in callers {
+            let error = caller.await.unwrap().unwrap_err();
+            assert_eq!(error, CredentialsError::Provider("down".into()));
+        }
+        // Not fifty fetches in turn, each as slow as the source.
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        // After the hold, the source is asked again.
+        tokio::time::sleep(FAILURE_HOLD).await;
+        assert!(cache.get().await.is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
     }
 }

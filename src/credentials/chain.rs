@@ -82,6 +82,9 @@ pub struct DefaultChain {
     last: Mutex<Option<Arc<dyn ProvideCredentials>>>,
 }
 
+/// A source's name, and the provider it would use or why it is not configured.
+type Source = (&'static str, Result<Arc<dyn ProvideCredentials>, String>);
+
 impl DefaultChain {
     /// The chain over the process's environment and the real endpoints.
     ///
@@ -118,10 +121,9 @@ impl DefaultChain {
     }
 
     /// The sources to try now, in order; those that are not configured say why.
-    fn sources(&self) -> Vec<(&'static str, Result<Arc<dyn ProvideCredentials>, String>)> {
+    fn sources(&self) -> Vec<Source> {
         let settings = &self.settings;
-        let mut sources: Vec<(&'static str, Result<Arc<dyn ProvideCredentials>, String>)> =
-            Vec::with_capacity(6);
+        let mut sources: Vec<Source> = Vec::with_capacity(6);
         sources.push((
             "environment",
             Credentials::from_lookup(|n| settings.lookup(n))

@@ -42,6 +42,40 @@ pub(crate) struct KnownKey {
     pub(crate) secret: String,
     /// Set for STS keys: the token that must come with them.
     pub(crate) security_token: Option<String>,
+    /// Set for keys the emulator's STS issued: when they stop working.
+    pub(crate) expires: Option<SystemTime>,
+}
+
+/// Where the AccessKeys the emulator accepts are.
+pub(crate) trait KeyStore {
+    /// The key with this id, if known.
+    fn key(&self, id: &str) -> Option<KnownKey>;
+}
+
+impl KeyStore for HashMap<String, KnownKey> {
+    fn key(&self, id: &str) -> Option<KnownKey> {
+        self.get(id).cloned()
+    }
+}
+
+/// The APIs the emulator answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// `VerifyIntelligentCaptcha`.
+    Captcha,
+    /// STS `AssumeRole`.
+    AssumeRole,
+    /// STS `AssumeRoleWithOIDC`: anonymous.
+    AssumeRoleWithOidc,
+}
+
+const STS_VERSION: &str = "2015-04-01";
+
+/// What an authenticated request is: its nonce and its API.
+#[derive(Debug)]
+pub(crate) struct Authenticated<'a> {
+    pub(crate) nonce: &'a str,
+    pub(crate) api: Api,
 }
 
 /// Nonces seen within the clock window.
@@ -90,16 +124,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Authenticates a request; on success gives the nonce to remember.
+/// Authenticates a request: the captcha API, and STS's when `sts` is on.
 pub(crate) fn authenticate<'a>(
     parts: &'a Parts,
     body: &[u8],
-    keys: &HashMap<String, KnownKey>,
+    keys: &dyn KeyStore,
+    sts: bool,
     now: SystemTime,
     nonces: &mut NonceWindow,
-) -> Result<&'a str, GatewayError> {
+) -> Result<Authenticated<'a>, GatewayError> {
     let headers = &parts.headers;
-    for name in REQUIRED_HEADERS {
+    for name in &REQUIRED_HEADERS[1..] {
         if header(headers, name).is_none_or(|v| v.trim().is_empty()) {
             return Err(GatewayError::bad_request(
                 "MissingParameter",
@@ -110,18 +145,31 @@ pub(crate) fn authenticate<'a>(
     let value = |name| header(headers, name).unwrap_or_default();
 
     let action = value("x-acs-action");
-    if action != protocol::ACTION {
-        return Err(GatewayError::new(
-            StatusCode::NOT_FOUND,
-            "InvalidAction.NotFound",
-            format!("Specified api {action:?} is not found, please check your url and method."),
-        ));
-    }
     let version = value("x-acs-version");
-    if version != protocol::VERSION {
+    let (api, expected_version) = match action {
+        protocol::ACTION => (Api::Captcha, protocol::VERSION),
+        "AssumeRole" if sts => (Api::AssumeRole, STS_VERSION),
+        "AssumeRoleWithOIDC" if sts => (Api::AssumeRoleWithOidc, STS_VERSION),
+        _ => {
+            return Err(GatewayError::new(
+                StatusCode::NOT_FOUND,
+                "InvalidAction.NotFound",
+                format!("Specified api {action:?} is not found, please check your url and method."),
+            ));
+        }
+    };
+    if version != expected_version {
         return Err(GatewayError::bad_request(
             "InvalidVersion",
             format!("Specified parameter Version {version:?} is not valid."),
+        ));
+    }
+    // Only AssumeRoleWithOIDC may come without a signature: the OIDC token is the proof.
+    let anonymous = header(headers, "authorization").is_none_or(|v| v.trim().is_empty());
+    if anonymous && api != Api::AssumeRoleWithOidc {
+        return Err(GatewayError::bad_request(
+            "MissingParameter",
+            "The required header authorization is missing.",
         ));
     }
 
@@ -147,6 +195,10 @@ pub(crate) fn authenticate<'a>(
         ));
     }
 
+    if anonymous {
+        return Ok(Authenticated { nonce, api });
+    }
+
     let authorization = Authorization::parse(value("authorization"))
         .map_err(|e| GatewayError::bad_request("IncompleteSignature", e.to_string()))?;
     let signed: Vec<&str> = authorization.signed_headers().collect();
@@ -162,13 +214,19 @@ pub(crate) fn authenticate<'a>(
         ));
     }
 
-    let Some(key) = keys.get(authorization.access_key_id) else {
+    let Some(key) = keys.key(authorization.access_key_id) else {
         return Err(GatewayError::new(
             StatusCode::NOT_FOUND,
             "InvalidAccessKeyId.NotFound",
             "Specified access key is not found.",
         ));
     };
+    if key.expires.is_some_and(|expires| now >= expires) {
+        return Err(GatewayError::bad_request(
+            "InvalidSecurityToken.Expired",
+            "The security token you provided has expired.",
+        ));
+    }
     if let Some(sent_id) = header(headers, "x-acs-accesskey-id")
         && sent_id != authorization.access_key_id
     {
@@ -240,7 +298,7 @@ pub(crate) fn authenticate<'a>(
             "Specified signature is not matched with our calculation.",
         ));
     }
-    Ok(nonce)
+    Ok(Authenticated { nonce, api })
 }
 
 fn check_date(date: &str, now: SystemTime) -> Result<(), GatewayError> {
@@ -312,6 +370,7 @@ mod tests {
                 KnownKey {
                     secret: SECRET.into(),
                     security_token: token,
+                    expires: None,
                 },
             )])
         }
@@ -336,7 +395,15 @@ mod tests {
 
         fn check(parts: &Parts, body: &[u8], sts: bool) -> Result<(), GatewayError> {
             let mut nonces = NonceWindow::default();
-            authenticate(parts, body, &keys(sts), SystemTime::now(), &mut nonces).map(|_| ())
+            authenticate(
+                parts,
+                body,
+                &keys(sts),
+                false,
+                SystemTime::now(),
+                &mut nonces,
+            )
+            .map(|_| ())
         }
 
         fn param_strategy() -> impl Strategy<Value = String> {
@@ -386,7 +453,7 @@ mod tests {
                 let mut nonces = NonceWindow::default();
                 let mut keys = keys(false);
                 keys.get_mut("id").unwrap().secret = secret;
-                let result = authenticate(&parts, &body, &keys, SystemTime::now(), &mut nonces);
+                let result = authenticate(&parts, &body, &keys, false, SystemTime::now(), &mut nonces);
                 prop_assert_eq!(result.map(|_| ()).unwrap_err().code, "SignatureDoesNotMatch");
             }
 

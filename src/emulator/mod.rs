@@ -39,12 +39,13 @@ mod faults;
 mod params;
 mod server;
 mod stats;
+mod sts;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -58,6 +59,7 @@ use crate::{Credentials, VerifyCode};
 use auth::{KnownKey, NonceWindow};
 use params::ParamStore;
 use stats::Counters;
+use sts::StsConfig;
 
 /// The request checks on raw input, for the fuzz targets in `fuzz/` (built with
 /// `--cfg fuzzing`, which cargo-fuzz sets); not part of the API.
@@ -83,10 +85,11 @@ pub fn fuzz_authenticate(method: &[u8], path: &[u8], headers: &[(&[u8], &[u8])],
         KnownKey {
             secret: "fuzz-secret".to_owned(),
             security_token: None,
+            expires: None,
         },
     )]);
     let mut nonces = NonceWindow::default();
-    let _ = auth::authenticate(&parts, body, &keys, SystemTime::now(), &mut nonces);
+    let _ = auth::authenticate(&parts, body, &keys, true, SystemTime::now(), &mut nonces);
     let _ = params::decode(&String::from_utf8_lossy(body));
 }
 
@@ -146,6 +149,7 @@ pub struct EmulatorBuilder {
     keys: HashMap<String, KnownKey>,
     scenes: Vec<(String, Option<TestMode>)>,
     scene_keys: HashMap<String, SceneKey>,
+    sts: StsConfig,
     clock: Option<Clock>,
 }
 
@@ -185,6 +189,7 @@ impl EmulatorBuilder {
             KnownKey {
                 secret: secret.into(),
                 security_token: None,
+                expires: None,
             },
         );
         self
@@ -221,6 +226,7 @@ impl EmulatorBuilder {
             KnownKey {
                 secret: secret.into(),
                 security_token: Some(security_token.into()),
+                expires: None,
             },
         );
         self
@@ -351,6 +357,91 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Emulates STS too: `AssumeRole` (signed with a key the emulator knows) and
+    /// `AssumeRoleWithOIDC` may assume `role_arn`, on the emulator's URL (point an STS
+    /// endpoint at it), and a credentials URI answers at `/emulator/credentials`. The
+    /// credentials issued are accepted for verifications until they expire.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::credentials::RamRoleArn;
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let long_lived = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder()
+    ///     .credentials(&long_lived)
+    ///     .scene("login001")
+    ///     .role("acs:ram::1:role/captcha")
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// let role = RamRoleArn::new(long_lived, "acs:ram::1:role/captcha").sts_endpoint(emulator.url());
+    /// let client = Client::builder()
+    ///     .credentials_provider(role)
+    ///     .endpoint(emulator.url())
+    ///     .allow_http(true)
+    ///     .build()?;
+    /// let param = CaptchaVerifyParam::new(emulator.mint(Mint::pass())?)?;
+    /// assert!(client.verify(VerifyRequest::new(param)).await?.passed());
+    /// assert_eq!(emulator.stats().credentials_issued, 1);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn role(mut self, role_arn: impl Into<String>) -> Self {
+        self.sts.roles.push(role_arn.into());
+        self
+    }
+
+    /// Accepts `token` from the OIDC provider `provider_arn` in `AssumeRoleWithOIDC` (with a
+    /// [`role`](Self::role)).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// let builder = Emulator::builder()
+    ///     .role("acs:ram::1:role/captcha")
+    ///     .oidc_provider("acs:ram::1:oidc-provider/ack", "eyJhbGciOi…");
+    /// # let _ = builder;
+    /// ```
+    pub fn oidc_provider(
+        mut self,
+        provider_arn: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        self.sts.oidc.insert(provider_arn.into(), token.into());
+        self
+    }
+
+    /// Emulates an ECS instance's metadata service with `role` attached: a session token
+    /// (`PUT /latest/api/token`, required) and the role's credentials under
+    /// `/latest/meta-data/ram/security-credentials/`.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// let builder = Emulator::builder().instance_role("captcha-verifier");
+    /// # let _ = builder;
+    /// ```
+    pub fn instance_role(mut self, role: impl Into<String>) -> Self {
+        self.sts.instance_role = Some(role.into());
+        self
+    }
+
+    /// Issues temporary credentials that last at most `lifetime`, whatever was asked: to test
+    /// refreshes across several expiries in seconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// let builder = Emulator::builder().credentials_lifetime(Duration::from_secs(3));
+    /// # let _ = builder;
+    /// ```
+    pub fn credentials_lifetime(mut self, lifetime: Duration) -> Self {
+        self.sts.max_lifetime = Some(lifetime);
+        self
+    }
+
     /// Reads time from `clock` instead of the system clock (for tests of expiry and skew).
     ///
     /// ```
@@ -429,6 +520,9 @@ impl EmulatorBuilder {
             keys: self.keys,
             scenes: self.scenes,
             scene_keys: self.scene_keys,
+            sts: self.sts,
+            issued: Mutex::default(),
+            imds_tokens: Mutex::default(),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
             nonces: Mutex::default(),
             params: Mutex::default(),
@@ -450,6 +544,12 @@ pub(crate) struct State {
     scenes: Vec<(String, Option<TestMode>)>,
     /// The encrypt keys of scenes in V3 encryption mode.
     scene_keys: HashMap<String, SceneKey>,
+    /// The emulated credential services.
+    sts: StsConfig,
+    /// Temporary credentials they issued, accepted until they expire.
+    issued: Mutex<HashMap<String, KnownKey>>,
+    /// Session tokens the metadata service gave.
+    imds_tokens: Mutex<Vec<String>>,
     clock: Clock,
     nonces: Mutex<NonceWindow>,
     params: Mutex<ParamStore>,

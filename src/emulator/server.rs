@@ -15,10 +15,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::auth::{self, GatewayError};
+use super::auth::{self, Api, GatewayError};
 use super::faults::FaultMode;
 use super::params;
 use super::stats::bump;
+use super::sts;
 use super::{Faults, Mint, State, TestMode};
 use crate::VerifyCode;
 use crate::protocol::{REQUEST_ID_HEADER, RETRY_AFTER_HEADER};
@@ -125,6 +126,19 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Answer {
         // origins: allow them. The service path `/` is left as the real one is.
         return Ok(with_cors(emulator_api(&state, &parts, &body)));
     }
+    if let Some((status, answer)) = sts::metadata(
+        &state,
+        &parts.method,
+        path,
+        parts
+            .headers
+            .get("x-aliyun-ecs-metadata-token")
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        let mut response = Response::new(Full::new(answer));
+        *response.status_mut() = status;
+        return Ok(response);
+    }
     match (&parts.method, path) {
         (&Method::POST, "/") => verify(&state, &parts, &body).await,
         _ => Ok(not_found()),
@@ -157,6 +171,9 @@ fn emulator_api(
         (&Method::GET, "/emulator/faults") => json(StatusCode::OK, &state.faults()),
         (&Method::POST, "/emulator/faults") => set_faults(state, body),
         (&Method::GET, "/emulator/stats") => json(StatusCode::OK, &state.counters.snapshot()),
+        (&Method::GET, "/emulator/credentials") if state.sts.any() => {
+            json(StatusCode::OK, &sts::credentials_uri(state))
+        }
         _ => not_found(),
     }
 }
@@ -244,11 +261,29 @@ async fn answer(state: &State, parts: &http::request::Parts, body: &Bytes, id: &
 
     let authenticated = {
         let mut nonces = state.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        auth::authenticate(parts, body, &state.keys, now, &mut nonces)
-            .map(|nonce| nonces.insert(nonce, now))
+        let keys = sts::Keys(state);
+        auth::authenticate(
+            parts,
+            body,
+            &keys,
+            state.sts.sts_enabled(),
+            now,
+            &mut nonces,
+        )
+        .map(|authenticated| {
+            nonces.insert(authenticated.nonce, now);
+            authenticated.api
+        })
     };
-    if let Err(error) = authenticated {
-        return Ok(gateway_error(state, host, id, &error));
+    let api = match authenticated {
+        Ok(api) => api,
+        Err(error) => return Ok(gateway_error(state, host, id, &error)),
+    };
+    if api != Api::Captcha {
+        return Ok(match sts::assume(state, api, body, id) {
+            Ok(answer) => json(StatusCode::OK, &answer),
+            Err(error) => gateway_error(state, host, id, &error),
+        });
     }
 
     let (mut param, mut scene_id) = (None, None);

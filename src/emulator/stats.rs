@@ -25,6 +25,9 @@ pub struct Stats {
     pub repeated_params: u64,
     /// Params minted.
     pub params_minted: u64,
+    /// Temporary credentials issued by the emulated STS, metadata service and credentials
+    /// URI.
+    pub credentials_issued: u64,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +37,7 @@ pub(crate) struct Counters {
     pub(crate) faults: AtomicU64,
     pub(crate) repeated_params: AtomicU64,
     pub(crate) params_minted: AtomicU64,
+    pub(crate) credentials_issued: AtomicU64,
     by_code: Mutex<(BTreeMap<String, u64>, BTreeMap<String, u64>)>,
 }
 
@@ -62,6 +66,7 @@ impl Counters {
             faults: self.faults.load(Ordering::Relaxed),
             repeated_params: self.repeated_params.load(Ordering::Relaxed),
             params_minted: self.params_minted.load(Ordering::Relaxed),
+            credentials_issued: self.credentials_issued.load(Ordering::Relaxed),
         }
     }
 }

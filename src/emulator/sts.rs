@@ -1,0 +1,220 @@
+//! The services credentials come from, emulated so that credential sources are tested over
+//! sockets, offline: STS (`AssumeRole`, `AssumeRoleWithOIDC`), an ECS instance's metadata
+//! service, and a credentials URI. What they issue is short-lived, and the emulator accepts
+//! it for verifications only until it expires.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::json;
+
+use super::State;
+use super::auth::{Api, GatewayError, KeyStore, KnownKey};
+use crate::protocol;
+
+/// What the emulator's credential services are configured with.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StsConfig {
+    /// Role ARNs that `AssumeRole` and `AssumeRoleWithOIDC` may assume.
+    pub(crate) roles: Vec<String>,
+    /// OIDC provider ARNs and the token each accepts.
+    pub(crate) oidc: HashMap<String, String>,
+    /// The ECS instance's role, for the metadata service.
+    pub(crate) instance_role: Option<String>,
+    /// The longest life of issued credentials, whatever was asked.
+    pub(crate) max_lifetime: Option<Duration>,
+}
+
+impl StsConfig {
+    pub(crate) fn sts_enabled(&self) -> bool {
+        !self.roles.is_empty()
+    }
+
+    pub(crate) fn any(&self) -> bool {
+        self.sts_enabled() || self.instance_role.is_some()
+    }
+}
+
+/// Temporary credentials the emulator issued.
+pub(crate) struct Issued {
+    pub(crate) id: String,
+    secret: String,
+    token: String,
+    expires: SystemTime,
+}
+
+impl Issued {
+    /// The fields STS, the metadata service and credentials URIs answer.
+    fn fields(&self) -> serde_json::Value {
+        json!({
+            "AccessKeyId": self.id,
+            "AccessKeySecret": self.secret,
+            "SecurityToken": self.token,
+            "Expiration": protocol::format_date(time::OffsetDateTime::from(self.expires)),
+        })
+    }
+}
+
+/// The static keys, then the issued ones.
+pub(crate) struct Keys<'a>(pub(crate) &'a State);
+
+impl KeyStore for Keys<'_> {
+    fn key(&self, id: &str) -> Option<KnownKey> {
+        self.0.keys.key(id).or_else(|| {
+            self.0
+                .issued
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned()
+        })
+    }
+}
+
+/// Issues credentials valid for `asked` (capped by the configuration), and remembers them.
+fn issue(state: &State, asked: Duration) -> Issued {
+    let lifetime = state.sts.max_lifetime.map_or(asked, |max| asked.min(max));
+    let expires = state.now() + lifetime;
+    let uuid = || uuid::Uuid::new_v4().simple().to_string();
+    let issued = Issued {
+        id: format!("STS.{}", &uuid()[..20]),
+        secret: uuid(),
+        token: format!("CAIS{}", uuid()),
+        expires,
+    };
+    let mut store = state.issued.lock().unwrap_or_else(|e| e.into_inner());
+    // Forget what expired long ago, so that the store stays bounded by what is live.
+    let now = state.now();
+    store.retain(|_, key| {
+        key.expires
+            .is_none_or(|e| e + Duration::from_secs(60) > now)
+    });
+    store.insert(
+        issued.id.clone(),
+        KnownKey {
+            secret: issued.secret.clone(),
+            security_token: Some(issued.token.clone()),
+            expires: Some(expires),
+        },
+    );
+    super::stats::bump(&state.counters.credentials_issued);
+    issued
+}
+
+/// Answers STS `AssumeRole` or `AssumeRoleWithOIDC`, authenticated already.
+pub(crate) fn assume(
+    state: &State,
+    api: Api,
+    body: &Bytes,
+    request_id: &str,
+) -> Result<serde_json::Value, GatewayError> {
+    let fields: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let field = |name: &'static str| {
+        fields.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            GatewayError::new(
+                StatusCode::BAD_REQUEST,
+                "MissingParameter",
+                format!("The input parameter {name} is not supplied."),
+            )
+        })
+    };
+    let role = field("RoleArn")?;
+    if !state.sts.roles.contains(role) {
+        return Err(GatewayError::new(
+            StatusCode::NOT_FOUND,
+            "EntityNotExist.Role",
+            "The specified role does not exist.",
+        ));
+    }
+    field("RoleSessionName")?;
+    let duration: u64 = fields
+        .get("DurationSeconds")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(3600);
+    if duration < 900 {
+        return Err(GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter.DurationSeconds",
+            "The DurationSeconds must be at least 900.",
+        ));
+    }
+    if api == Api::AssumeRoleWithOidc {
+        let provider = field("OIDCProviderArn")?;
+        let token = field("OIDCToken")?;
+        if state.sts.oidc.get(provider) != Some(token) {
+            return Err(GatewayError::new(
+                StatusCode::BAD_REQUEST,
+                "AuthenticationFail.OIDCToken",
+                "The OIDC token is not valid for this provider.",
+            ));
+        }
+    }
+    let issued = issue(state, Duration::from_secs(duration));
+    Ok(json!({
+        "RequestId": request_id,
+        "AssumedRoleUser": {"Arn": format!("{role}/{}", fields["RoleSessionName"]), "AssumedRoleId": "300000000000000000:emulated"},
+        "Credentials": issued.fields(),
+    }))
+}
+
+/// The metadata service's answer to `method path`, if it is one of its paths.
+pub(crate) fn metadata(
+    state: &State,
+    method: &http::Method,
+    path: &str,
+    token: Option<&str>,
+) -> Option<(StatusCode, Bytes)> {
+    let role = state.sts.instance_role.as_deref()?;
+    let text = |status, body: String| Some((status, Bytes::from(body)));
+    if path == "/latest/api/token" {
+        if method != http::Method::PUT {
+            return text(StatusCode::METHOD_NOT_ALLOWED, String::new());
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let mut tokens = state.imds_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: the oldest tokens are forgotten first.
+        if tokens.len() >= 1024 {
+            tokens.remove(0);
+        }
+        tokens.push(token.clone());
+        return text(StatusCode::OK, token);
+    }
+    let rest = path.strip_prefix("/latest/meta-data/ram/security-credentials/")?;
+    if method != http::Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, String::new());
+    }
+    // The emulated instance requires a session token (IMDSv2), as hardened instances do.
+    let known = token.is_some_and(|t| {
+        state
+            .imds_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|known| known == t)
+    });
+    if !known {
+        return text(StatusCode::UNAUTHORIZED, String::new());
+    }
+    match rest {
+        "" => text(StatusCode::OK, role.to_owned()),
+        name if name == role => {
+            let issued = issue(state, Duration::from_secs(6 * 3600));
+            let mut body = issued.fields();
+            body["Code"] = "Success".into();
+            body["LastUpdated"] =
+                protocol::format_date(time::OffsetDateTime::from(state.now())).into();
+            text(StatusCode::OK, body.to_string())
+        }
+        _ => text(StatusCode::NOT_FOUND, String::new()),
+    }
+}
+
+/// A credentials URI's answer: fresh credentials, with `Code`.
+pub(crate) fn credentials_uri(state: &State) -> serde_json::Value {
+    let issued = issue(state, Duration::from_secs(3600));
+    let mut body = issued.fields();
+    body["Code"] = "Success".into();
+    body
+}
