@@ -8,6 +8,43 @@ pub(crate) const ACTION: &str = "VerifyIntelligentCaptcha";
 /// The API's version (`x-acs-version`).
 pub(crate) const VERSION: &str = "2023-03-05";
 
+/// STS's version, for `AssumeRole` and `AssumeRoleWithOIDC`.
+pub(crate) const STS_VERSION: &str = "2015-04-01";
+/// STS's action that assumes a role with an AccessKey.
+pub(crate) const STS_ASSUME_ROLE: &str = "AssumeRole";
+/// STS's action that assumes a role with an OIDC token, unsigned.
+pub(crate) const STS_ASSUME_ROLE_WITH_OIDC: &str = "AssumeRoleWithOIDC";
+
+/// The headers of a V3 request, as they are signed (lower case).
+pub(crate) mod header {
+    pub(crate) const HOST: &str = "host";
+    pub(crate) const ACTION: &str = "x-acs-action";
+    pub(crate) const VERSION: &str = "x-acs-version";
+    pub(crate) const DATE: &str = "x-acs-date";
+    pub(crate) const NONCE: &str = "x-acs-signature-nonce";
+    pub(crate) const CONTENT_SHA256: &str = "x-acs-content-sha256";
+    pub(crate) const CONTENT_TYPE: &str = "content-type";
+    /// Signed with STS credentials, as the official SDKs do.
+    pub(crate) const ACCESS_KEY_ID: &str = "x-acs-accesskey-id";
+    /// The STS token, signed.
+    pub(crate) const SECURITY_TOKEN: &str = "x-acs-security-token";
+    pub(crate) const AUTHORIZATION: &str = "authorization";
+
+    /// What every V3 request carries; all but `authorization` are signed.
+    pub(crate) const REQUIRED: [&str; 7] = [
+        AUTHORIZATION,
+        HOST,
+        ACTION,
+        VERSION,
+        DATE,
+        NONCE,
+        CONTENT_SHA256,
+    ];
+}
+
+/// The body's media type: the parameters as a form.
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
+
 /// The header in which the gateway asks for a wait before the next request, in milliseconds.
 pub(crate) const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
 

@@ -8,7 +8,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use tower_aliyun_captcha::credentials::{CredentialsError, ProvideCredentials, RamRoleArn};
+use tower_aliyun_captcha::credentials::{
+    CredentialsError, CredentialsUri, ProvideCredentials, RamRoleArn,
+};
 use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::{Client, Credentials};
 
@@ -91,6 +93,29 @@ async fn secrets_and_params_never_show_in_logs_debug_or_errors() {
         secrets.push(credentials.access_key_secret().expose().to_owned());
         secrets.push(credentials.security_token().unwrap().expose().to_owned());
     }
+
+    // A credentials URI with a secret in its user part, path and query, failing three ways:
+    // nothing listening, a 404, and an answer that is not credentials.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for url in [
+        format!("http://uri-user:uri-pass@{closed}/uri-path?token=uri-token"),
+        format!("{}/uri-path?token=uri-token", sts.url()),
+        format!("{}/emulator/stats?token=uri-token", sts.url()),
+    ] {
+        let client = Client::builder()
+            .credentials_provider(CredentialsUri::new(url.clone()))
+            .endpoint(sts.url())
+            .allow_http(true)
+            .build()
+            .unwrap();
+        let error = client.verify(request(&sts_param, None)).await.unwrap_err();
+        printed.push(format!("{error:?} {error} {client:?}"));
+        printed.push(format!("{:?}", CredentialsUri::new(url)));
+    }
+    secrets.extend(["uri-pass", "uri-path", "uri-token"].map(String::from));
 
     let logs = captured.text();
     assert!(

@@ -318,8 +318,17 @@ impl Inner {
         started: Instant,
         span: &tracing::Span,
     ) -> Result<Verification, Error> {
-        let credentials = self.credentials.get().await?;
         let deadline = tokio::time::Instant::now() + self.timeout;
+        // Credentials are usually at hand; when they are being fetched, the wait counts
+        // against the verification's deadline.
+        let credentials = tokio::time::timeout_at(deadline, self.credentials.get())
+            .await
+            .map_err(|_| {
+                CredentialsError::Provider(format!(
+                    "no credentials within the verification's timeout ({} ms)",
+                    self.timeout.as_millis()
+                ))
+            })??;
         let slot_deadline = tokio::time::Instant::now() + self.connection_wait.min(self.timeout);
         let outcome = match tokio::time::timeout_at(slot_deadline, self.slots.acquire()).await {
             Ok(Ok(_slot)) => tokio::time::timeout_at(

@@ -7,11 +7,9 @@ use http::{HeaderName, HeaderValue, Method, Request};
 
 use super::Endpoint;
 use crate::credentials::Credentials;
-use crate::protocol;
+use crate::protocol::{self, header};
 use crate::sign::{self, CanonicalRequest};
 use crate::verify::VerifyRequest;
-
-const FORM: &str = "application/x-www-form-urlencoded";
 
 pub(crate) const USER_AGENT_VALUE: &str =
     concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
@@ -66,19 +64,19 @@ pub(crate) fn form_request(
 
     let mut signed: Vec<(&'static str, &str)> = Vec::with_capacity(9);
     signed.extend([
-        ("host", endpoint.host()),
-        ("x-acs-action", call.action),
-        ("x-acs-version", call.version),
-        ("x-acs-date", call.date),
-        ("x-acs-signature-nonce", call.nonce),
-        ("x-acs-content-sha256", &payload_hash),
-        ("content-type", FORM),
+        (header::HOST, endpoint.host()),
+        (header::ACTION, call.action),
+        (header::VERSION, call.version),
+        (header::DATE, call.date),
+        (header::NONCE, call.nonce),
+        (header::CONTENT_SHA256, &payload_hash),
+        (header::CONTENT_TYPE, protocol::FORM),
     ]);
     if let Some(credentials) = credentials
         && let Some(token) = credentials.security_token()
     {
-        signed.push(("x-acs-accesskey-id", credentials.access_key_id()));
-        signed.push(("x-acs-security-token", token.expose()));
+        signed.push((header::ACCESS_KEY_ID, credentials.access_key_id()));
+        signed.push((header::SECURITY_TOKEN, token.expose()));
     }
 
     let mut builder = Request::builder()

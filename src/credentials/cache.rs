@@ -1,28 +1,40 @@
 //! The client's copy of its credentials: asked of the provider once, refreshed ahead of expiry
 //! in the background, served while a refresh fails as long as it is valid.
+//!
+//! Every fetch runs in a task of its own, one at a time; callers that need credentials wait
+//! for it (each within its own deadline) but never carry it, so a caller that gives up does
+//! not cancel the fetch the others wait on.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
 
 use super::{Credentials, CredentialsError, ProvideCredentials};
 
 /// Refresh when this much of the credentials' lifetime is left, at most (Alibaba's libraries
 /// use 15 minutes), or half their lifetime when that is shorter.
 const REFRESH_AHEAD: Duration = Duration::from_secs(15 * 60);
+/// Stop using credentials this long before they expire, at most (an eighth of their lifetime
+/// when shorter): a request signed now must still be valid when it arrives, on a server whose
+/// clock may run ahead.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// A fetch gives up after this long.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// After a failed background refresh, the next try waits this long (or a quarter of what is
 /// left, when shorter).
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// With no valid credentials, a failed fetch answers every caller for this long, so that a
-/// flood while the source is down waits on one fetch, not on one fetch each in turn.
+/// flood while the source is down costs one fetch, not one per caller.
 const FAILURE_HOLD: Duration = Duration::from_secs(1);
 
 pub(crate) struct CredentialsCache {
     provider: Box<dyn ProvideCredentials>,
     current: RwLock<Option<Cached>>,
-    /// Held by the one fetch under way, foreground or background.
+    /// Held by the one fetch under way.
     fetching: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped when a fetch ends, whatever its outcome: what waiting callers wait for.
+    fetched: watch::Sender<u64>,
     /// The last failed fetch: when, and its error.
     last_failure: Mutex<Option<(Instant, CredentialsError)>>,
 }
@@ -32,32 +44,42 @@ struct Cached {
     credentials: Arc<Credentials>,
     /// When to start refreshing; `None` for credentials that never expire.
     refresh_at: Option<SystemTime>,
+    /// When to stop using them; `None` for credentials that never expire.
+    usable_until: Option<SystemTime>,
 }
 
 impl Cached {
     fn new(credentials: Credentials, now: SystemTime) -> Self {
-        let refresh_at = credentials.expiration().map(|expiration| {
-            let lifetime = expiration.duration_since(now).unwrap_or_default();
-            expiration - REFRESH_AHEAD.min(lifetime / 2)
-        });
+        let (refresh_at, usable_until) = match credentials.expiration() {
+            Some(expiration) => {
+                let lifetime = expiration.duration_since(now).unwrap_or_default();
+                (
+                    Some(expiration - REFRESH_AHEAD.min(lifetime / 2)),
+                    Some(expiration - EXPIRY_MARGIN.min(lifetime / 8)),
+                )
+            }
+            None => (None, None),
+        };
         Self {
             credentials: Arc::new(credentials),
             refresh_at,
+            usable_until,
         }
     }
 
     fn valid_at(&self, now: SystemTime) -> bool {
-        self.credentials.expiration().is_none_or(|e| now < e)
+        self.usable_until.is_none_or(|until| now < until)
     }
 }
 
 impl CredentialsCache {
-    /// A cache over `provider`; static credentials are in it from the start.
+    /// A cache over `provider`, empty until first asked.
     pub(crate) fn new(provider: Box<dyn ProvideCredentials>) -> Self {
         Self {
             provider,
             current: RwLock::new(None),
             fetching: Arc::new(tokio::sync::Mutex::new(())),
+            fetched: watch::Sender::new(0),
             last_failure: Mutex::new(None),
         }
     }
@@ -77,42 +99,53 @@ impl CredentialsCache {
             .clone()
     }
 
+    fn valid(&self) -> Option<Cached> {
+        self.cached().filter(|c| c.valid_at(SystemTime::now()))
+    }
+
     /// The current credentials, without waiting: `None` before the first fetch, or once they
-    /// have expired.
+    /// are no longer usable.
     pub(crate) fn now(&self) -> Option<Arc<Credentials>> {
-        self.cached()
-            .filter(|c| c.valid_at(SystemTime::now()))
-            .map(|c| c.credentials)
+        self.valid().map(|c| c.credentials)
     }
 
     /// Credentials to sign with. Valid ones are served at once (starting a background refresh
-    /// when they near their expiry); otherwise this waits for a fetch.
+    /// when they near their expiry); otherwise this waits for the fetch under way, or starts
+    /// one. Dropping this future leaves the fetch running for the others.
     pub(crate) async fn get(self: &Arc<Self>) -> Result<Arc<Credentials>, CredentialsError> {
-        let now = SystemTime::now();
-        if let Some(cached) = self.cached().filter(|c| c.valid_at(now)) {
-            if cached.refresh_at.is_some_and(|at| now >= at) {
-                self.refresh_in_background();
+        if let Some(cached) = self.valid() {
+            if cached.refresh_at.is_some_and(|at| SystemTime::now() >= at) {
+                let _ = self.start_fetch();
             }
             return Ok(cached.credentials);
         }
-        // None yet, or expired: one fetch for every caller waiting.
-        let _fetching = self.fetching.lock().await;
-        let now = SystemTime::now();
-        if let Some(cached) = self.cached().filter(|c| c.valid_at(now)) {
+        if let Some(error) = self.recent_failure() {
+            return Err(self.unusable(error));
+        }
+        // Subscribe before starting, so that the end of this fetch cannot be missed.
+        let mut fetched = self.fetched.subscribe();
+        if self.start_fetch() == Fetch::NoRuntime {
+            return Err(CredentialsError::Provider(
+                "no Tokio runtime to fetch credentials on".into(),
+            ));
+        }
+        // The task ends within the fetch timeout, and then always signals.
+        let _ = fetched.changed().await;
+        if let Some(cached) = self.valid() {
             return Ok(cached.credentials);
         }
-        let error = match self.recent_failure() {
-            Some(error) => error,
-            None => match self.fetch().await {
-                Ok(cached) => return Ok(cached.credentials),
-                Err(error) => error,
-            },
-        };
-        Err(if self.cached().is_some() {
+        Err(self.unusable(self.recent_failure().unwrap_or_else(|| {
+            CredentialsError::Provider(format!("{} gave no credentials", self.provider.name()))
+        })))
+    }
+
+    /// `error`, as an expiry when there were credentials before.
+    fn unusable(&self, error: CredentialsError) -> CredentialsError {
+        if self.cached().is_some() {
             CredentialsError::Expired(error.to_string())
         } else {
             error
-        })
+        }
     }
 
     /// The error of a fetch that failed within the hold, if any.
@@ -125,8 +158,8 @@ impl CredentialsCache {
             .map(|(_, error)| error.clone())
     }
 
-    /// Asks the provider, within the fetch timeout, and keeps what it gives.
-    async fn fetch(&self) -> Result<Cached, CredentialsError> {
+    /// Asks the provider, within the fetch timeout, and keeps what it gives if it is usable.
+    async fn fetch(&self) -> Result<(), CredentialsError> {
         let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.provider.provide_credentials())
             .await
             .unwrap_or_else(|_| {
@@ -136,12 +169,23 @@ impl CredentialsCache {
                     FETCH_TIMEOUT.as_secs()
                 )))
             });
-        match fetched {
-            Ok(credentials) => {
-                let cached = Cached::new(credentials, SystemTime::now());
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
-                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let now = SystemTime::now();
+        let checked = fetched.and_then(|credentials| {
+            let cached = Cached::new(credentials, now);
+            if cached.valid_at(now) {
                 Ok(cached)
+            } else {
+                Err(CredentialsError::Provider(format!(
+                    "{} gave credentials that expire now or have expired (check the clock)",
+                    self.provider.name()
+                )))
+            }
+        });
+        match checked {
+            Ok(cached) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(cached);
+                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(())
             }
             Err(error) => {
                 *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -151,30 +195,31 @@ impl CredentialsCache {
         }
     }
 
-    /// Starts one refresh in a task of its own, unless one is under way. The task ends within
-    /// the fetch timeout.
-    fn refresh_in_background(self: &Arc<Self>) {
+    /// Starts one fetch in a task of its own, unless one is under way. The task ends within
+    /// the fetch timeout, and then signals `fetched`.
+    fn start_fetch(self: &Arc<Self>) -> Fetch {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
+            return Fetch::NoRuntime;
         };
         let Ok(guard) = Arc::clone(&self.fetching).try_lock_owned() else {
-            return;
+            return Fetch::Underway;
         };
         let cache = Arc::clone(self);
         handle.spawn(async move {
-            let _guard = guard;
-            if let Err(error) = cache.fetch().await {
-                let now = SystemTime::now();
-                // Still valid: keep serving them, and try again a little later.
-                let mut current = cache.current.write().unwrap_or_else(|e| e.into_inner());
-                if let Some(cached) = current.as_mut().filter(|c| c.valid_at(now)) {
-                    let left = cached
-                        .credentials
-                        .expiration()
-                        .and_then(|e| e.duration_since(now).ok())
-                        .unwrap_or_default();
-                    cached.refresh_at = Some(now + RETRY_AFTER.min(left / 4));
-                }
+            let result = cache.fetch().await;
+            drop(guard);
+            cache.fetched.send_modify(|generation| *generation += 1);
+            let Err(error) = result else { return };
+            let now = SystemTime::now();
+            // Still valid: keep serving them, and try again a little later.
+            let mut current = cache.current.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = current.as_mut().filter(|c| c.valid_at(now)) {
+                let left = cached
+                    .usable_until
+                    .and_then(|until| until.duration_since(now).ok())
+                    .unwrap_or_default();
+                cached.refresh_at = Some(now + RETRY_AFTER.min(left / 4));
+                drop(current);
                 tracing::warn!(
                     captcha.credentials = cache.provider.name(),
                     %error,
@@ -182,7 +227,16 @@ impl CredentialsCache {
                 );
             }
         });
+        Fetch::Started
     }
+}
+
+/// What [`CredentialsCache::start_fetch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Started,
+    Underway,
+    NoRuntime,
 }
 
 #[cfg(test)]
@@ -223,5 +277,61 @@ mod tests {
         tokio::time::sleep(FAILURE_HOLD).await;
         assert!(cache.get().await.is_err());
         assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_does_not_cancel_the_fetch() {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&asked);
+        let cache = Arc::new(CredentialsCache::new(Box::new(move || {
+            let asked = Arc::clone(&counter);
+            async move {
+                asked.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok::<_, CredentialsError>(
+                    Credentials::new("id", "secret")
+                        .with_expiration(SystemTime::now() + Duration::from_secs(3600)),
+                )
+            }
+        })));
+        let impatient = tokio::time::timeout(Duration::from_millis(20), cache.get()).await;
+        assert!(impatient.is_err());
+        let patient = cache.get().await.unwrap();
+        assert_eq!(patient.access_key_id(), "id");
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn credentials_that_arrive_expired_are_an_error_not_a_refetch_per_caller() {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&asked);
+        let cache = Arc::new(CredentialsCache::new(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            // A stale answer, or a clock far behind the source's.
+            std::future::ready(Ok::<_, CredentialsError>(
+                Credentials::new("id", "secret")
+                    .with_expiration(SystemTime::now() - Duration::from_secs(5)),
+            ))
+        })));
+        for _ in 0..10 {
+            let error = cache.get().await.unwrap_err();
+            assert!(error.to_string().contains("expire"), "{error}");
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert!(cache.now().is_none());
+    }
+
+    #[test]
+    fn credentials_stop_being_used_ahead_of_their_expiry() {
+        let now = SystemTime::now();
+        let hour = Cached::new(
+            Credentials::new("id", "s").with_expiration(now + Duration::from_secs(3600)),
+            now,
+        );
+        assert!(hour.valid_at(now + Duration::from_secs(3539)));
+        assert!(!hour.valid_at(now + Duration::from_secs(3541)));
+        assert_eq!(hour.refresh_at, Some(now + Duration::from_secs(2700)));
+        let forever = Cached::new(Credentials::new("id", "s"), now);
+        assert!(forever.valid_at(now + Duration::from_secs(1 << 40)));
     }
 }

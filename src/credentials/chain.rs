@@ -78,8 +78,8 @@ impl Settings {
 /// ```
 pub struct DefaultChain {
     settings: Settings,
-    /// The source that answered last, asked first next time.
-    last: Mutex<Option<Arc<dyn ProvideCredentials>>>,
+    /// The source that answered first: the only one asked from then on.
+    last: Mutex<Option<(&'static str, Arc<dyn ProvideCredentials>)>>,
 }
 
 /// A source's name, and the provider it would use or why it is not configured.
@@ -171,11 +171,14 @@ impl DefaultChain {
     }
 
     async fn provide(&self) -> Result<Credentials, CredentialsError> {
+        // Once a source has answered, the chain keeps to it, as the official libraries do: a
+        // deployment's credentials do not move between sources, and walking the chain again
+        // after a failure would hide the failure behind other sources' reasons.
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(source) = last
-            && let Ok(credentials) = source.provide_credentials().await
-        {
-            return Ok(credentials);
+        if let Some((name, source)) = last {
+            return source.provide_credentials().await.map_err(|error| {
+                CredentialsError::Provider(format!("{name} (the source in use): {error}"))
+            });
         }
         let mut reasons = Vec::new();
         for (name, source) in self.sources() {
@@ -184,7 +187,7 @@ impl DefaultChain {
                 Ok(source) => match source.provide_credentials().await {
                     Ok(credentials) => {
                         tracing::debug!(captcha.credentials = name, "credentials found");
-                        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+                        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((name, source));
                         return Ok(credentials);
                     }
                     Err(error) => reasons.push((name.to_owned(), error.to_string())),

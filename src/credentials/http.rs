@@ -50,7 +50,8 @@ impl Http {
         request: Request<Bytes>,
         timeout: Duration,
     ) -> Result<Answer, String> {
-        let uri = request.uri().clone();
+        // Only the origin goes into errors: a URL may carry a secret in its user part or query.
+        let uri = origin(request.uri());
         let call = async {
             let response = self
                 .client
@@ -73,5 +74,33 @@ impl Http {
                     timeout.as_secs_f32()
                 ))
             })
+    }
+}
+
+/// `scheme://host[:port]` of `uri`, without what may be secret (user, path, query).
+pub(crate) fn origin(uri: &http::Uri) -> String {
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return "<a URL without scheme or host>".to_owned();
+    };
+    match authority.port_u16() {
+        Some(port) => format!("{scheme}://{}:{port}", authority.host()),
+        None => format!("{scheme}://{}", authority.host()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    #[test]
+    fn origins_leave_out_users_paths_and_queries() {
+        let uri: http::Uri = "http://user:pw@creds.internal:8080/a/secret?token=s3cr3t"
+            .parse()
+            .unwrap();
+        assert_eq!(origin(&uri), "http://creds.internal:8080");
+        let uri: http::Uri = "https://sts.aliyuncs.com".parse().unwrap();
+        assert_eq!(origin(&uri), "https://sts.aliyuncs.com");
+        let uri: http::Uri = "/relative?token=s3cr3t".parse().unwrap();
+        assert!(!origin(&uri).contains("s3cr3t"));
     }
 }

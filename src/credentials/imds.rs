@@ -65,8 +65,10 @@ impl EcsRamRole {
         Self {
             role_name: lookup(ENV_ROLE_NAME),
             endpoint: METADATA_ENDPOINT.to_owned(),
-            imds_v1_allowed: !lookup(ENV_IMDSV1_DISABLED)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            // Some official libraries spell it without the final D: either turns v1 off.
+            imds_v1_allowed: ![ENV_IMDSV1_DISABLED, "ALIBABA_CLOUD_IMDSV1_DISABLE"]
+                .into_iter()
+                .any(|name| lookup(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))),
         }
     }
 
@@ -167,8 +169,19 @@ impl EcsRamRole {
                     .await
                     .map_err(fail)?;
                 let role = String::from_utf8_lossy(&roles).trim().to_owned();
-                if role.is_empty() || role.contains('/') {
+                if role.is_empty() {
                     return Err(fail("the instance has no RAM role attached".into()));
+                }
+                // A role name is a short plain name; anything else is not one to put in a path.
+                if role.len() > 64
+                    || !role
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    return Err(fail(format!(
+                        "the metadata service named an unusable role {:?}",
+                        super::printable(&role)
+                    )));
                 }
                 role
             }
@@ -192,7 +205,10 @@ impl EcsRamRole {
         if answer.code.as_deref() != Some("Success") {
             return Err(fail(format!(
                 "role {role}: Code {}",
-                answer.code.as_deref().unwrap_or("missing")
+                answer
+                    .code
+                    .as_deref()
+                    .map_or("missing".into(), super::printable)
             )));
         }
         answer.credentials.into_credentials().map_err(fail)

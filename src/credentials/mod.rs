@@ -12,7 +12,9 @@
 //!   temporary credentials, for use on their own.
 //!
 //! Secrets never show up in `Debug` output, in errors or in log lines: the types that hold them
-//! print `<redacted>`, and are wiped from memory when dropped.
+//! print `<redacted>`. A [`Secret`] is zeroed when dropped; copies made on the way (the
+//! answer it was parsed from, a string you passed in) are not, so this narrows the window
+//! rather than closing it.
 
 mod cache;
 mod chain;
@@ -32,6 +34,43 @@ pub use chain::{DefaultChain, DefaultChainBuilder};
 pub use imds::EcsRamRole;
 pub use sts::{OidcRoleArn, RamRoleArn};
 pub use uri::CredentialsUri;
+
+/// A short, printable rendering of text a remote service chose (a code, a request id, a role
+/// name), for errors and logs: at most 64 characters, anything but visible ASCII as `?`.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// The largest file a credential source reads (a token, a profile): they are a few KiB.
+const MAX_FILE: u64 = 64 * 1024;
+
+/// Reads a small regular file whole: anything else (a FIFO, a device, a huge file) is an
+/// error rather than a hang or an allocation without bound.
+pub(crate) fn read_small_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidData, "larger than 64 KiB");
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if metadata.len() > MAX_FILE {
+        return Err(too_big());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(too_big());
+    }
+    Ok(text)
+}
 
 /// The environment variable that Alibaba Cloud's SDKs read the AccessKey id from.
 pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";

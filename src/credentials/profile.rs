@@ -25,30 +25,55 @@ type Provider = Arc<dyn ProvideCredentials>;
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
 struct CliProfile {
+    #[serde(deserialize_with = "null_as_default")]
     name: String,
+    #[serde(deserialize_with = "null_as_default")]
     mode: String,
+    #[serde(deserialize_with = "null_as_default")]
     access_key_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     access_key_secret: String,
+    #[serde(deserialize_with = "null_as_default")]
     sts_token: String,
+    #[serde(deserialize_with = "null_as_default")]
     ram_role_arn: String,
+    #[serde(deserialize_with = "null_as_default")]
     ram_session_name: String,
+    #[serde(deserialize_with = "null_as_default")]
     expired_seconds: u64,
+    #[serde(deserialize_with = "null_as_default")]
     sts_region: String,
+    #[serde(deserialize_with = "null_as_default")]
     enable_vpc: bool,
+    #[serde(deserialize_with = "null_as_default")]
     source_profile: String,
+    #[serde(deserialize_with = "null_as_default")]
     ram_role_name: String,
+    #[serde(deserialize_with = "null_as_default")]
     oidc_token_file: String,
+    #[serde(deserialize_with = "null_as_default")]
     oidc_provider_arn: String,
+    #[serde(deserialize_with = "null_as_default")]
     policy: String,
+    #[serde(deserialize_with = "null_as_default")]
     external_id: String,
 }
 
 #[derive(serde::Deserialize)]
 struct CliConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     current: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     profiles: Vec<CliProfile>,
+}
+
+/// A field that is `null` reads as its default, as a missing one does: the CLI writes some.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn non_empty(value: &str) -> Option<&str> {
@@ -175,10 +200,8 @@ fn cli_provider(
 /// The STS endpoint a profile asks for with `sts_region` (and `enable_vpc`), else the chain's.
 fn profile_sts_endpoint(region: &str, vpc: bool, settings: &Settings) -> Option<String> {
     match non_empty(region) {
-        Some(region) => {
-            let prefix = if vpc { "sts-vpc" } else { "sts" };
-            Some(format!("https://{prefix}.{region}.aliyuncs.com"))
-        }
+        // An unusable region falls through to the endpoint's own check, which refuses it.
+        Some(region) => Some(super::sts::regional_sts_url(region, vpc)),
         None => settings.sts_endpoint.clone(),
     }
 }
@@ -271,18 +294,22 @@ fn ini_provider(
 }
 
 fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    super::read_small_file(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("no {}", path.display()),
         _ => format!("{} cannot be read: {e}", path.display()),
     })
 }
 
-/// Sections of `key = value` lines; `#` and `;` start comments.
+/// Sections of `key = value` lines. `#` starts a comment anywhere, as in the official Python
+/// library; `;` only at the start of a line.
 fn parse_ini(text: &str) -> HashMap<&str, HashMap<String, String>> {
     let mut sections: HashMap<&str, HashMap<String, String>> = HashMap::new();
     let mut current: Option<&str> = None;
     for line in text.lines() {
-        let line = line.split(['#', ';']).next().unwrap_or_default().trim();
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.starts_with(';') {
+            continue;
+        }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             let name = name.trim();
             sections.entry(name).or_default();
@@ -305,10 +332,38 @@ mod tests {
     fn ini_files_are_read_like_the_official_libraries() {
         let sections = parse_ini(
             "# credentials\n[default]\ntype = access_key\naccess_key_id = id # comment\n\
-             access_key_secret=secret\n\n[other]\ntype=ecs_ram_role\nrole_name = r ; note\n",
+             access_key_secret=secret\n\n; a note\n[other]\ntype=ecs_ram_role\nrole_name = r;1\n",
         );
         assert_eq!(sections["default"]["access_key_id"], "id");
         assert_eq!(sections["default"]["access_key_secret"], "secret");
-        assert_eq!(sections["other"]["role_name"], "r");
+        assert_eq!(sections["other"]["role_name"], "r;1");
+        assert_eq!(sections["other"].len(), 2);
+    }
+
+    #[test]
+    fn null_fields_in_the_cli_config_read_as_unset() {
+        let config: CliConfig = serde_json::from_str(
+            r#"{"current": "default", "profiles": [{"name": "default", "mode": "AK",
+                "access_key_id": "id", "access_key_secret": "secret", "sts_token": null,
+                "expired_seconds": null, "enable_vpc": null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.profiles[0].sts_token, "");
+        assert_eq!(config.profiles[0].expired_seconds, 0);
+    }
+
+    #[test]
+    fn a_region_is_a_plain_name_not_a_host() {
+        assert_eq!(
+            super::super::sts::regional_sts_url("cn-hangzhou", true),
+            "https://sts-vpc.cn-hangzhou.aliyuncs.com"
+        );
+        for bad in ["evil.com/", "x.evil.com#", "CN", ""] {
+            let url = super::super::sts::regional_sts_url(bad, false);
+            assert!(
+                url.parse::<crate::client::Endpoint>().is_err(),
+                "{bad}: {url}"
+            );
+        }
     }
 }

@@ -16,7 +16,6 @@ use crate::client::request::{Call, form_request, fresh_nonce};
 use crate::client::{Endpoint, Proxy};
 use crate::protocol;
 
-const STS_VERSION: &str = "2015-04-01";
 /// The official libraries' default lifetime of assumed credentials.
 const DEFAULT_DURATION: Duration = Duration::from_secs(3600);
 /// STS refuses shorter ones.
@@ -40,14 +39,27 @@ pub(crate) fn sts_endpoint(explicit: Option<&str>, lookup: &Lookup) -> Result<En
         None => match lookup(ENV_STS_REGION) {
             Some(region) => {
                 let vpc = lookup(ENV_VPC).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-                let prefix = if vpc { "sts-vpc" } else { "sts" };
-                format!("https://{prefix}.{}.aliyuncs.com", region.trim())
+                regional_sts_url(region.trim(), vpc)
             }
             None => "https://sts.aliyuncs.com".to_owned(),
         },
     };
     url.parse::<Endpoint>()
         .map_err(|e| format!("STS endpoint: {e}"))
+}
+
+/// STS's URL in `region`; a region that is not a plain name (`cn-hangzhou`) gives a URL that
+/// fails to parse, rather than a host elsewhere than Alibaba Cloud's.
+pub(crate) fn regional_sts_url(region: &str, vpc: bool) -> String {
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return format!("invalid STS region {region:?}");
+    }
+    let prefix = if vpc { "sts-vpc" } else { "sts" };
+    format!("https://{prefix}.{region}.aliyuncs.com")
 }
 
 /// A session name for STS, like the official libraries' default.
@@ -83,7 +95,7 @@ async fn call_sts(
     let nonce = fresh_nonce();
     let call = Call {
         action,
-        version: STS_VERSION,
+        version: protocol::STS_VERSION,
         fields,
         date: &date,
         nonce: &nonce,
@@ -102,8 +114,10 @@ async fn call_sts(
         }) => Err(fail(format!(
             "HTTP {}, code {}, request id {}",
             answer.status,
-            code.as_deref().unwrap_or("none"),
-            request_id.as_deref().unwrap_or("none")
+            code.as_deref().map_or("none".into(), super::printable),
+            request_id
+                .as_deref()
+                .map_or("none".into(), super::printable)
         ))),
         Err(_) => Err(fail(format!(
             "HTTP {}, an answer that is not STS's JSON",
@@ -277,7 +291,14 @@ impl RamRoleArn {
             fields.push(("ExternalId", id));
         }
         fields.sort_unstable();
-        call_sts(&http, &endpoint, Some(&source), "AssumeRole", &fields).await
+        call_sts(
+            &http,
+            &endpoint,
+            Some(&source),
+            protocol::STS_ASSUME_ROLE,
+            &fields,
+        )
+        .await
     }
 }
 
@@ -442,8 +463,8 @@ impl OidcRoleArn {
 
     async fn assume(&self) -> Result<Credentials, CredentialsError> {
         let duration = checked_duration(self.duration)?.as_secs().to_string();
-        // A few hundred bytes, on a local volume.
-        let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
+        // A few hundred bytes, on a local volume; read again each time, as the token rotates.
+        let token = super::read_small_file(&self.token_file).map_err(|e| {
             CredentialsError::Provider(format!(
                 "the OIDC token file {} cannot be read: {e}",
                 self.token_file.display()
@@ -467,7 +488,14 @@ impl OidcRoleArn {
             fields.push(("Policy", policy));
         }
         fields.sort_unstable();
-        call_sts(&http, &endpoint, None, "AssumeRoleWithOIDC", &fields).await
+        call_sts(
+            &http,
+            &endpoint,
+            None,
+            protocol::STS_ASSUME_ROLE_WITH_OIDC,
+            &fields,
+        )
+        .await
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode, request::Parts};
 use time::OffsetDateTime;
 
-use crate::protocol;
+use crate::protocol::{self, header};
 use crate::sign::{self, Authorization, CanonicalRequest};
 
 /// How far the request's `x-acs-date` may be from the server's clock, and how long a nonce
@@ -69,8 +69,6 @@ pub(crate) enum Api {
     AssumeRoleWithOidc,
 }
 
-const STS_VERSION: &str = "2015-04-01";
-
 /// What an authenticated request is: its nonce and its API.
 #[derive(Debug)]
 pub(crate) struct Authenticated<'a> {
@@ -110,17 +108,7 @@ impl NonceWindow {
     }
 }
 
-const REQUIRED_HEADERS: [&str; 7] = [
-    "authorization",
-    "host",
-    "x-acs-action",
-    "x-acs-version",
-    "x-acs-date",
-    "x-acs-signature-nonce",
-    "x-acs-content-sha256",
-];
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -134,22 +122,24 @@ pub(crate) fn authenticate<'a>(
     nonces: &mut NonceWindow,
 ) -> Result<Authenticated<'a>, GatewayError> {
     let headers = &parts.headers;
-    for name in &REQUIRED_HEADERS[1..] {
-        if header(headers, name).is_none_or(|v| v.trim().is_empty()) {
+    for name in &header::REQUIRED[1..] {
+        if header_value(headers, name).is_none_or(|v| v.trim().is_empty()) {
             return Err(GatewayError::bad_request(
                 "MissingParameter",
                 format!("The required header {name} is missing."),
             ));
         }
     }
-    let value = |name| header(headers, name).unwrap_or_default();
+    let value = |name| header_value(headers, name).unwrap_or_default();
 
-    let action = value("x-acs-action");
-    let version = value("x-acs-version");
+    let action = value(header::ACTION);
+    let version = value(header::VERSION);
     let (api, expected_version) = match action {
         protocol::ACTION => (Api::Captcha, protocol::VERSION),
-        "AssumeRole" if sts => (Api::AssumeRole, STS_VERSION),
-        "AssumeRoleWithOIDC" if sts => (Api::AssumeRoleWithOidc, STS_VERSION),
+        protocol::STS_ASSUME_ROLE if sts => (Api::AssumeRole, protocol::STS_VERSION),
+        protocol::STS_ASSUME_ROLE_WITH_OIDC if sts => {
+            (Api::AssumeRoleWithOidc, protocol::STS_VERSION)
+        }
         _ => {
             return Err(GatewayError::new(
                 StatusCode::NOT_FOUND,
@@ -165,7 +155,8 @@ pub(crate) fn authenticate<'a>(
         ));
     }
     // Only AssumeRoleWithOIDC may come without a signature: the OIDC token is the proof.
-    let anonymous = header(headers, "authorization").is_none_or(|v| v.trim().is_empty());
+    let anonymous =
+        header_value(headers, header::AUTHORIZATION).is_none_or(|v| v.trim().is_empty());
     if anonymous && api != Api::AssumeRoleWithOidc {
         return Err(GatewayError::bad_request(
             "MissingParameter",
@@ -173,9 +164,9 @@ pub(crate) fn authenticate<'a>(
         ));
     }
 
-    check_date(value("x-acs-date"), now)?;
+    check_date(value(header::DATE), now)?;
 
-    let nonce = value("x-acs-signature-nonce");
+    let nonce = value(header::NONCE);
     if nonces.contains(nonce, now) {
         return Err(GatewayError::bad_request(
             "SignatureNonceUsed",
@@ -184,7 +175,7 @@ pub(crate) fn authenticate<'a>(
     }
 
     let payload_hash = sign::hash_payload(body);
-    let sent_hash = value("x-acs-content-sha256");
+    let sent_hash = value(header::CONTENT_SHA256);
     if !sent_hash.eq_ignore_ascii_case(&payload_hash) {
         return Err(GatewayError::bad_request(
             "InvalidParameter",
@@ -199,13 +190,13 @@ pub(crate) fn authenticate<'a>(
         return Ok(Authenticated { nonce, api });
     }
 
-    let authorization = Authorization::parse(value("authorization"))
+    let authorization = Authorization::parse(value(header::AUTHORIZATION))
         .map_err(|e| GatewayError::bad_request("IncompleteSignature", e.to_string()))?;
     let signed: Vec<&str> = authorization.signed_headers().collect();
     if let Some(unsigned) = headers
         .keys()
         .map(|name| name.as_str())
-        .filter(|name| *name == "host" || name.starts_with("x-acs-"))
+        .filter(|name| *name == header::HOST || name.starts_with("x-acs-"))
         .find(|name| !signed.contains(name))
     {
         return Err(GatewayError::bad_request(
@@ -227,7 +218,7 @@ pub(crate) fn authenticate<'a>(
             "The security token you provided has expired.",
         ));
     }
-    if let Some(sent_id) = header(headers, "x-acs-accesskey-id")
+    if let Some(sent_id) = header_value(headers, header::ACCESS_KEY_ID)
         && sent_id != authorization.access_key_id
     {
         return Err(GatewayError::bad_request(
@@ -235,7 +226,10 @@ pub(crate) fn authenticate<'a>(
             "The header x-acs-accesskey-id does not match the Credential of the signature.",
         ));
     }
-    match (&key.security_token, header(headers, "x-acs-security-token")) {
+    match (
+        &key.security_token,
+        header_value(headers, header::SECURITY_TOKEN),
+    ) {
         (None, _) => {}
         (Some(_), None) => {
             return Err(GatewayError::bad_request(

@@ -73,6 +73,11 @@ impl KeyStore for Keys<'_> {
     }
 }
 
+/// The longest session STS grants (a role's maximum can be set up to 12 hours).
+const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
+/// The most issued credentials remembered at once; past it the ones that expire first go.
+const MAX_ISSUED: usize = 4096;
+
 /// Issues credentials valid for `asked` (capped by the configuration), and remembers them.
 fn issue(state: &State, asked: Duration) -> Issued {
     let lifetime = state.sts.max_lifetime.map_or(asked, |max| asked.min(max));
@@ -91,6 +96,14 @@ fn issue(state: &State, asked: Duration) -> Issued {
         key.expires
             .is_none_or(|e| e + Duration::from_secs(60) > now)
     });
+    if store.len() >= MAX_ISSUED
+        && let Some(first) = store
+            .iter()
+            .min_by_key(|(_, key)| key.expires)
+            .map(|(id, _)| id.clone())
+    {
+        store.remove(&first);
+    }
     store.insert(
         issued.id.clone(),
         KnownKey {
@@ -129,17 +142,21 @@ pub(crate) fn assume(
         ));
     }
     field("RoleSessionName")?;
-    let duration: u64 = fields
-        .get("DurationSeconds")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(3600);
-    if duration < 900 {
-        return Err(GatewayError::new(
+    // 900 s up to the longest session a role can be given (12 h); 3600 s when not asked.
+    let duration = match fields.get("DurationSeconds") {
+        None => Some(3600),
+        Some(asked) => asked
+            .parse::<u64>()
+            .ok()
+            .filter(|d| (900..=MAX_SESSION.as_secs()).contains(d)),
+    }
+    .ok_or_else(|| {
+        GatewayError::new(
             StatusCode::BAD_REQUEST,
             "InvalidParameter.DurationSeconds",
-            "The DurationSeconds must be at least 900.",
-        ));
-    }
+            "The DurationSeconds must be a number of seconds from 900 to 43200.",
+        )
+    })?;
     if api == Api::AssumeRoleWithOidc {
         let provider = field("OIDCProviderArn")?;
         let token = field("OIDCToken")?;
