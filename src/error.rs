@@ -64,8 +64,8 @@ impl Error {
     /// use tower_aliyun_captcha::Error;
     /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
     ///
-    /// let refused: Error = TransportError::new(TransportErrorKind::Connect, false, None).into();
-    /// let broke: Error = TransportError::new(TransportErrorKind::Io, true, None).into();
+    /// let refused: Error = TransportError::unsent(TransportErrorKind::Connect).into();
+    /// let broke: Error = TransportError::possibly_sent(TransportErrorKind::Io).into();
     /// assert!(!refused.may_have_reached_server()); // safe to try another endpoint
     /// assert!(broke.may_have_reached_server()); // the param may be used up: never resend it
     /// ```
@@ -83,7 +83,7 @@ impl Error {
     /// use tower_aliyun_captcha::Error;
     /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
     ///
-    /// let error: Error = TransportError::new(TransportErrorKind::Timeout, true, None).into();
+    /// let error: Error = TransportError::possibly_sent(TransportErrorKind::Timeout).into();
     /// assert!(error.is_timeout());
     /// assert!(!Error::other("nope").is_timeout());
     /// ```
@@ -104,7 +104,7 @@ impl Error {
     /// assert_eq!(api(400, "SignatureDoesNotMatch").class(), ErrorClass::Configuration);
     /// assert_eq!(api(400, "InvalidParameter").class(), ErrorClass::BadRequest);
     /// assert_eq!(api(400, "Throttling.User").class(), ErrorClass::Throttled);
-    /// let timeout: Error = TransportError::new(TransportErrorKind::Timeout, true, None).into();
+    /// let timeout: Error = TransportError::possibly_sent(TransportErrorKind::Timeout).into();
     /// assert_eq!(timeout.class(), ErrorClass::Outage);
     /// ```
     pub fn class(&self) -> ErrorClass {
@@ -161,7 +161,7 @@ impl Error {
     ///     ResponseError, ResponseErrorKind, TransportError, TransportErrorKind,
     /// };
     ///
-    /// let timeout: Error = TransportError::new(TransportErrorKind::Timeout, true, None).into();
+    /// let timeout: Error = TransportError::possibly_sent(TransportErrorKind::Timeout).into();
     /// let garbled: Error = ResponseError::new(ResponseErrorKind::Malformed, 200, "not JSON").into();
     /// assert_eq!(timeout.kind(), "timeout");
     /// assert_eq!(garbled.kind(), "malformed_response");
@@ -619,7 +619,7 @@ impl std::error::Error for ApiError {}
 /// ```
 /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
 ///
-/// let error = TransportError::new(TransportErrorKind::Tls, false, None);
+/// let error = TransportError::unsent(TransportErrorKind::Tls);
 /// assert_eq!(error.kind(), TransportErrorKind::Tls);
 /// assert!(error.to_string().starts_with("TLS handshake"));
 /// ```
@@ -680,7 +680,7 @@ impl TransportErrorKind {
 /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
 ///
 /// let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-/// let error = TransportError::new(TransportErrorKind::Connect, false, Some(Box::new(cause)));
+/// let error = TransportError::unsent(TransportErrorKind::Connect).with_source(Box::new(cause));
 /// assert!(error.source().is_some());
 /// assert!(error.to_string().starts_with("could not connect"));
 /// ```
@@ -692,26 +692,53 @@ pub struct TransportError {
 }
 
 impl TransportError {
-    /// A transport failure; `may_have_reached_server` says whether any of the request may
-    /// have been written.
+    /// A failure before any of the request was written: the param was not used up.
     ///
     /// ```
     /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
     ///
-    /// // A custom verifier reporting that its connection broke after the request went out.
-    /// let error = TransportError::new(TransportErrorKind::Io, true, None);
-    /// assert!(error.may_have_reached_server());
+    /// // A custom verifier that could not connect.
+    /// let error = TransportError::unsent(TransportErrorKind::Connect);
+    /// assert!(!error.may_have_reached_server());
     /// ```
-    pub fn new(
-        kind: TransportErrorKind,
-        may_have_reached_server: bool,
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
+    pub fn unsent(kind: TransportErrorKind) -> Self {
         Self {
             kind,
-            may_have_reached_server,
-            source,
+            may_have_reached_server: false,
+            source: None,
         }
+    }
+
+    /// A failure after some of the request may have been written: the param may be used up,
+    /// and must not be sent again.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// // A custom verifier whose connection broke after the request went out.
+    /// let error = TransportError::possibly_sent(TransportErrorKind::Io);
+    /// assert!(error.may_have_reached_server());
+    /// ```
+    pub fn possibly_sent(kind: TransportErrorKind) -> Self {
+        Self {
+            may_have_reached_server: true,
+            ..Self::unsent(kind)
+        }
+    }
+
+    /// The same failure, caused by `source`.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+    ///
+    /// let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// let error = TransportError::unsent(TransportErrorKind::Connect).with_source(cause);
+    /// assert!(error.source().is_some());
+    /// ```
+    pub fn with_source(mut self, source: impl Into<crate::BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
     }
 
     /// What went wrong.
@@ -719,7 +746,7 @@ impl TransportError {
     /// ```
     /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
     ///
-    /// let error = TransportError::new(TransportErrorKind::Timeout, true, None);
+    /// let error = TransportError::possibly_sent(TransportErrorKind::Timeout);
     /// assert_eq!(error.kind(), TransportErrorKind::Timeout);
     /// ```
     pub fn kind(&self) -> TransportErrorKind {
@@ -732,7 +759,7 @@ impl TransportError {
     /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
     ///
     /// assert!(
-    ///     !TransportError::new(TransportErrorKind::Connect, false, None).may_have_reached_server()
+    ///     !TransportError::unsent(TransportErrorKind::Connect).may_have_reached_server()
     /// );
     /// ```
     pub fn may_have_reached_server(&self) -> bool {

@@ -85,7 +85,14 @@
 //!
 //! [tower]: https://docs.rs/tower
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    unnameable_types
+)]
+#![forbid(unsafe_code)]
 
 mod encoding;
 mod protocol;
@@ -93,6 +100,7 @@ mod protocol;
 /// The test vectors' one loader, shared with the integration tests.
 #[cfg(test)]
 #[path = "../tests/common/vectors.rs"]
+#[allow(unreachable_pub)] // `pub` for the integration tests that share the file.
 mod test_vectors;
 
 pub mod client;

@@ -471,7 +471,7 @@ impl VerifyRequest {
 /// ```
 /// use tower_aliyun_captcha::{Verification, VerifyCode};
 ///
-/// let verdict = Verification::new(true, VerifyCode::T001, "3F29-…");
+/// let verdict = Verification::pass(VerifyCode::T001, "3F29-…");
 /// assert!(verdict.passed());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,18 +483,40 @@ pub struct Verification {
 }
 
 impl Verification {
-    /// A verdict: whether it passed (`Result.VerifyResult`), its code and the request id.
+    /// A passing verdict (`Result.VerifyResult` true), with its code and the request id.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::{Verification, VerifyCode};
+    ///
+    /// // What a stand-in verifier in a test would answer for a person who passed.
+    /// let verdict = Verification::pass(VerifyCode::T001, "test-request");
+    /// assert!(verdict.passed());
+    /// ```
+    pub fn pass(code: VerifyCode, request_id: impl Into<String>) -> Self {
+        Self::from_result(true, code, request_id)
+    }
+
+    /// A failing verdict (`Result.VerifyResult` false), with its code and the request id.
     ///
     /// ```
     /// use tower_aliyun_captcha::{Verification, VerifyCode};
     ///
     /// // What a stand-in verifier in a test would answer for a failed slider.
-    /// let verdict = Verification::new(false, VerifyCode::F015, "test-request");
+    /// let verdict = Verification::fail(VerifyCode::F015, "test-request");
     /// assert!(!verdict.passed());
     /// ```
-    pub fn new(passed: bool, code: VerifyCode, request_id: impl Into<String>) -> Self {
+    pub fn fail(code: VerifyCode, request_id: impl Into<String>) -> Self {
+        Self::from_result(false, code, request_id)
+    }
+
+    /// A verdict as the service's `Result` carries it.
+    pub(crate) fn from_result(
+        verify_result: bool,
+        code: VerifyCode,
+        request_id: impl Into<String>,
+    ) -> Self {
         Self {
-            passed,
+            passed: verify_result,
             code,
             request_id: request_id.into(),
             certify_id: None,
@@ -506,7 +528,7 @@ impl Verification {
     /// ```
     /// use tower_aliyun_captcha::{Verification, VerifyCode};
     ///
-    /// let verdict = Verification::new(true, VerifyCode::T001, "R").with_certify_id("c-1");
+    /// let verdict = Verification::pass(VerifyCode::T001, "R").with_certify_id("c-1");
     /// assert_eq!(verdict.certify_id(), Some("c-1"));
     /// ```
     pub fn with_certify_id(mut self, certify_id: impl Into<String>) -> Self {
@@ -521,7 +543,7 @@ impl Verification {
     /// ```
     /// use tower_aliyun_captcha::{Verification, VerifyCode};
     ///
-    /// assert_eq!(Verification::new(false, VerifyCode::F015, "R").certify_id(), None);
+    /// assert_eq!(Verification::fail(VerifyCode::F015, "R").certify_id(), None);
     /// ```
     pub fn certify_id(&self) -> Option<&str> {
         self.certify_id.as_deref()
@@ -537,8 +559,8 @@ impl Verification {
     /// ```
     /// use tower_aliyun_captcha::{Verification, VerifyCode};
     ///
-    /// assert!(Verification::new(true, VerifyCode::T005, "id").passed());
-    /// assert!(!Verification::new(false, VerifyCode::F004, "id").passed());
+    /// assert!(Verification::pass(VerifyCode::T005, "id").passed());
+    /// assert!(!Verification::fail(VerifyCode::F004, "id").passed());
     /// ```
     pub fn passed(&self) -> bool {
         self.passed
@@ -549,7 +571,7 @@ impl Verification {
     /// ```
     /// use tower_aliyun_captcha::{Verification, VerifyCode};
     ///
-    /// let verdict = Verification::new(false, VerifyCode::F018, "id");
+    /// let verdict = Verification::fail(VerifyCode::F018, "id");
     /// assert_eq!(verdict.code(), &VerifyCode::F018);
     /// ```
     pub fn code(&self) -> &VerifyCode {
@@ -561,11 +583,7 @@ impl Verification {
     /// ```
     /// use tower_aliyun_captcha::{Verification, VerifyCode};
     ///
-    /// let verdict = Verification::new(
-    ///     true,
-    ///     VerifyCode::T001,
-    ///     "C9D1E5A2-0000-4000-8000-000000000001",
-    /// );
+    /// let verdict = Verification::pass(VerifyCode::T001, "C9D1E5A2-0000-4000-8000-000000000001");
     /// assert_eq!(verdict.request_id(), "C9D1E5A2-0000-4000-8000-000000000001");
     /// ```
     pub fn request_id(&self) -> &str {
@@ -584,7 +602,7 @@ impl Verification {
 /// };
 ///
 /// let always_pass = |_request: VerifyRequest| async {
-///     Ok::<_, tower_aliyun_captcha::Error>(Verification::new(true, VerifyCode::T001, "local"))
+///     Ok::<_, tower_aliyun_captcha::Error>(Verification::pass(VerifyCode::T001, "local"))
 /// };
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let param = CaptchaVerifyParam::new("anything").unwrap();
@@ -606,13 +624,11 @@ pub trait Verify: Send + Sync + 'static {
     ///
     /// // A verifier shared behind an `Arc` is a verifier too.
     /// let verifier = Arc::new(|request: VerifyRequest| async move {
-    ///     let passed = request.param().as_str() == "good";
-    ///     let code = if passed {
-    ///         VerifyCode::T001
+    ///     Ok::<_, tower_aliyun_captcha::Error>(if request.param().as_str() == "good" {
+    ///         Verification::pass(VerifyCode::T001, "local")
     ///     } else {
-    ///         VerifyCode::F015
-    ///     };
-    ///     Ok::<_, tower_aliyun_captcha::Error>(Verification::new(passed, code, "local"))
+    ///         Verification::fail(VerifyCode::F015, "local")
+    ///     })
     /// });
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let bad = VerifyRequest::new(CaptchaVerifyParam::new("bad").unwrap());

@@ -34,7 +34,7 @@ impl Recorder {
             seen.lock()
                 .unwrap()
                 .push(request.param().as_str().to_owned());
-            std::future::ready(Ok(Verification::new(true, VerifyCode::T001, "local")))
+            std::future::ready(Ok(Verification::pass(VerifyCode::T001, "local")))
         }
     }
 }

@@ -125,7 +125,7 @@ pub(crate) fn parse_answer(
         )
         .into());
     };
-    let verdict = Verification::new(
+    let verdict = Verification::from_result(
         result.verify_result,
         VerifyCode::from(result.verify_code.as_deref().unwrap_or_default()),
         request_id,

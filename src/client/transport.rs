@@ -205,7 +205,9 @@ impl Transport {
                         format!("the body is over {} bytes", self.max_response_bytes),
                     ))
                 } else {
-                    TransportError::new(TransportErrorKind::Io, true, Some(error)).into()
+                    TransportError::possibly_sent(TransportErrorKind::Io)
+                        .with_source(error)
+                        .into()
                 }
             })?;
         // hyper hands the connection back to the pool from a task it spawns once the body is
@@ -268,23 +270,27 @@ fn classify(error: hyper_util::client::legacy::Error) -> Error {
             TransportErrorKind::Connect
         };
         // A connect error means no connection existed, so no byte of the request was sent.
-        TransportError::new(kind, false, Some(Box::new(error))).into()
+        TransportError::unsent(kind)
+            .with_source(Box::new(error))
+            .into()
     } else {
-        TransportError::new(TransportErrorKind::Io, true, Some(Box::new(error))).into()
+        TransportError::possibly_sent(TransportErrorKind::Io)
+            .with_source(Box::new(error))
+            .into()
     }
 }
 
 pub(crate) fn timed_out() -> Error {
     // The deadline may strike after the request was written: assume it was.
-    TransportError::new(TransportErrorKind::Timeout, true, None).into()
+    TransportError::possibly_sent(TransportErrorKind::Timeout).into()
 }
 
 pub(crate) fn overloaded() -> Error {
-    TransportError::new(TransportErrorKind::Overloaded, false, None).into()
+    TransportError::unsent(TransportErrorKind::Overloaded).into()
 }
 
 pub(crate) fn no_endpoint() -> Error {
-    TransportError::new(TransportErrorKind::Connect, false, None).into()
+    TransportError::unsent(TransportErrorKind::Connect).into()
 }
 
 pub(crate) fn invalid_request(error: http::Error) -> Error {

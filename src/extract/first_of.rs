@@ -66,6 +66,14 @@ pub struct FirstOfFuture<Body, A: ExtractParam<Body>, B: ExtractParam<Body>> {
     limits: BodyLimits,
 }
 
+impl<Body, A: ExtractParam<Body>, B: ExtractParam<Body>> std::fmt::Debug
+    for FirstOfFuture<Body, A, B>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstOfFuture").finish_non_exhaustive()
+    }
+}
+
 #[pin_project(project = StateProjection)]
 enum State<FirstFuture, SecondFuture> {
     First {

@@ -53,9 +53,9 @@ use http::request::Parts;
 use pin_project::pin_project;
 
 pub use body::{BodyError, BodyLimits, CaptchaBody};
-pub use first_of::FirstOf;
+pub use first_of::{FirstOf, FirstOfFuture};
 pub use form::FormField;
-pub use header::{GrpcMetadata, Header};
+pub use header::{GrpcMetadata, Header, InvalidMetadataKey};
 pub use json::JsonField;
 pub use query::Query;
 pub use source::ParamSource;

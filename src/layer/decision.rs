@@ -120,7 +120,7 @@ mod tests {
     use crate::error::{TransportError, TransportErrorKind};
 
     fn verdict(passed: bool, code: &str) -> Verification {
-        Verification::new(passed, VerifyCode::from(code), "R")
+        Verification::from_result(passed, VerifyCode::from(code), "R")
     }
 
     fn api(status: u16, code: &str) -> Error {
@@ -128,7 +128,7 @@ mod tests {
     }
 
     fn transport(kind: TransportErrorKind) -> Error {
-        TransportError::new(kind, true, None).into()
+        TransportError::possibly_sent(kind).into()
     }
 
     const OPEN: Rules = Rules {

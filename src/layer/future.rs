@@ -41,6 +41,19 @@ where
     earlier: Option<CaptchaVerified>,
 }
 
+impl<S, V, E, R, B> std::fmt::Debug for ResponseFuture<S, V, E, R, B>
+where
+    S: Service<Request<CaptchaBody<B>>>,
+    V: Verify,
+    E: ExtractParam<B>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The layer's extractor at work, or the one the route named (boxed: chosen at run time).
 #[pin_project(project = ExtractionProjection)]
 pub(crate) enum Extraction<F, B> {
@@ -322,7 +335,7 @@ fn extracted<V, E, R, B>(
 
 /// The verification ran out the layer's own deadline: an outage, like a client timeout.
 fn layer_deadline() -> Error {
-    TransportError::new(TransportErrorKind::Timeout, true, None).into()
+    TransportError::possibly_sent(TransportErrorKind::Timeout).into()
 }
 
 /// Decides on a verification's outcome, and logs what deserves it.

@@ -47,7 +47,7 @@
 //! use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
 //! use tower_aliyun_captcha::{SceneId, Verification, VerifyCode, VerifyRequest};
 //!
-//! # let client = |_r: VerifyRequest| async { Ok(Verification::new(true, VerifyCode::T001, "r")) };
+//! # let client = |_r: VerifyRequest| async { Ok(Verification::pass(VerifyCode::T001, "r")) };
 //! // `client` is a `tower_aliyun_captcha::Client` in a real app.
 //! let login = CaptchaLayer::builder(client, SceneId::new("login-scene")?)
 //!     .extractor(Header::default().or(JsonField::default()))

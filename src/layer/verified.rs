@@ -27,7 +27,7 @@ use crate::{CaptchaVerifyParam, SceneId, Verification, VerifyCode};
 /// use tower_aliyun_captcha::{SceneId, Verification, VerifyCode, VerifyRequest};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let pass = |_r: VerifyRequest| async { Ok(Verification::new(true, VerifyCode::T001, "req-1")) };
+/// let pass = |_r: VerifyRequest| async { Ok(Verification::pass(VerifyCode::T001, "req-1")) };
 /// let layer = CaptchaLayer::new(pass, SceneId::new("login01").unwrap());
 /// let service = ServiceBuilder::new().layer(layer).service_fn(
 ///     |request: http::Request<CaptchaBody<String>>| async move {
