@@ -9,8 +9,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_aliyun_captcha::extract::{CaptchaBody, JsonField};
-use tower_aliyun_captcha::layer::CaptchaLayer;
-use tower_aliyun_captcha::{Error, SceneId, Verification, VerifyCode, VerifyRequest};
+use tower_aliyun_captcha::{CaptchaLayer, Error, SceneId, Verification, VerifyCode, VerifyRequest};
 
 /// Passes every param at once, without I/O.
 fn instant_pass(_request: VerifyRequest) -> std::future::Ready<Result<Verification, Error>> {

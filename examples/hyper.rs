@@ -22,7 +22,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 use tower_aliyun_captcha::extract::CaptchaBody;
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified};
 
 async fn handle(
     request: Request<CaptchaBody<Incoming>>,

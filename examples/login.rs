@@ -29,8 +29,8 @@ use axum::response::{Html, Json};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tower_aliyun_captcha::extract::{FirstOf, FormField, Header, JsonField};
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, DefaultResponder};
-use tower_aliyun_captcha::{Client, SceneId, VerifyCode};
+use tower_aliyun_captcha::layer::DefaultResponder;
+use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId, VerifyCode};
 
 /// Alibaba's front-end script, loaded by the page when not emulating.
 const ALIBABA_SCRIPT: &str = "https://o.alicdn.com/captcha-frontend/aliyunCaptcha/AliyunCaptcha.js";

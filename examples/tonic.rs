@@ -16,9 +16,10 @@ mod backend;
 use std::process::ExitCode;
 
 use tonic::transport::{Channel, Server};
+use tower_aliyun_captcha::CaptchaLayer;
 use tower_aliyun_captcha::emulator::Mint;
 use tower_aliyun_captcha::extract::GrpcMetadata;
-use tower_aliyun_captcha::layer::{CaptchaLayer, Route};
+use tower_aliyun_captcha::layer::Route;
 
 #[tokio::main]
 async fn main() -> ExitCode {

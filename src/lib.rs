@@ -18,8 +18,7 @@
 //! use axum::{Router, routing::post};
 //! use tower::ServiceExt as _;
 //! use tower_aliyun_captcha::emulator::{Emulator, Mint};
-//! use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
-//! use tower_aliyun_captcha::{Client, Credentials, SceneId};
+//! use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, Credentials, SceneId};
 //!
 //! async fn login(verified: CaptchaVerified) -> String {
 //!     format!("welcome ({:?})", verified.code())
@@ -61,10 +60,17 @@
 //!   or a closure).
 //! - [`sign`]: the ACS3-HMAC-SHA256 request signature, pure and I/O-free.
 //! - [`Client`]: the signed, pooled verification client; implements [`Verify`].
-//! - [`Credentials`]: AccessKey pairs and STS tokens, from values or the environment.
+//! - [`credentials`]: AccessKey pairs and STS tokens, and where they come from (the default
+//!   chain of Alibaba's credentials libraries, STS roles, the ECS metadata service).
 //! - [`VerifyCode`], [`Verification`], [`Error`]: typed verdicts and failures.
 //! - `emulator` (feature `emulator`): a local emulator of the service for tests and offline
 //!   development.
+//!
+//! The crate root re-exports the names a protected route needs end to end:
+//! [`CaptchaLayer`], [`CaptchaVerified`], [`Client`], [`Credentials`], [`SceneId`],
+//! [`CaptchaVerifyParam`], [`VerifyRequest`], [`Verify`], [`Verification`], [`VerifyCode`] and
+//! [`Error`]. Everything else is reached through its module (`layer::Route`,
+//! `client::Region`, …).
 //!
 //! A `CaptchaVerifyParam` is single-use: nothing in this crate ever sends one twice.
 //!
@@ -122,9 +128,13 @@ pub mod encryption;
 /// A type-erased error, as tower and hyper use them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+// What to re-export: the names a protected route needs end to end (the layer and its
+// verdict, the client and what it is given, the verdict and error types). Everything else is
+// reached through its module, so each item has one path besides these.
 pub use client::Client;
 pub use credentials::Credentials;
 pub use error::Error;
+pub use layer::{CaptchaLayer, CaptchaVerified};
 pub use verify::{CaptchaVerifyParam, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
 
 /// The README's code blocks, compiled as doctests so they stay true. Its snippets use the

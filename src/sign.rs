@@ -3,6 +3,11 @@
 //! The same code signs our client's requests and verifies requests in the emulator, so there is
 //! exactly one implementation of the canonical request.
 //!
+//! This module is part of the stable API: it follows Alibaba's published V3 signature, which
+//! other Alibaba Cloud APIs share, so it can sign (or, in a test double, check) their requests
+//! too. For this crate's own request, [`Client::signed_request`](crate::Client::signed_request)
+//! gives the whole signed `http::Request`.
+//!
 //! ```text
 //! CanonicalRequest = Method \n CanonicalURI \n CanonicalQuery \n CanonicalHeaders \n
 //!                    SignedHeaders \n HashedPayload

@@ -6,10 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tower_aliyun_captcha::client::Client;
 use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint, ParamFormat};
 use tower_aliyun_captcha::error::{ApiErrorCode, ResponseErrorKind, TransportErrorKind};
-use tower_aliyun_captcha::{Credentials, Error, VerifyCode};
+use tower_aliyun_captcha::{Client, Credentials, Error, VerifyCode};
 
 #[tokio::test]
 async fn a_human_passes_and_failures_are_verdicts() {

@@ -20,8 +20,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, FailurePolicy};
-use tower_aliyun_captcha::{Client, SceneId};
+use tower_aliyun_captcha::layer::FailurePolicy;
+use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 const GRACE: Duration = Duration::from_millis(100);

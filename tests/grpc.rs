@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use common::*;
 use tonic::Code;
 use tonic::transport::{Channel, Server};
-use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::extract::GrpcMetadata;
-use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy, Route};
+use tower_aliyun_captcha::layer::{FailurePolicy, Route};
+use tower_aliyun_captcha::{CaptchaLayer, SceneId};
 
 async fn grpc_server(emulator: &Emulator, policy: FailurePolicy) -> SocketAddr {
     let route = Route::exact(accounts::SIGNUP_PATH, SceneId::new(SIGNUP).unwrap());

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_aliyun_captcha::extract::{CaptchaBody, FormField, Header, JsonField, Query};
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified};
 use tower_aliyun_captcha::{
     CaptchaVerifyParam, Client, Credentials, Error, SceneId, Verification, VerifyCode,
     VerifyRequest,

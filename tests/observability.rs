@@ -19,8 +19,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower_aliyun_captcha::emulator::{Faults, Mint};
-use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified, Outcome};
-use tower_aliyun_captcha::{Client, SceneId};
+use tower_aliyun_captcha::layer::Outcome;
+use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

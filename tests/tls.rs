@@ -14,9 +14,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
-use tower_aliyun_captcha::client::{Client, TlsRoots};
+use tower_aliyun_captcha::client::TlsRoots;
 use tower_aliyun_captcha::error::TransportErrorKind;
-use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, Error, VerifyCode, VerifyRequest};
+use tower_aliyun_captcha::{
+    CaptchaVerifyParam, Client, Credentials, Error, VerifyCode, VerifyRequest,
+};
 
 const ANSWER: &str = r#"{"RequestId":"tls","Code":"Success","Success":true,"Result":{"VerifyResult":true,"VerifyCode":"T001"}}"#;
 

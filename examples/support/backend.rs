@@ -6,11 +6,11 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tower_aliyun_captcha::client::{Client, Region};
+use tower_aliyun_captcha::client::Region;
 use tower_aliyun_captcha::credentials::{DefaultChain, ProvideCredentials};
 use tower_aliyun_captcha::emulator::Emulator;
 use tower_aliyun_captcha::encryption::SceneKey;
-use tower_aliyun_captcha::{Credentials, SceneId};
+use tower_aliyun_captcha::{Client, Credentials, SceneId};
 
 /// Where verifications go.
 pub struct Backend {

@@ -8,8 +8,8 @@
 //! opened, within the same deadline.
 //!
 //! ```no_run
-//! use tower_aliyun_captcha::client::{Client, Region};
-//! use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
+//! use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
+//! use tower_aliyun_captcha::client::Region;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::builder()
@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod capped;
 mod endpoint;
 pub(crate) mod proxy;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+pub use builder::{BuildError, ClientBuilder, ENV_ALLOW_HTTP, ENV_ENDPOINT, ENV_REGION};
 pub use endpoint::{Endpoint, InvalidEndpoint, Region, UnknownRegion};
 pub use proxy::Proxy;
 pub(crate) use proxy::ProxyConnector;
@@ -46,9 +48,7 @@ pub use transport::TlsRoots;
 pub(crate) use transport::connector_builder;
 
 use crate::Error;
-use crate::credentials::{
-    Credentials, CredentialsCache, CredentialsError, DefaultChain, ProvideCredentials,
-};
+use crate::credentials::{Credentials, CredentialsCache, CredentialsError};
 use crate::verify::{CaptchaVerifyParam, Verification, Verify, VerifyRequest};
 use tracing::Instrument as _;
 
@@ -104,6 +104,7 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+/// What a client and its clones share; made by [`ClientBuilder::build`].
 struct Inner {
     transport: transport::Transport,
     endpoints: Vec<Endpoint>,
@@ -113,6 +114,29 @@ struct Inner {
     /// is read, so hyper never has to open a connection past the cap.
     slots: Arc<tokio::sync::Semaphore>,
     connection_wait: Duration,
+}
+
+impl Client {
+    /// A client over what its builder put together.
+    fn from_parts(
+        transport: transport::Transport,
+        endpoints: Vec<Endpoint>,
+        credentials: Arc<CredentialsCache>,
+        timeout: Duration,
+        max_connections: usize,
+        connection_wait: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                endpoints,
+                credentials,
+                timeout,
+                slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+                connection_wait,
+            }),
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -426,6 +450,7 @@ fn sign_now(
 /// let future = start(&client, CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap());
 /// assert_send(&future); // not polled: nothing is sent
 /// ```
+#[must_use = "futures do nothing unless polled"]
 pub struct VerifyFuture(Pin<Box<dyn Future<Output = Result<Verification, Error>> + Send>>);
 
 impl Future for VerifyFuture {
@@ -449,543 +474,3 @@ impl Verify for Client {
         Client::verify(self, request)
     }
 }
-
-/// Configures a [`Client`].
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_aliyun_captcha::Credentials;
-/// use tower_aliyun_captcha::client::{Client, Region};
-///
-/// let client = Client::builder()
-///     .credentials(Credentials::new("id", "secret"))
-///     .region(Region::ApSoutheast1)
-///     .timeout(Duration::from_secs(2))
-///     .build()
-///     .unwrap();
-/// assert_eq!(client.endpoints().len(), 2); // regional, then dual-stack
-/// ```
-#[derive(Default)]
-pub struct ClientBuilder {
-    credentials: Option<CredentialsCache>,
-    endpoints: Vec<String>,
-    allow_http: bool,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    max_response_bytes: Option<usize>,
-    max_connections: Option<usize>,
-    connection_wait: Option<Duration>,
-    tls_roots: Option<TlsRoots>,
-    tls_config: Option<rustls::ClientConfig>,
-    proxy: Option<Proxy>,
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("endpoints", &self.endpoints)
-            .field("allow_http", &self.allow_http)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The environment variable with the region (`cn-shanghai`, `ap-southeast-1`, …), read by
-/// [`ClientBuilder::from_env`].
-pub const ENV_REGION: &str = "ALIBABA_CLOUD_REGION_ID";
-/// The environment variable with an endpoint URL that replaces the region's, e.g. a local
-/// emulator: `http://127.0.0.1:8787`.
-pub const ENV_ENDPOINT: &str = "ALIBABA_CLOUD_CAPTCHA_ENDPOINT";
-/// Set to `true` to allow a plain `http://` endpoint in [`ENV_ENDPOINT`] on a host other than
-/// the loopback (an emulator in another container).
-pub const ENV_ALLOW_HTTP: &str = "ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP";
-
-impl ClientBuilder {
-    /// A builder configured from the environment, so that a deployment (or a test) can point
-    /// an app at a region or an emulator with variables alone:
-    ///
-    /// | variable | what |
-    /// |---|---|
-    /// | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, `ALIBABA_CLOUD_SECURITY_TOKEN` | the credentials |
-    /// | `ALIBABA_CLOUD_REGION_ID` | the region (default `cn-shanghai`) |
-    /// | `ALIBABA_CLOUD_CAPTCHA_ENDPOINT` | an endpoint URL instead of the region's; `http://` only on the loopback, unless `ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP=true` |
-    /// | `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` | the outbound proxy (see [`Proxy`]) |
-    ///
-    /// Anything set on the builder afterwards wins.
-    ///
-    /// ```no_run
-    /// use tower_aliyun_captcha::client::ClientBuilder;
-    ///
-    /// let client = ClientBuilder::from_env()?.build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn from_env() -> Result<Self, BuildError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// As [`from_env`](Self::from_env), reading variables from `lookup` instead.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::ClientBuilder;
-    ///
-    /// let client = ClientBuilder::from_lookup(|name| match name {
-    ///     "ALIBABA_CLOUD_ACCESS_KEY_ID" => Some("LTAI5tExample".into()),
-    ///     "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some("example-secret".into()),
-    ///     "ALIBABA_CLOUD_CAPTCHA_ENDPOINT" => Some("http://127.0.0.1:8787".into()),
-    ///     _ => None,
-    /// })?
-    /// .build()?;
-    /// assert_eq!(client.endpoints()[0].host(), "127.0.0.1:8787");
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) -> Result<Self, BuildError> {
-        let lookup = Arc::new(lookup);
-        let read = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut builder = Self::default()
-            .credentials_provider({
-                let lookup = Arc::clone(&lookup);
-                DefaultChain::builder()
-                    .lookup(move |name| lookup(name))
-                    .build()
-            })
-            .proxy(Proxy::from_lookup(|name| lookup(name)));
-        if let Some(region) = read(ENV_REGION) {
-            let region: Region = region
-                .trim()
-                .parse()
-                .map_err(|e: UnknownRegion| BuildError::Region(format!("{ENV_REGION}: {e}")))?;
-            builder = builder.region(region);
-        }
-        if let Some(url) = read(ENV_ENDPOINT) {
-            let endpoint: Endpoint = url.trim().parse().map_err(BuildError::Endpoint)?;
-            let allowed = read(ENV_ALLOW_HTTP).is_some_and(|v| v.trim() == "true");
-            builder = builder
-                .endpoint(url.trim())
-                .allow_http(!endpoint.is_https() && (allowed || endpoint.is_loopback()));
-        }
-        Ok(builder)
-    }
-
-    /// Signs with fixed credentials. Without this (or a provider), the client takes its
-    /// credentials from the [`DefaultChain`] when it first needs them.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let credentials =
-    ///     Credentials::new("STS.Example", "temporary-secret").with_security_token("token");
-    /// let client = Client::builder().credentials(credentials).build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = Some(CredentialsCache::fixed(credentials));
-        self
-    }
-
-    /// Signs with credentials from `provider`: asked when first needed, and again ahead of
-    /// their expiry, in the background (see [`credentials`](crate::credentials)).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Client;
-    /// use tower_aliyun_captcha::credentials::{DefaultChain, RamRoleArn};
-    ///
-    /// // A role assumed with whatever the default chain finds.
-    /// let role = RamRoleArn::new(DefaultChain::new(), "acs:ram::1234567890123456:role/captcha");
-    /// let client = Client::builder().credentials_provider(role).build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn credentials_provider(mut self, provider: impl ProvideCredentials) -> Self {
-        self.credentials = Some(CredentialsCache::new(Box::new(provider)));
-        self
-    }
-
-    /// Uses a region's endpoint, then its dual-stack twin. This is the default, with
-    /// `cn-shanghai`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::client::{Client, Region};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .region("ap-southeast-1".parse::<Region>().unwrap())
-    ///     .build()?;
-    /// assert_eq!(
-    ///     client.endpoints()[1].host(),
-    ///     "captcha-dualstack.ap-southeast-1.aliyuncs.com"
-    /// );
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn region(mut self, region: Region) -> Self {
-        self.endpoints = region.endpoints().iter().map(ToString::to_string).collect();
-        self
-    }
-
-    /// Uses one endpoint URL, replacing any set before.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .endpoint("https://captcha.example.internal:8443")
-    ///     .build()?;
-    /// assert_eq!(client.endpoints().len(), 1);
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoints = vec![url.into()];
-        self
-    }
-
-    /// Adds an endpoint to try, in order, when none before it could be connected to.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::client::{Client, Region};
-    ///
-    /// // Shanghai (and its dual-stack twin) first, then Singapore.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .region(Region::CnShanghai)
-    ///     .failover_endpoint(Region::ApSoutheast1.endpoint().to_string())
-    ///     .build()?;
-    /// assert_eq!(client.endpoints().len(), 3);
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn failover_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoints.push(url.into());
-        self
-    }
-
-    /// Allows plain `http://` endpoints. Only for a local emulator: over plain HTTP the
-    /// request can be read and the verdict forged on the way.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::BuildError;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let plain = || {
-    ///     Client::builder()
-    ///         .credentials(Credentials::new("id", "secret"))
-    ///         .endpoint("http://127.0.0.1:9000")
-    /// };
-    /// assert!(matches!(plain().build(), Err(BuildError::PlainHttp(_))));
-    /// assert!(plain().allow_http(true).build().is_ok());
-    /// ```
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
-        self
-    }
-
-    /// The deadline for a whole verification: connecting (to every endpoint tried), sending,
-    /// and reading the answer. Default [`DEFAULT_TIMEOUT`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// // A login page can afford a second; past it the layer's failure policy decides.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .timeout(Duration::from_secs(1))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The deadline for opening one connection. Default [`DEFAULT_CONNECT_TIMEOUT`]; keep it
-    /// well below [`timeout`](Self::timeout), so that failover has time to happen.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::client::Region;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// // Give up on an endpoint quickly, leaving time for its dual-stack twin within the timeout.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .region(Region::CnShanghai)
-    ///     .connect_timeout(Duration::from_millis(800))
-    ///     .timeout(Duration::from_secs(2))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// The largest response body accepted. Default [`DEFAULT_MAX_RESPONSE_BYTES`].
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .max_response_bytes(8 * 1024)
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.max_response_bytes = Some(bytes);
-        self
-    }
-
-    /// The most connections open at once, across endpoints. Default
-    /// [`DEFAULT_MAX_CONNECTIONS`]. Set it to the number of verifications you allow in flight:
-    /// past it, a verification waits (within its timeout) for a pooled connection.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::layer::CaptchaLayer;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// // As many connections as the layer lets verifications run at once.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .max_connections(64)
-    ///     .build()?;
-    /// let layer = CaptchaLayer::builder(client, tower_aliyun_captcha::SceneId::new("login")?)
-    ///     .max_in_flight(64)
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn max_connections(mut self, connections: usize) -> Self {
-        self.max_connections = Some(connections);
-        self
-    }
-
-    /// How long a verification waits for one of the [`max_connections`](Self::max_connections)
-    /// slots before failing as [overloaded](crate::error::ErrorClass::Overloaded), with nothing
-    /// sent. Default [`DEFAULT_CONNECTION_WAIT`]: under a flood, verifications are turned away
-    /// at once instead of queueing until they time out.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .max_connections(32)
-    ///     .connection_wait(Duration::from_millis(100))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn connection_wait(mut self, wait: Duration) -> Self {
-        self.connection_wait = Some(wait);
-        self
-    }
-
-    /// Which certificate authorities to trust, e.g. a private CA in front of the service.
-    /// Certificates are always verified; there is no way to turn that off.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::TlsRoots;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let mut roots = rustls::RootCertStore::empty();
-    /// # let ca_certificate_der: Vec<rustls::pki_types::CertificateDer<'static>> = Vec::new();
-    /// // Your CA's certificate, DER-encoded (e.g. parsed from its PEM file).
-    /// roots.add_parsable_certificates(ca_certificate_der);
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .endpoint("https://captcha-gateway.corp.example")
-    ///     .tls_roots(TlsRoots::custom(roots))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
-        self.tls_roots = Some(roots);
-        self
-    }
-
-    /// A rustls configuration of your own, instead of [`tls_roots`](Self::tls_roots): for
-    /// another crypto provider (aws-lc-rs, a FIPS one), client certificates or pinned roots.
-    /// Its ALPN protocols are replaced with HTTP/2 and HTTP/1.1.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
-    /// let config = rustls::ClientConfig::builder_with_provider(provider)
-    ///     .with_safe_default_protocol_versions()?
-    ///     .with_root_certificates(rustls::RootCertStore::empty())
-    ///     .with_no_client_auth();
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .tls_config(config)
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
-        self.tls_config = Some(config);
-        self
-    }
-
-    /// Where connections go: by default [`Proxy::from_env`] (`HTTPS_PROXY`, `NO_PROXY`, …).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::{Client, Proxy};
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// let direct = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .proxy(Proxy::none())
-    ///     .build()?;
-    /// # let _ = direct;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn proxy(mut self, proxy: Proxy) -> Self {
-        self.proxy = Some(proxy);
-        self
-    }
-
-    /// Builds the client. Needs a Tokio runtime when it is used, not when it is built.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::BuildError;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let bad = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .endpoint("ftp://nope")
-    ///     .build();
-    /// assert!(matches!(bad, Err(BuildError::Endpoint(_))));
-    /// ```
-    pub fn build(self) -> Result<Client, BuildError> {
-        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let connection_wait = self.connection_wait.unwrap_or(DEFAULT_CONNECTION_WAIT);
-        let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-        let max_response_bytes = self
-            .max_response_bytes
-            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
-        // A zero bound or deadline would fail every verification, which a fail-open layer
-        // would turn into letting everyone in.
-        for (zero, setting) in [
-            (timeout.is_zero(), "timeout"),
-            (connect_timeout.is_zero(), "connect_timeout"),
-            (connection_wait.is_zero(), "connection_wait"),
-            (max_connections == 0, "max_connections"),
-            (max_response_bytes == 0, "max_response_bytes"),
-        ] {
-            if zero {
-                return Err(BuildError::Zero(setting));
-            }
-        }
-        let credentials = Arc::new(
-            self.credentials
-                .unwrap_or_else(|| CredentialsCache::new(Box::new(DefaultChain::new()))),
-        );
-        let urls = if self.endpoints.is_empty() {
-            Region::CnShanghai
-                .endpoints()
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        } else {
-            self.endpoints
-        };
-        let mut endpoints = Vec::with_capacity(urls.len());
-        for url in urls {
-            let endpoint: Endpoint = url.parse().map_err(BuildError::Endpoint)?;
-            if !endpoint.is_https() && !self.allow_http {
-                return Err(BuildError::PlainHttp(endpoint.to_string()));
-            }
-            endpoints.push(endpoint);
-        }
-        let transport = transport::Transport::new(transport::Options {
-            connect_timeout,
-            max_response_bytes,
-            max_connections,
-            roots: self.tls_roots.unwrap_or_default(),
-            tls_config: self.tls_config,
-            proxies: self
-                .proxy
-                .unwrap_or_default()
-                .matcher()
-                .map_err(BuildError::Proxy)?,
-        })
-        .map_err(BuildError::Tls)?;
-        Ok(Client {
-            inner: Arc::new(Inner {
-                transport,
-                endpoints,
-                credentials,
-                timeout,
-                slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
-                connection_wait,
-            }),
-        })
-    }
-}
-
-/// A client could not be built.
-///
-/// ```
-/// use tower_aliyun_captcha::client::BuildError;
-/// use tower_aliyun_captcha::{Client, Credentials};
-///
-/// let error = Client::builder()
-///     .credentials(Credentials::new("id", "secret"))
-///     .endpoint("http://127.0.0.1:9000")
-///     .build()
-///     .unwrap_err();
-/// assert!(matches!(error, BuildError::PlainHttp(_)));
-/// assert!(error.to_string().contains("allow_http(true)"));
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// No credentials were given and the environment has none.
-    Credentials(crate::credentials::CredentialsError),
-    /// An endpoint URL is invalid.
-    Endpoint(InvalidEndpoint),
-    /// An `http://` endpoint without [`ClientBuilder::allow_http`].
-    PlainHttp(String),
-    /// The TLS configuration could not be made (no roots, or none could be loaded).
-    Tls(String),
-    /// A bound or deadline was set to zero, which would fail every verification.
-    Zero(&'static str),
-    /// The proxy URL is not an `http://` URL with a host.
-    Proxy(String),
-    /// The region in the environment is not known.
-    Region(String),
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Credentials(error) => error.fmt(f),
-            Self::Endpoint(error) => error.fmt(f),
-            Self::PlainHttp(url) => write!(
-                f,
-                "{url} is plain HTTP; call allow_http(true) to use it (only for a local emulator)"
-            ),
-            Self::Tls(why) => write!(f, "TLS configuration failed: {why}"),
-            Self::Proxy(why) | Self::Region(why) => f.write_str(why),
-            Self::Zero(setting) => write!(
-                f,
-                "{setting} is zero, which would fail every verification; leave it unset for the default"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}

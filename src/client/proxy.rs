@@ -29,8 +29,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// never shown by `Debug`.
 ///
 /// ```
-/// use tower_aliyun_captcha::client::{Client, Proxy};
-/// use tower_aliyun_captcha::Credentials;
+/// use tower_aliyun_captcha::{Client, Credentials};
+/// use tower_aliyun_captcha::client::Proxy;
 ///
 /// let client = Client::builder()
 ///     .credentials(Credentials::new("id", "secret"))

@@ -41,6 +41,7 @@ const ENV_IMDSV1_DISABLED: &str = "ALIBABA_CLOUD_IMDSV1_DISABLED";
 /// # let _ = client;
 /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
+#[must_use]
 pub struct EcsRamRole {
     role_name: Option<String>,
     endpoint: String,

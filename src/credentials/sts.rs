@@ -154,6 +154,7 @@ fn checked_duration(duration: Duration) -> Result<Duration, CredentialsError> {
 /// # let _ = client;
 /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
+#[must_use]
 pub struct RamRoleArn {
     source: Arc<CredentialsCache>,
     role_arn: String,
@@ -340,6 +341,7 @@ impl ProvideCredentials for RamRoleArn {
 /// # let _ = client;
 /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
+#[must_use]
 pub struct OidcRoleArn {
     role_arn: String,
     provider_arn: String,

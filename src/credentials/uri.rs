@@ -31,6 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # let _ = client;
 /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
+#[must_use]
 pub struct CredentialsUri {
     url: String,
     proxy: Proxy,

@@ -48,6 +48,7 @@ pub enum FaultMode {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
+#[must_use]
 pub struct Faults {
     /// What to answer instead of the normal response.
     pub mode: FaultMode,

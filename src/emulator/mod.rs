@@ -145,6 +145,7 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// # }).unwrap();
 /// ```
 #[derive(Clone, Default)]
+#[must_use]
 pub struct EmulatorBuilder {
     keys: HashMap<String, KnownKey>,
     scenes: Vec<(String, Option<TestMode>)>,
@@ -631,6 +632,7 @@ impl State {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[must_use]
 pub struct Mint {
     /// The scene; the emulator's first scene when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 /// Past the budget, the request is answered 503, as under [`FailurePolicy::Closed`].
 ///
 /// ```
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, DegradedBudget};
-/// use tower_aliyun_captcha::SceneId;
+/// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+/// use tower_aliyun_captcha::layer::DegradedBudget;
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };

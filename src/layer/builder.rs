@@ -58,8 +58,7 @@ pub(crate) struct Shared<V, E, R> {
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower_aliyun_captcha::extract::{CaptchaBody, JsonField};
-/// use tower_aliyun_captcha::layer::CaptchaLayer;
-/// use tower_aliyun_captcha::SceneId;
+/// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
@@ -106,8 +105,7 @@ impl<V> CaptchaLayer<V> {
     ///
     /// ```
     /// use axum::{Router, routing::post};
-    /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+    /// use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId};
     /// # let client = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -131,9 +129,9 @@ impl<V> CaptchaLayer<V> {
     ///
     /// ```
     /// use http::Method;
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// use tower_aliyun_captcha::extract::GrpcMetadata;
-    /// use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy, Route, Routes};
+    /// use tower_aliyun_captcha::layer::{FailurePolicy, Route, Routes};
     /// # let client = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -181,8 +179,8 @@ impl<S, V, E, R> Layer<S> for CaptchaLayer<V, E, R> {
 /// ```
 /// use std::time::Duration;
 /// use tower_aliyun_captcha::extract::{BodyLimits, FormField};
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, DegradedBudget, FailurePolicy};
-/// use tower_aliyun_captcha::SceneId;
+/// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+/// use tower_aliyun_captcha::layer::{DegradedBudget, FailurePolicy};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
@@ -227,8 +225,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     ///
     /// ```
     /// use tower_aliyun_captcha::extract::{Header, JsonField};
-    /// use tower_aliyun_captcha::layer::CaptchaLayer;
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -257,8 +254,8 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// What to do when the service has an outage. Default [`FailurePolicy::Open`].
     ///
     /// ```
-    /// use tower_aliyun_captcha::layer::{CaptchaLayer, FailurePolicy};
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+    /// use tower_aliyun_captcha::layer::FailurePolicy;
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -278,8 +275,8 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// Default [`DegradedBudget::adaptive`].
     ///
     /// ```
-    /// use tower_aliyun_captcha::layer::{CaptchaLayer, DegradedBudget};
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+    /// use tower_aliyun_captcha::layer::DegradedBudget;
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -299,8 +296,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// passes every param, so in production T005 is refused (and logged at warn).
     ///
     /// ```
-    /// use tower_aliyun_captcha::layer::CaptchaLayer;
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -324,8 +320,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// captcha off for everyone, silently.
     ///
     /// ```
-    /// use tower_aliyun_captcha::layer::CaptchaLayer;
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -347,8 +342,8 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// ```
     /// use bytes::Bytes;
     /// use http_body_util::Full;
-    /// use tower_aliyun_captcha::layer::{CaptchaLayer, Refusal};
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+    /// use tower_aliyun_captcha::layer::Refusal;
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -384,8 +379,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// ```
     /// use std::time::Duration;
     /// use tower_aliyun_captcha::extract::BodyLimits;
-    /// use tower_aliyun_captcha::layer::CaptchaLayer;
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -408,8 +402,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// [`max_connections`](crate::client::ClientBuilder::max_connections). Zero is refused.
     ///
     /// ```
-    /// use tower_aliyun_captcha::layer::CaptchaLayer;
-    /// use tower_aliyun_captcha::{Client, Credentials, SceneId};
+    /// use tower_aliyun_captcha::{CaptchaLayer, Client, Credentials, SceneId};
     ///
     /// let client = Client::builder()
     ///     .credentials(Credentials::new("id", "secret"))
@@ -431,8 +424,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_aliyun_captcha::layer::CaptchaLayer;
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// # let my_verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -453,8 +445,8 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// counters of your own, alongside or instead of the `metrics` feature.
     ///
     /// ```
-    /// use tower_aliyun_captcha::layer::{CaptchaLayer, Outcome};
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+    /// use tower_aliyun_captcha::layer::Outcome;
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -475,8 +467,8 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// Checks the configuration and builds the layer.
     ///
     /// ```
-    /// use tower_aliyun_captcha::layer::{CaptchaLayer, ConfigError};
-    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+    /// use tower_aliyun_captcha::layer::ConfigError;
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
@@ -533,7 +525,8 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
 /// A layer configuration the builder refused.
 ///
 /// ```
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, ConfigError, RouteError, Routes};
+/// use tower_aliyun_captcha::CaptchaLayer;
+/// use tower_aliyun_captcha::layer::{ConfigError, RouteError, Routes};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };

@@ -24,6 +24,7 @@ use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode
 
 /// The future of [`CaptchaService`](super::CaptchaService): a small state machine, not boxed.
 #[pin_project]
+#[must_use = "futures do nothing unless polled"]
 pub struct ResponseFuture<S, V, E, R, B>
 where
     S: Service<Request<CaptchaBody<B>>>,

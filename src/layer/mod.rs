@@ -44,8 +44,7 @@
 //! ```
 //! use axum::{Json, Router, routing::post};
 //! use tower_aliyun_captcha::extract::{Header, JsonField};
-//! use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
-//! use tower_aliyun_captcha::{SceneId, Verification, VerifyCode, VerifyRequest};
+//! use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId, Verification, VerifyCode, VerifyRequest};
 //!
 //! # let client = |_r: VerifyRequest| async { Ok(Verification::pass(VerifyCode::T001, "r")) };
 //! // `client` is a `tower_aliyun_captcha::Client` in a real app.

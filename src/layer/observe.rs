@@ -63,8 +63,8 @@ impl fmt::Display for OutcomeKind {
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU64, Ordering};
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, Outcome, OutcomeKind};
-/// use tower_aliyun_captcha::SceneId;
+/// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+/// use tower_aliyun_captcha::layer::{Outcome, OutcomeKind};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };

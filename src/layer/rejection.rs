@@ -276,8 +276,8 @@ impl RefusalBody for tonic::body::Body {
 /// [`IntoResponder`] around a closure that returns anything `IntoResponse`.
 ///
 /// ```
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, Refusal};
-/// use tower_aliyun_captcha::SceneId;
+/// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+/// use tower_aliyun_captcha::layer::Refusal;
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
@@ -312,8 +312,8 @@ where
 ///
 /// ```
 /// use axum::response::{Html, IntoResponse};
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, IntoResponder, Refusal};
-/// use tower_aliyun_captcha::SceneId;
+/// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+/// use tower_aliyun_captcha::layer::{IntoResponder, Refusal};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };

@@ -223,8 +223,8 @@ impl From<SceneId> for Routes {
 /// A route table the layer's builder refused.
 ///
 /// ```
-/// use tower_aliyun_captcha::SceneId;
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, ConfigError, Route, RouteError};
+/// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+/// use tower_aliyun_captcha::layer::{ConfigError, Route, RouteError};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };

@@ -24,6 +24,21 @@ impl<S, V, E, R> CaptchaService<S, V, E, R> {
     pub(crate) fn new(inner: S, shared: Arc<Shared<V, E, R>>) -> Self {
         Self { inner, shared }
     }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unprotected.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: Clone, V, E, R> Clone for CaptchaService<S, V, E, R> {

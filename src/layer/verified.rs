@@ -22,9 +22,8 @@ use crate::{CaptchaVerifyParam, SceneId, Verification, VerifyCode};
 ///
 /// ```
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tower_aliyun_captcha::layer::{CaptchaLayer, CaptchaVerified};
+/// use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId, Verification, VerifyCode, VerifyRequest};
 /// use tower_aliyun_captcha::extract::CaptchaBody;
-/// use tower_aliyun_captcha::{SceneId, Verification, VerifyCode, VerifyRequest};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let pass = |_r: VerifyRequest| async { Ok(Verification::pass(VerifyCode::T001, "req-1")) };
@@ -221,7 +220,8 @@ impl Drop for Issued {
 /// With the `axum` feature it is an extractor.
 ///
 /// ```
-/// use tower_aliyun_captcha::layer::{CaptchaPassed, CaptchaVerified};
+/// use tower_aliyun_captcha::CaptchaVerified;
+/// use tower_aliyun_captcha::layer::CaptchaPassed;
 ///
 /// fn strict(verified: &CaptchaVerified) -> Option<CaptchaPassed> {
 ///     CaptchaPassed::try_from(verified.clone()).ok()

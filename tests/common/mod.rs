@@ -14,10 +14,10 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tower_aliyun_captcha::client::{Client, ClientBuilder};
+use tower_aliyun_captcha::client::ClientBuilder;
 use tower_aliyun_captcha::emulator::{Emulator, TestMode};
 use tower_aliyun_captcha::sign::{self, CanonicalRequest};
-use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
+use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
 
 pub const KEY_ID: &str = "LTAI5tTestKeyId";
 pub const KEY_SECRET: &str = "TestSecret-do-not-log-0123456789";
