@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 requests=${1:-1000000}
 source "$here/emulator.sh"
 
-"$bin/bench" --scenario soak --endpoint "$url" --requests "$requests" --concurrency 256 | tee "$work/soak.jsonl"
+"$bin/loadgen" --scenario soak --endpoint "$url" --requests "$requests" --concurrency 256 | tee "$work/soak.jsonl"
 python3 - "$work/soak.jsonl" <<'PY'
 import json, sys
 summary = [json.loads(l) for l in open(sys.argv[1])][-1]

@@ -119,7 +119,7 @@ async fn main() -> ExitCode {
             };
             if param == "-" {
                 param = emulator
-                    .mint(Mint::pass().in_scene(&scene))
+                    .mint(Mint::pass().in_scene(SceneId::new(&scene).unwrap()))
                     .expect("a passing param mints");
             }
             builder = builder

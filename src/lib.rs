@@ -1,6 +1,6 @@
 //! Alibaba Cloud Captcha 2.0 server-side verification for [tower] services.
 //!
-//! Put a [`CaptchaLayer`](layer::CaptchaLayer) in front of a login or signup route: it takes the
+//! Put a [`CaptchaLayer`] in front of a login or signup route: it takes the
 //! `CaptchaVerifyParam` from the request, verifies it with Alibaba Cloud's
 //! `VerifyIntelligentCaptcha` API through a signed [`Client`], and either runs your handler with
 //! the verdict in the request's extensions or refuses the request.
@@ -54,7 +54,7 @@
 //!
 //! # Modules
 //!
-//! - [`layer`]: [`CaptchaLayer`](layer::CaptchaLayer), the middleware for axum, tonic and hyper
+//! - [`layer`]: [`CaptchaLayer`], the middleware for axum, tonic and hyper
 //!   services, with its route table, failure policy and refusals.
 //! - [`extract`]: where the param comes from (header, query, form, JSON, gRPC metadata, several,
 //!   or a closure).
@@ -81,13 +81,14 @@
 //! | `webpki-roots` | yes | trust Mozilla's root set, compiled in |
 //! | `native-roots` | no | trust the operating system's certificate store |
 //! | `emulator` | no | `emulator`: a local server of the API, for tests and offline development |
-//! | `axum` | no | [`CaptchaVerified`](layer::CaptchaVerified), `Option<CaptchaVerified>` and [`CaptchaPassed`](layer::CaptchaPassed) as axum extractors; routes also match axum's `OriginalUri` |
+//! | `axum` | no | [`CaptchaVerified`], `Option<CaptchaVerified>` and [`CaptchaPassed`](layer::CaptchaPassed) as axum extractors; routes also match axum's `OriginalUri` |
 //! | `tonic` | no | `layer::require_verified` for tonic requests; refusals in tonic's body type |
 //! | `metrics` | no | metrics through the [`metrics`](https://docs.rs/metrics) facade (see [`layer`]) |
 //! | `encryption` | no | `encryption`: the `EncryptedSceneId` of V3 encryption mode (AES-256-CBC) |
 //!
 //! Runnable examples: `examples/login.rs` (axum), `examples/tonic.rs`, `examples/hyper.rs`,
-//! `examples/verify.rs` (the client alone) and `examples/emulator.rs`.
+//! `examples/verify.rs` (the client alone); the emulator runs as the program
+//! `aliyun-captcha-emulator` (feature `emulator`; also `cargo run --example emulator`).
 //!
 //! [tower]: https://docs.rs/tower
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -192,7 +192,9 @@ async fn grpc_methods_are_protected_whatever_the_http_method() {
     assert_eq!(runs.count(), 0, "the gRPC handler ran without a verdict");
 
     // With a param, it runs.
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let request = Request::post(format!("http://{addr}{GRPC_PATH}"))
         .header("content-type", "application/grpc")
         .header("x-captcha-verify-param", param)
@@ -334,7 +336,9 @@ async fn a_param_of_another_scene_is_refused() {
     let layer = exposing(client_for(&emulator), scene(LOGIN));
     let addr = serve(Router::new().route("/login", runs.handler().layer(layer))).await;
     for other in [NEWSLETTER, SIGNUP, "test-pass"] {
-        let param = emulator.mint(Mint::pass().in_scene(other)).unwrap();
+        let param = emulator
+            .mint(Mint::pass().in_scene(SceneId::new(other).unwrap()))
+            .unwrap();
         let (status, _, body) =
             send(Method::POST, format!("http://{addr}/login"), Some(&param)).await;
         assert_eq!(
@@ -360,14 +364,18 @@ async fn test_mode_passes_only_when_allowed() {
         .route("/strict", runs.handler().layer(strict))
         .route("/staging", runs.handler().layer(allowed));
     let addr = serve(app).await;
-    let param = emulator.mint(Mint::pass().in_scene("test-pass")).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new("test-pass").unwrap()))
+        .unwrap();
     let (status, _, body) = send(Method::POST, format!("http://{addr}/strict"), Some(&param)).await;
     assert_eq!(
         (status, &body["code"]),
         (StatusCode::FORBIDDEN, &json!("T005"))
     );
     assert_eq!(runs.count(), 0);
-    let param = emulator.mint(Mint::pass().in_scene("test-pass")).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new("test-pass").unwrap()))
+        .unwrap();
     let (status, _, _) = send(Method::POST, format!("http://{addr}/staging"), Some(&param)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(runs.count(), 1);

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint, ParamFormat};
 use tower_aliyun_captcha::error::{ApiErrorCode, ResponseErrorKind, TransportErrorKind};
 use tower_aliyun_captcha::{Client, Credentials, Error, VerifyCode};
@@ -23,12 +24,28 @@ async fn a_human_passes_and_failures_are_verdicts() {
     assert!(!verdict.request_id().is_empty());
 
     for (mint, scene, expected) in [
-        (Mint::verdict("F015"), Some(LOGIN), VerifyCode::F015),
-        (Mint::verdict("F001"), None, VerifyCode::F001),
+        (
+            Mint::verdict(VerifyCode::F015),
+            Some(LOGIN),
+            VerifyCode::F015,
+        ),
+        (Mint::verdict(VerifyCode::F001), None, VerifyCode::F001),
         (Mint::pass(), Some(SIGNUP), VerifyCode::F012),
-        (Mint::pass().in_scene("unknown"), None, VerifyCode::F005),
-        (Mint::pass().in_scene("test-pass"), None, VerifyCode::T005),
-        (Mint::pass().in_scene("test-fail"), None, VerifyCode::F004),
+        (
+            Mint::pass().in_scene(SceneId::new("unknown").unwrap()),
+            None,
+            VerifyCode::F005,
+        ),
+        (
+            Mint::pass().in_scene(SceneId::new("test-pass").unwrap()),
+            None,
+            VerifyCode::T005,
+        ),
+        (
+            Mint::pass().in_scene(SceneId::new("test-fail").unwrap()),
+            None,
+            VerifyCode::F004,
+        ),
     ] {
         let param = emulator.mint(mint).unwrap();
         let verdict = client.verify(request(&param, scene)).await.unwrap();

@@ -23,6 +23,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceBuilder;
+use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::emulator::{Emulator, Mint};
 use tower_aliyun_captcha::extract::{CaptchaBody, GrpcMetadata};
 use tower_aliyun_captcha::layer::Route;
@@ -76,7 +77,7 @@ async fn check_stack(addr: SocketAddr, emulator: &Emulator) {
         let param = emulator.mint(Mint::pass()).unwrap();
         assert_eq!(post_login(&http, addr, &param).await, StatusCode::OK);
     }
-    let param = emulator.mint(Mint::verdict("F015")).unwrap();
+    let param = emulator.mint(Mint::verdict(VerifyCode::F015)).unwrap();
     assert_eq!(post_login(&http, addr, &param).await, StatusCode::FORBIDDEN);
     let param = emulator.mint(Mint::pass()).unwrap();
     assert_eq!(
@@ -211,7 +212,9 @@ async fn a_tonic_server_with_governor_outside_the_captcha() {
         .connect()
         .await
         .unwrap();
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let reply = accounts::call_signup(channel.clone(), "ann@example.com", Some(&param))
         .await
         .unwrap();
@@ -220,7 +223,9 @@ async fn a_tonic_server_with_governor_outside_the_captcha() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let limited = accounts::call_signup(channel, "bot@example.com", Some(&param))
         .await
         .unwrap_err();

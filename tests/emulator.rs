@@ -8,6 +8,8 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
 use serde_json::{Value, json};
+use tower_aliyun_captcha::SceneId;
+use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint, ParamFormat};
 
 fn code(body: &Value) -> &str {
@@ -376,7 +378,9 @@ async fn every_verdict_code_is_reachable() {
     for minted in [
         "F001", "F006", "F009", "F010", "F011", "F015", "F016", "F017", "F020",
     ] {
-        let param = emulator.mint(Mint::verdict(minted)).unwrap();
+        let param = emulator
+            .mint(Mint::verdict(VerifyCode::from(minted)))
+            .unwrap();
         assert_eq!(
             verdict_of(&emulator, &param, Some(LOGIN)).await,
             (false, minted.into())
@@ -408,7 +412,9 @@ async fn every_verdict_code_is_reachable() {
         verdict_of(&emulator, &param, Some(SIGNUP)).await,
         (false, "F012".into())
     );
-    let param = emulator.mint(Mint::pass().in_scene("nope")).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new("nope").unwrap()))
+        .unwrap();
     assert_eq!(
         verdict_of(&emulator, &param, None).await,
         (false, "F005".into())
@@ -427,12 +433,16 @@ async fn every_verdict_code_is_reachable() {
         (false, "F013".into())
     );
     // Test mode scenes.
-    let param = emulator.mint(Mint::pass().in_scene("test-pass")).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new("test-pass").unwrap()))
+        .unwrap();
     assert_eq!(
         verdict_of(&emulator, &param, None).await,
         (true, "T005".into())
     );
-    let param = emulator.mint(Mint::pass().in_scene("test-fail")).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new("test-fail").unwrap()))
+        .unwrap();
     assert_eq!(
         verdict_of(&emulator, &param, None).await,
         (false, "F004".into())
@@ -456,7 +466,7 @@ async fn every_verdict_code_is_reachable() {
         (false, "F014".into())
     );
     // T005 minted explicitly also passes.
-    let param = emulator.mint(Mint::verdict("T005")).unwrap();
+    let param = emulator.mint(Mint::verdict(VerifyCode::T005)).unwrap();
     assert_eq!(
         verdict_of(&emulator, &param, None).await,
         (true, "T005".into())
@@ -508,7 +518,7 @@ async fn faults_are_switched_over_http_and_counted() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(emulator.faults().mode, FaultMode::InternalError);
+    assert_eq!(emulator.faults().fault_mode(), FaultMode::InternalError);
     let param = emulator.mint(Mint::pass()).unwrap();
     let (status, body) = RawRequest::new(&emulator, &param, None)
         .send(&emulator)

@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::client::BuildError;
 use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::error::ErrorClass;
@@ -119,7 +120,7 @@ async fn flood(addr: SocketAddr, params: Vec<String>) -> Vec<Answer> {
 
 fn failing_params(emulator: &Emulator, n: usize) -> Vec<String> {
     (0..n)
-        .map(|_| emulator.mint(Mint::verdict("F015")).unwrap())
+        .map(|_| emulator.mint(Mint::verdict(VerifyCode::F015)).unwrap())
         .collect()
 }
 
@@ -211,7 +212,7 @@ async fn every_gateway_error_gets_its_class_answer() {
         ("ServiceUnavailable", ErrorClass::Outage),
     ] {
         emulator.set_faults(Faults::api_error(code));
-        let param = emulator.mint(Mint::verdict("F015")).unwrap();
+        let param = emulator.mint(Mint::verdict(VerifyCode::F015)).unwrap();
         let answer = login(&http, addr, &param).await;
         let got = (answer.status.as_u16(), answer.retry_after.as_deref());
         match class {
@@ -230,7 +231,12 @@ async fn every_gateway_error_gets_its_class_answer() {
     emulator.set_faults(
         Faults::api_error("Throttling.Api").with_retry_after(Duration::from_millis(2500)),
     );
-    let answer = login(&http, addr, &emulator.mint(Mint::verdict("F015")).unwrap()).await;
+    let answer = login(
+        &http,
+        addr,
+        &emulator.mint(Mint::verdict(VerifyCode::F015)).unwrap(),
+    )
+    .await;
     assert_eq!(
         (answer.status.as_u16(), answer.retry_after.as_deref()),
         (503, Some("3"))
@@ -266,7 +272,12 @@ async fn every_gateway_error_gets_its_class_answer() {
         .unwrap();
     let runs = Runs::default();
     let addr = serve(layer, &runs).await;
-    let answer = login(&http, addr, &emulator.mint(Mint::verdict("F015")).unwrap()).await;
+    let answer = login(
+        &http,
+        addr,
+        &emulator.mint(Mint::verdict(VerifyCode::F015)).unwrap(),
+    )
+    .await;
     assert_eq!(
         (answer.status.as_u16(), &answer.json["by"]),
         (200, &json!("configuration"))

@@ -19,6 +19,7 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::layer::FailurePolicy;
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
@@ -242,7 +243,7 @@ async fn every_fault_under_both_policies() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let logins: Vec<_> = (0..300)
         .map(|_| {
-            let param = flooded.mint(Mint::verdict("F015")).unwrap();
+            let param = flooded.mint(Mint::verdict(VerifyCode::F015)).unwrap();
             tokio::spawn(async move { login(addr, &param).await })
         })
         .collect();

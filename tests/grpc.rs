@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use common::*;
 use tonic::Code;
 use tonic::transport::{Channel, Server};
+use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::extract::GrpcMetadata;
 use tower_aliyun_captcha::layer::{FailurePolicy, Route};
@@ -50,7 +51,9 @@ async fn a_tonic_client_passes_or_sees_permission_denied() {
     let addr = grpc_server(&emulator, FailurePolicy::Closed).await;
     let channel = channel(addr).await;
 
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let reply = accounts::call_signup(channel.clone(), "ann@example.com", Some(&param))
         .await
         .unwrap();
@@ -69,7 +72,7 @@ async fn a_tonic_client_passes_or_sees_permission_denied() {
     assert_eq!(status.code(), Code::PermissionDenied, "reuse: {status:?}");
 
     let failing = emulator
-        .mint(Mint::verdict("F015").in_scene(SIGNUP))
+        .mint(Mint::verdict(VerifyCode::F015).in_scene(SceneId::new(SIGNUP).unwrap()))
         .unwrap();
     let status = accounts::call_signup(channel.clone(), "bot@example.com", Some(&failing))
         .await
@@ -78,7 +81,9 @@ async fn a_tonic_client_passes_or_sees_permission_denied() {
     assert_eq!(status.message(), "captcha verification failed");
 
     emulator.set_faults(Faults::mode(FaultMode::InternalError));
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let status = accounts::call_signup(channel, "ann@example.com", Some(&param))
         .await
         .unwrap_err();
@@ -90,7 +95,9 @@ async fn fail_open_lets_a_grpc_call_through_marked_degraded() {
     let emulator = emulator().await;
     let addr = grpc_server(&emulator, FailurePolicy::Open).await;
     emulator.set_faults(Faults::mode(FaultMode::Unavailable));
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let reply = accounts::call_signup(channel(addr).await, "ann@example.com", Some(&param))
         .await
         .unwrap();

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::Client;
 use tower_aliyun_captcha::SceneId;
+use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::extract::{BodyLimits, FirstOf, FormField, Header, JsonField, Query};
 use tower_aliyun_captcha::layer::{
@@ -309,21 +310,25 @@ async fn reuse_and_scene_mismatch_are_refused() {
         );
     }
     // A signup param used on the login route.
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let answer = send(with_header(addr, "/login", &param)).await;
     assert_eq!(
         (answer.status, &answer.json["code"]),
         (StatusCode::FORBIDDEN, &json!("F012"))
     );
     // The same param is fine on its own route.
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let answer = send(with_header(addr, "/signup", &param)).await;
     assert_eq!(
         (answer.status, &answer.json["scene"]),
         (StatusCode::OK, &json!(SIGNUP))
     );
     // A failed challenge.
-    let param = emulator.mint(Mint::verdict("F015")).unwrap();
+    let param = emulator.mint(Mint::verdict(VerifyCode::F015)).unwrap();
     let answer = send(with_header(addr, "/login", &param)).await;
     assert_eq!(
         (answer.status, &answer.json["code"]),
@@ -399,7 +404,9 @@ async fn a_route_table_protects_only_its_routes() {
 
     let answer = send(post_to(addr, "/login", "application/json", "{}")).await;
     assert_eq!(answer.status, 403);
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let answer = send(post_to(
         addr,
         "/signup/email",
@@ -501,7 +508,9 @@ async fn a_route_can_name_its_own_extractor() {
         (StatusCode::FORBIDDEN, &json!("F002"))
     );
 
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let form = format!(
         "captchaVerifyParam={}",
         form_urlencoded::byte_serialize(param.as_bytes()).collect::<String>()
@@ -517,7 +526,9 @@ async fn a_route_can_name_its_own_extractor() {
         (answer.status, &answer.json["scene"]),
         (StatusCode::OK, &json!(SIGNUP))
     );
-    let param = emulator.mint(Mint::pass().in_scene(SIGNUP)).unwrap();
+    let param = emulator
+        .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
+        .unwrap();
     let query: String = form_urlencoded::byte_serialize(param.as_bytes()).collect();
     let request = Request::post(format!("http://{addr}/signup?captchaVerifyParam={query}"))
         .body(Full::new(Bytes::new()))
@@ -555,7 +566,9 @@ async fn refusals_tell_the_page_the_outcome_and_a_coarse_reason() {
         ("F019", "captcha_expired"),
         ("F014", "captcha_expired"),
     ] {
-        let param = emulator.mint(Mint::verdict(verdict)).unwrap();
+        let param = emulator
+            .mint(Mint::verdict(VerifyCode::from(verdict)))
+            .unwrap();
         let answer = send(with_header(addr, "/login", &param)).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{verdict}");
         assert_eq!(answer.json["captchaResult"], false, "{verdict}");

@@ -18,6 +18,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::emulator::{Faults, Mint};
 use tower_aliyun_captcha::layer::Outcome;
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
@@ -113,7 +114,11 @@ fn every_documented_metric_is_recorded_with_its_labels() {
                 200
             );
             assert_eq!(
-                login(addr, Some(&emulator.mint(Mint::verdict("F015")).unwrap())).await,
+                login(
+                    addr,
+                    Some(&emulator.mint(Mint::verdict(VerifyCode::F015)).unwrap())
+                )
+                .await,
                 403
             );
             assert_eq!(login(addr, None).await, 403);

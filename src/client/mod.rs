@@ -262,7 +262,7 @@ impl Client {
     ///     .build()?;
     ///
     /// // A person who misplaced the slider: a verdict, not an error.
-    /// let param = CaptchaVerifyParam::new(emulator.mint(Mint::verdict("F015"))?)?;
+    /// let param = CaptchaVerifyParam::new(emulator.mint(Mint::verdict(VerifyCode::F015))?)?;
     /// let verdict = client.verify(VerifyRequest::new(param)).await?;
     /// assert!(!verdict.passed());
     /// assert_eq!(verdict.code(), &VerifyCode::F015);

@@ -386,9 +386,25 @@ pub type ProvideFuture<'a> =
 /// ```
 pub trait ProvideCredentials: Send + Sync + 'static {
     /// Fetches credentials (may do I/O).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::Credentials;
+    /// use tower_aliyun_captcha::credentials::ProvideCredentials;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let fixed = Credentials::new("id", "secret");
+    /// assert_eq!(fixed.provide_credentials().await.unwrap().access_key_id(), "id");
+    /// # });
+    /// ```
     fn provide_credentials(&self) -> ProvideFuture<'_>;
 
     /// A short name for reports (`env`, `oidc_role_arn`, …).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::{DefaultChain, ProvideCredentials};
+    ///
+    /// assert_eq!(DefaultChain::new().name(), "default_chain");
+    /// ```
     fn name(&self) -> &'static str {
         "custom"
     }

@@ -38,7 +38,14 @@ pub(crate) struct Counters {
     pub(crate) repeated_params: AtomicU64,
     pub(crate) params_minted: AtomicU64,
     pub(crate) credentials_issued: AtomicU64,
-    by_code: Mutex<(BTreeMap<String, u64>, BTreeMap<String, u64>)>,
+    by_code: Mutex<ByCode>,
+}
+
+/// Answers counted by their code.
+#[derive(Debug, Default)]
+struct ByCode {
+    verdicts: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -48,12 +55,12 @@ pub(crate) fn bump(counter: &AtomicU64) {
 impl Counters {
     pub(crate) fn verdict(&self, code: &str) {
         let mut maps = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
-        *maps.0.entry(code.to_owned()).or_default() += 1;
+        *maps.verdicts.entry(code.to_owned()).or_default() += 1;
     }
 
     pub(crate) fn error(&self, code: &str) {
         let mut maps = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
-        *maps.1.entry(code.to_owned()).or_default() += 1;
+        *maps.errors.entry(code.to_owned()).or_default() += 1;
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
@@ -61,8 +68,8 @@ impl Counters {
         Stats {
             connections: self.connections.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
-            verdicts: maps.0.clone(),
-            errors: maps.1.clone(),
+            verdicts: maps.verdicts.clone(),
+            errors: maps.errors.clone(),
             faults: self.faults.load(Ordering::Relaxed),
             repeated_params: self.repeated_params.load(Ordering::Relaxed),
             params_minted: self.params_minted.load(Ordering::Relaxed),

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
 
-use super::State;
-use super::auth::{Api, GatewayError, KeyStore, KnownKey};
+use super::auth::{Api, GatewayError, KnownKey};
+use super::state::State;
 use crate::protocol;
 
 /// What the emulator's credential services are configured with.
@@ -57,30 +57,12 @@ impl Issued {
     }
 }
 
-/// The static keys, then the issued ones.
-pub(crate) struct Keys<'a>(pub(crate) &'a State);
-
-impl KeyStore for Keys<'_> {
-    fn key(&self, id: &str) -> Option<KnownKey> {
-        self.0.keys.key(id).or_else(|| {
-            self.0
-                .issued
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(id)
-                .cloned()
-        })
-    }
-}
-
 /// The longest session STS grants (a role's maximum can be set up to 12 hours).
 const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
-/// The most issued credentials remembered at once; past it the ones that expire first go.
-const MAX_ISSUED: usize = 4096;
 
 /// Issues credentials valid for `asked` (capped by the configuration), and remembers them.
 fn issue(state: &State, asked: Duration) -> Issued {
-    let lifetime = state.sts.max_lifetime.map_or(asked, |max| asked.min(max));
+    let lifetime = state.sts().max_lifetime.map_or(asked, |max| asked.min(max));
     let expires = state.now() + lifetime;
     let uuid = || uuid::Uuid::new_v4().simple().to_string();
     let issued = Issued {
@@ -89,22 +71,7 @@ fn issue(state: &State, asked: Duration) -> Issued {
         token: format!("CAIS{}", uuid()),
         expires,
     };
-    let mut store = state.issued.lock().unwrap_or_else(|e| e.into_inner());
-    // Forget what expired long ago, so that the store stays bounded by what is live.
-    let now = state.now();
-    store.retain(|_, key| {
-        key.expires
-            .is_none_or(|e| e + Duration::from_secs(60) > now)
-    });
-    if store.len() >= MAX_ISSUED
-        && let Some(first) = store
-            .iter()
-            .min_by_key(|(_, key)| key.expires)
-            .map(|(id, _)| id.clone())
-    {
-        store.remove(&first);
-    }
-    store.insert(
+    state.remember_issued(
         issued.id.clone(),
         KnownKey {
             secret: issued.secret.clone(),
@@ -112,7 +79,6 @@ fn issue(state: &State, asked: Duration) -> Issued {
             expires: Some(expires),
         },
     );
-    super::stats::bump(&state.counters.credentials_issued);
     issued
 }
 
@@ -134,7 +100,7 @@ pub(crate) fn assume(
         })
     };
     let role = field("RoleArn")?;
-    if !state.sts.roles.contains(role) {
+    if !state.sts().roles.contains(role) {
         return Err(GatewayError::new(
             StatusCode::NOT_FOUND,
             "EntityNotExist.Role",
@@ -160,7 +126,7 @@ pub(crate) fn assume(
     if api == Api::AssumeRoleWithOidc {
         let provider = field("OIDCProviderArn")?;
         let token = field("OIDCToken")?;
-        if state.sts.oidc.get(provider) != Some(token) {
+        if state.sts().oidc.get(provider) != Some(token) {
             return Err(GatewayError::new(
                 StatusCode::BAD_REQUEST,
                 "AuthenticationFail.OIDCToken",
@@ -183,34 +149,20 @@ pub(crate) fn metadata(
     path: &str,
     token: Option<&str>,
 ) -> Option<(StatusCode, Bytes)> {
-    let role = state.sts.instance_role.as_deref()?;
+    let role = state.sts().instance_role.as_deref()?;
     let text = |status, body: String| Some((status, Bytes::from(body)));
     if path == "/latest/api/token" {
         if method != http::Method::PUT {
             return text(StatusCode::METHOD_NOT_ALLOWED, String::new());
         }
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let mut tokens = state.imds_tokens.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: the oldest tokens are forgotten first.
-        if tokens.len() >= 1024 {
-            tokens.remove(0);
-        }
-        tokens.push(token.clone());
-        return text(StatusCode::OK, token);
+        return text(StatusCode::OK, state.new_imds_token());
     }
     let rest = path.strip_prefix("/latest/meta-data/ram/security-credentials/")?;
     if method != http::Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, String::new());
     }
     // The emulated instance requires a session token (IMDSv2), as hardened instances do.
-    let known = token.is_some_and(|t| {
-        state
-            .imds_tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|known| known == t)
-    });
+    let known = token.is_some_and(|t| state.knows_imds_token(t));
     if !known {
         return text(StatusCode::UNAUTHORIZED, String::new());
     }
