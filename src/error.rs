@@ -199,7 +199,9 @@ impl Error {
                 "The service answered something unexpected; check the endpoint URL points at \
                  Captcha 2.0, and retry later."
             }
-            Self::Credentials(_) => "Provide AccessKey credentials (see Credentials::from_env).",
+            Self::Credentials(_) => {
+                "Check the credentials source the error names (see credentials::DefaultChain)."
+            }
             Self::Other(_) => "See the custom verifier's error.",
         }
     }

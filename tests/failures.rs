@@ -497,3 +497,41 @@ async fn the_layer_deadline_bounds_a_verifier_without_one() {
     );
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 }
+
+/// Credentials that cannot be had (STS down, say) are a configuration error, not an outage:
+/// even a fail-open layer with an unlimited degraded budget lets nobody in on them.
+#[tokio::test]
+async fn a_credentials_source_that_is_down_never_opens_the_door() {
+    use tower_aliyun_captcha::credentials::RamRoleArn;
+    let emulator = emulator().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let role = RamRoleArn::new(
+        Credentials::new(KEY_ID, KEY_SECRET),
+        "acs:ram::1:role/captcha",
+    )
+    .sts_endpoint(format!("http://{closed}"));
+    let client = Client::builder()
+        .credentials_provider(role)
+        .endpoint(emulator.url())
+        .allow_http(true)
+        .build()
+        .unwrap();
+    let layer = CaptchaLayer::builder(client, SceneId::new(LOGIN).unwrap())
+        .failure_policy(FailurePolicy::Open)
+        .degraded_budget(DegradedBudget::unlimited())
+        .build()
+        .unwrap();
+    let runs = Runs::default();
+    let addr = serve(layer, &runs).await;
+    let answers = flood(addr, failing_params(&emulator, 50)).await;
+    assert_eq!(count(&answers, 503), 50);
+    assert_eq!(runs.all(), 0);
+    assert_eq!(
+        emulator.stats().requests,
+        0,
+        "nothing unsigned reached the service"
+    );
+}
