@@ -535,3 +535,99 @@ async fn a_credentials_source_that_is_down_never_opens_the_door() {
         "nothing unsigned reached the service"
     );
 }
+
+/// A flood that makes the client open its connections all at once: on a cold pool, and on a
+/// pool the attacker emptied by hanging up mid-verification. The upstream is healthy but slow,
+/// so every verification needs a connection of its own; whatever fails in that storm is our
+/// own doing, never evidence of an outage, and no bot gets in under the open policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_storm_is_overload_not_an_outage() {
+    let emulator = emulator().await;
+    for latency in [Duration::from_millis(1000), Duration::from_millis(2500)] {
+        emulator.set_faults(Faults::none().with_latency(latency));
+        // The login example's setup: the defaults, open policy, adaptive budget.
+        let layer = CaptchaLayer::new(client_for(&emulator), SceneId::new(LOGIN).unwrap());
+        let runs = Runs::default();
+        let addr = serve(layer, &runs).await;
+
+        // Cold pool.
+        let answers = flood(addr, failing_params(&emulator, 1500)).await;
+        assert_eq!(runs.all(), 0, "{latency:?}, cold pool: bots got in");
+        assert_eq!(count(&answers, 403) + count(&answers, 503), 1500);
+
+        // The attacker empties the pool: 300 verifications hung up halfway.
+        let http = http();
+        let hung_up: Vec<_> = failing_params(&emulator, 300)
+            .into_iter()
+            .map(|param| {
+                let http = http.clone();
+                tokio::spawn(async move { login(&http, addr, &param).await })
+            })
+            .collect();
+        tokio::time::sleep(latency / 2).await;
+        for task in &hung_up {
+            task.abort();
+        }
+        drop(http);
+        let answers = flood(addr, failing_params(&emulator, 1500)).await;
+        assert_eq!(runs.all(), 0, "{latency:?}, emptied pool: bots got in");
+        assert_eq!(count(&answers, 403) + count(&answers, 503), 1500);
+    }
+    assert_eq!(emulator.stats().repeated_params, 0);
+}
+
+/// A real outage still follows the policy when traffic is quiet: a refused connect, a black
+/// hole and a service that was killed let a person through degraded, within the budget.
+#[tokio::test]
+async fn a_real_outage_at_a_quiet_moment_follows_the_policy() {
+    // Refused: a port nothing listens on.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    // A black hole: a listener whose accept queue is full and never drained, so connects
+    // time out (the backlog of 1 is filled first).
+    let hole = tokio::net::TcpSocket::new_v4().unwrap();
+    hole.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let hole = hole.listen(1).unwrap();
+    let hole_addr = hole.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(hole_addr),
+        )
+        .await
+        {
+            fillers.push(stream);
+        }
+    }
+    // Killed: an emulator that answered once, then stopped.
+    let killed = emulator().await;
+    let killed_url = killed.url();
+    killed.shutdown().await;
+
+    for (what, url) in [
+        ("refused", format!("http://{closed}")),
+        ("black hole", format!("http://{hole_addr}")),
+        ("killed", killed_url),
+    ] {
+        let client = client_builder(url)
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        let layer = CaptchaLayer::new(client, SceneId::new(LOGIN).unwrap());
+        let runs = Runs::default();
+        let addr = serve(layer, &runs).await;
+        let http = http();
+        // A few people, one after another.
+        for _ in 0..3 {
+            let answer = login(&http, addr, "eyJwZXJzb24iOnRydWV9").await;
+            assert_eq!(answer.status, 200, "{what}: {:?}", answer.json);
+            assert_eq!(answer.json["degraded"], true, "{what}");
+            assert_eq!(answer.json["by"], "outage", "{what}");
+        }
+        assert_eq!(runs.degraded(), 3, "{what}");
+    }
+    drop(hole);
+}

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 
-use super::capped::CappedConnector;
+use super::capped::{CappedConnector, Crowded};
 use super::proxy::{Proxies, ProxyConnector, ProxyRefused};
 use super::response::AnswerHeaders;
 use crate::Error;
@@ -266,6 +266,9 @@ fn classify(error: hyper_util::client::legacy::Error) -> Error {
             TransportErrorKind::Proxy
         } else if is_tls(&error) {
             TransportErrorKind::Tls
+        } else if caused_by::<Crowded>(&error) {
+            // Our own burst or resources, not the service: never evidence of an outage.
+            TransportErrorKind::Overloaded
         } else {
             TransportErrorKind::Connect
         };
