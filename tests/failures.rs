@@ -631,3 +631,64 @@ async fn a_real_outage_at_a_quiet_moment_follows_the_policy() {
     }
     drop(hole);
 }
+
+/// The adaptive budget follows the pass rate before an outage: a steady 20 genuine passes a
+/// second, then an outage, lets about 20 a second through (not the floor's 1 a second); and
+/// two routes verified with one client share that one budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adaptive_budget_learns_the_pass_rate_and_routes_share_it() {
+    let emulator = emulator().await;
+    let client = client_for(&emulator);
+    let runs = Runs::default();
+    let addr = serve(
+        CaptchaLayer::new(client.clone(), SceneId::new(LOGIN).unwrap()),
+        &runs,
+    )
+    .await;
+    let second_route = serve(
+        CaptchaLayer::new(client.clone(), SceneId::new(LOGIN).unwrap()),
+        &runs,
+    )
+    .await;
+    let http = http();
+    // Twelve seconds of 20 people a second, half on each route.
+    let started = Instant::now();
+    for tick in 0..240u32 {
+        let at = started + Duration::from_millis(u64::from(tick) * 50);
+        tokio::time::sleep_until(at.into()).await;
+        let param = emulator.mint(Mint::pass()).unwrap();
+        let route = if tick % 2 == 0 { addr } else { second_route };
+        let answer = login(&http, route, &param).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.json);
+    }
+    assert_eq!(runs.degraded(), 0);
+
+    // An outage, and bots on both routes: 3 seconds of 200 a second on each.
+    emulator.set_faults(Faults::mode(
+        tower_aliyun_captcha::emulator::FaultMode::InternalError,
+    ));
+    let outage = Instant::now();
+    for wave in 0..15u32 {
+        tokio::time::sleep_until((outage + Duration::from_millis(u64::from(wave) * 200)).into())
+            .await;
+        let (a, b) = tokio::join!(
+            flood(addr, failing_params(&emulator, 40)),
+            flood(second_route, failing_params(&emulator, 40))
+        );
+        assert_eq!(count(&a, 200) + count(&a, 503) + count(&b, 200) + count(&b, 503), 80);
+    }
+    let elapsed = outage.elapsed().as_secs_f64();
+    let degraded = runs.degraded();
+    // One budget for both routes: a second's worth (20) at once, then about 20 a second.
+    let most = (20.0 + 20.0 * elapsed).ceil() as usize + 2;
+    assert!(
+        degraded <= most,
+        "{degraded} got in over {elapsed:.1} s: more than one shared budget of {most}"
+    );
+    // Learned, not the floor (10 at once, then 1 a second).
+    let floor = (10.0 + 1.0 * elapsed).ceil() as usize;
+    assert!(
+        degraded > 2 * floor,
+        "{degraded} got in over {elapsed:.1} s: the budget did not learn the pass rate"
+    );
+}

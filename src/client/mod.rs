@@ -114,6 +114,8 @@ struct Inner {
     /// is read, so hyper never has to open a connection past the cap.
     slots: Arc<tokio::sync::Semaphore>,
     connection_wait: Duration,
+    /// The degraded budgets of the layers that verify with this client.
+    budgets: crate::layer::SharedBudgets,
 }
 
 impl Client {
@@ -134,6 +136,7 @@ impl Client {
                 timeout,
                 slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
                 connection_wait,
+                budgets: crate::layer::SharedBudgets::default(),
             }),
         }
     }
@@ -472,5 +475,9 @@ impl Verify for Client {
 
     fn verify(&self, request: VerifyRequest) -> Self::Future {
         Client::verify(self, request)
+    }
+
+    fn shared_budgets(&self) -> Option<&crate::layer::SharedBudgets> {
+        Some(&self.inner.budgets)
     }
 }

@@ -1,7 +1,6 @@
 //! How many requests may pass unverified, marked degraded, while the service is down.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A limit on degraded passes: during an outage, a flood of bots must not ride in.
@@ -14,6 +13,9 @@ use std::time::{Duration, Instant};
 ///   Alibaba's document has it. A flood gets in too.
 ///
 /// Past the budget, the request is answered 503, as under [`FailurePolicy::Closed`].
+///
+/// Layers that verify with one [`Client`](crate::Client) (or its clones) and the same setting
+/// share one budget: sixteen protected routes let no more in than one would.
 ///
 /// ```
 /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
@@ -44,10 +46,12 @@ enum Kind {
 const ADAPTIVE_FLOOR: f64 = 1.0;
 /// The adaptive budget's burst.
 const ADAPTIVE_BURST: f64 = 10.0;
-/// How often the rate of genuine passes is sampled.
-const SAMPLE: Duration = Duration::from_secs(10);
-/// How much each new sample moves the estimate: about the last minute counts.
+/// The length of the buckets genuine passes are counted in.
+const BUCKET: Duration = Duration::from_secs(10);
+/// How much each bucket moves the estimate: about the last minute counts.
 const SMOOTHING: f64 = 0.2;
+/// Past this many empty buckets the estimate has decayed to nothing worth counting.
+const FORGOTTEN: u32 = 60;
 
 impl DegradedBudget {
     /// The default: degraded passes at the rate genuine passes came before the outage.
@@ -106,23 +110,43 @@ impl Default for DegradedBudget {
     }
 }
 
-/// The budget's state, shared by the services of one layer.
+/// The degraded budgets of the layers that share one verifier, one per setting, so that an
+/// app protecting many routes with one [`Client`](crate::Client) lets no more in during an
+/// outage than one route would. A verifier hands it out through
+/// [`Verify::shared_budgets`](crate::Verify::shared_budgets); the client does.
+#[derive(Debug, Default)]
+pub struct SharedBudgets(Mutex<Vec<(DegradedBudget, Arc<Budget>)>>);
+
+impl SharedBudgets {
+    /// The budget for `setting`, made on first use.
+    pub(crate) fn get(&self, setting: DegradedBudget, now: Instant) -> Arc<Budget> {
+        let mut budgets = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, budget)) = budgets.iter().find(|(s, _)| *s == setting) {
+            return Arc::clone(budget);
+        }
+        let budget = Arc::new(Budget::new(setting, now));
+        budgets.push((setting, Arc::clone(&budget)));
+        budget
+    }
+}
+
+/// A budget's state: the rate of genuine passes, and the degraded passes left.
 #[derive(Debug)]
 pub(crate) struct Budget {
     kind: Kind,
-    /// Genuine passes and outages since the layer was built; read at each sample.
-    passes: AtomicU64,
-    outages: AtomicU64,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
-    /// The estimated rate of genuine passes per second before the current outage.
+    /// The estimated rate of genuine passes per second, from the buckets before any outage.
     rate: f64,
-    sampled_at: Instant,
-    passes_then: u64,
-    outages_then: u64,
+    /// Whether a whole bucket has been counted yet (the first one sets the estimate).
+    learned: bool,
+    bucket_start: Instant,
+    bucket_passes: u64,
+    /// When the current outage began; `None` while the service answers.
+    outage_since: Option<Instant>,
     tokens: f64,
     refilled_at: Instant,
 }
@@ -135,43 +159,57 @@ impl Budget {
         };
         Self {
             kind: budget.0,
-            passes: AtomicU64::new(0),
-            outages: AtomicU64::new(0),
             state: Mutex::new(State {
                 rate: 0.0,
-                sampled_at: now,
-                passes_then: 0,
-                outages_then: 0,
+                learned: false,
+                bucket_start: now,
+                bucket_passes: 0,
+                outage_since: None,
                 tokens: burst,
                 refilled_at: now,
             }),
         }
     }
 
-    /// A person passed the captcha.
-    pub(crate) fn genuine_pass(&self) {
-        self.passes.fetch_add(1, Ordering::Relaxed);
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The service failed (an outage): samples taken while it fails do not count.
-    pub(crate) fn outage(&self) {
-        self.outages.fetch_add(1, Ordering::Relaxed);
+    /// A person passed the captcha: the service answers again.
+    pub(crate) fn genuine_pass(&self, now: Instant) {
+        if !matches!(self.kind, Kind::Adaptive { .. }) {
+            return;
+        }
+        let mut state = self.state();
+        if state.outage_since.take().is_some() {
+            // The buckets the outage spans would teach the budget that nobody passes.
+            state.bucket_start = now;
+            state.bucket_passes = 0;
+        }
+        state.fold(now);
+        state.bucket_passes += 1;
+    }
+
+    /// The service failed (an outage).
+    pub(crate) fn outage(&self, now: Instant) {
+        let mut state = self.state();
+        if state.outage_since.is_none() {
+            state.fold(now);
+            state.outage_since = Some(now);
+        }
     }
 
     /// Takes one degraded pass, if the budget has one left at `now`.
     pub(crate) fn take(&self, now: Instant) -> bool {
-        let (floor, burst) = match self.kind {
+        let (rate, burst) = match self.kind {
             Kind::Unlimited => return true,
             Kind::Fixed { rate, burst } => (rate, burst),
             Kind::Adaptive { floor, burst } => (floor, burst),
         };
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(self.kind, Kind::Adaptive { .. }) {
-            self.sample(&mut state, now);
-        }
+        let mut state = self.state();
         let rate = match self.kind {
-            Kind::Adaptive { .. } => state.rate.max(floor),
-            _ => floor,
+            Kind::Adaptive { .. } => state.rate.max(rate),
+            _ => rate,
         };
         let capacity = burst.max(rate);
         let elapsed = now
@@ -186,29 +224,33 @@ impl Budget {
             false
         }
     }
+}
 
-    /// Folds the passes since the last sample into the rate, unless the service failed in
-    /// between: an outage must not teach the budget that nobody passes.
-    fn sample(&self, state: &mut State, now: Instant) {
-        let elapsed = now.saturating_duration_since(state.sampled_at);
-        if elapsed < SAMPLE {
+impl State {
+    /// Folds every whole bucket that ended by `now` into the rate; empty ones count as quiet
+    /// time, so a rate learned in a busy hour fades when it is over.
+    fn fold(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.bucket_start);
+        let whole = (elapsed.as_nanos() / BUCKET.as_nanos()).min(u128::from(u32::MAX)) as u32;
+        if whole == 0 {
             return;
         }
-        let passes = self.passes.load(Ordering::Relaxed);
-        let outages = self.outages.load(Ordering::Relaxed);
-        let clean = outages == state.outages_then;
-        if clean {
-            let observed = (passes - state.passes_then) as f64 / elapsed.as_secs_f64();
-            // The first sample sets the estimate; later ones move it.
-            state.rate = if state.passes_then == 0 && state.rate == 0.0 {
-                observed
-            } else {
-                state.rate + SMOOTHING * (observed - state.rate)
-            };
-        }
-        state.sampled_at = now;
-        state.passes_then = passes;
-        state.outages_then = outages;
+        let observed = self.bucket_passes as f64 / BUCKET.as_secs_f64();
+        self.rate = if self.learned {
+            self.rate + SMOOTHING * (observed - self.rate)
+        } else {
+            observed
+        };
+        self.learned = true;
+        // The buckets after the first were empty.
+        let empty = whole - 1;
+        self.rate = if empty >= FORGOTTEN {
+            0.0
+        } else {
+            self.rate * (1.0 - SMOOTHING).powi(empty as i32)
+        };
+        self.bucket_passes = 0;
+        self.bucket_start += BUCKET * whole;
     }
 }
 
@@ -220,7 +262,7 @@ mod tests {
         let mut passed = 0;
         for tick in 0..seconds * attempts_per_second {
             let at = start + Duration::from_millis(tick * 1000 / attempts_per_second);
-            budget.outage();
+            budget.outage(at);
             passed += u64::from(budget.take(at));
         }
         passed
@@ -241,12 +283,8 @@ mod tests {
         let budget = Budget::new(DegradedBudget::adaptive(), start);
         // Two minutes of 50 genuine passes a second, no outage.
         for second in 0..120 {
-            for _ in 0..50 {
-                budget.genuine_pass();
-            }
-            // Something asks the budget now and then, which samples the rate.
-            if second % 10 == 0 {
-                let _ = budget.take(start + Duration::from_secs(second));
+            for pass in 0..50 {
+                budget.genuine_pass(start + Duration::from_millis(second * 1000 + pass * 20));
             }
         }
         // Then an outage and a flood of 1,000 attempts a second for 20 s.
@@ -262,6 +300,61 @@ mod tests {
         let budget = Budget::new(DegradedBudget::adaptive(), start);
         let passed = passes_in(&budget, start, 30, 100);
         assert!((38..=41).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn twenty_passes_a_second_then_an_outage_let_about_twenty_a_second_through() {
+        let start = Instant::now();
+        let budget = Budget::new(DegradedBudget::adaptive(), start);
+        // Fifteen seconds of 20 genuine passes a second: one whole bucket is learned.
+        for tick in 0..15 * 20 {
+            budget.genuine_pass(start + Duration::from_millis(tick * 50));
+        }
+        let outage = start + Duration::from_secs(15);
+        let passed = passes_in(&budget, outage, 10, 1000);
+        // A second's worth at once, then about 20 a second: not the floor's 1 a second.
+        assert!((200..=225).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn a_rate_learned_in_a_busy_hour_fades_when_it_is_over() {
+        let start = Instant::now();
+        let budget = Budget::new(DegradedBudget::adaptive(), start);
+        for tick in 0..60 * 50 {
+            budget.genuine_pass(start + Duration::from_millis(tick * 20));
+        }
+        // An hour of nobody, then one person, then an outage: back to the floor.
+        let later = start + Duration::from_secs(3660);
+        budget.genuine_pass(later);
+        let passed = passes_in(&budget, later + Duration::from_secs(1), 10, 1000);
+        assert!((19..=21).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn an_outage_does_not_teach_the_budget_that_nobody_passes() {
+        let start = Instant::now();
+        let budget = Budget::new(DegradedBudget::adaptive(), start);
+        for tick in 0..30 * 20 {
+            budget.genuine_pass(start + Duration::from_millis(tick * 50));
+        }
+        // A minute-long outage with nobody passing, probed now and then...
+        let outage = start + Duration::from_secs(30);
+        let _ = passes_in(&budget, outage, 60, 2);
+        // ...leaves the rate as it was before it: about 20 a second.
+        let later = outage + Duration::from_secs(60);
+        let passed = passes_in(&budget, later + Duration::from_secs(30), 10, 1000);
+        assert!((200..=225).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn layers_with_one_verifier_share_one_budget_per_setting() {
+        let now = Instant::now();
+        let shared = SharedBudgets::default();
+        let a = shared.get(DegradedBudget::adaptive(), now);
+        let b = shared.get(DegradedBudget::adaptive(), now);
+        let other = shared.get(DegradedBudget::per_second(1, 1), now);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &other));
     }
 
     #[test]

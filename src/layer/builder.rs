@@ -9,6 +9,7 @@ use tower_layer::Layer;
 
 use super::alarms::Alarms;
 use super::budget::{Budget, DegradedBudget};
+use crate::Verify;
 use super::decision::Rules;
 use super::observe::{self, Hook, Outcome};
 use super::rejection::DefaultResponder;
@@ -37,7 +38,7 @@ pub(crate) struct Shared<V, E, R> {
     pub(crate) limits: BodyLimits,
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) verify_timeout: Duration,
-    pub(crate) budget: Budget,
+    pub(crate) budget: Arc<Budget>,
     pub(crate) alarms: Alarms,
     pub(crate) hook: Option<Hook>,
 }
@@ -118,7 +119,10 @@ impl<V> CaptchaLayer<V> {
     /// );
     /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
     /// ```
-    pub fn new(verifier: V, scene: SceneId) -> Self {
+    pub fn new(verifier: V, scene: SceneId) -> Self
+    where
+        V: Verify,
+    {
         let builder = Self::builder(verifier, Routes::new());
         let table = Table::every_path(scene);
         builder.finish(table)
@@ -481,7 +485,10 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// assert!(matches!(refused, ConfigError::Zero("max_in_flight")));
     /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
     /// ```
-    pub fn build(mut self) -> Result<CaptchaLayer<V, E, R>, ConfigError> {
+    pub fn build(mut self) -> Result<CaptchaLayer<V, E, R>, ConfigError>
+    where
+        V: Verify,
+    {
         for (zero, setting) in [
             (self.max_in_flight == 0, "max_in_flight"),
             (self.verify_timeout.is_zero(), "verify_timeout"),
@@ -501,9 +508,17 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
         Ok(self.finish(table))
     }
 
-    fn finish(self, table: Table) -> CaptchaLayer<V, E, R> {
+    fn finish(self, table: Table) -> CaptchaLayer<V, E, R>
+    where
+        V: Verify,
+    {
         let now = Instant::now();
         observe::describe();
+        // One budget per verifier and setting, so that many routes let no more in than one.
+        let budget = match self.verifier.shared_budgets() {
+            Some(shared) => shared.get(self.budget, now),
+            None => Arc::new(Budget::new(self.budget, now)),
+        };
         CaptchaLayer {
             shared: Arc::new(Shared {
                 verifier: self.verifier,
@@ -514,7 +529,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
                 limits: self.limits,
                 in_flight: Arc::new(Semaphore::new(self.max_in_flight)),
                 verify_timeout: self.verify_timeout,
-                budget: Budget::new(self.budget, now),
+                budget,
                 alarms: Alarms::default(),
                 hook: self.hook,
             }),

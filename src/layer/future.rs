@@ -358,7 +358,7 @@ fn settle<V, E, R, B>(
         }
         Err(error) => {
             if error.class() == ErrorClass::Outage {
-                shared.budget.outage();
+                shared.budget.outage(now);
             }
             decide(Outcome::Failed(error), shared.rules, || {
                 shared.budget.take(now)
@@ -387,7 +387,7 @@ fn settle<V, E, R, B>(
     match (decision, outcome) {
         (Decision::Pass, Ok(verdict)) => {
             span.record("captcha.outcome", "pass");
-            shared.budget.genuine_pass();
+            shared.budget.genuine_pass(now);
             tracing::info!(captcha.code = verdict.code().as_str(), "captcha passed");
             let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
             let issued = verified.issued();

@@ -72,7 +72,7 @@ mod routes;
 mod service;
 mod verified;
 
-pub use budget::DegradedBudget;
+pub use budget::{DegradedBudget, SharedBudgets};
 pub use builder::{
     CaptchaLayer, CaptchaLayerBuilder, ConfigError, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VERIFY_TIMEOUT,
 };

@@ -64,6 +64,13 @@ pub trait Verify: Send + Sync + 'static {
     /// # });
     /// ```
     fn verify(&self, request: VerifyRequest) -> Self::Future;
+
+    /// The degraded budgets the layers using this verifier share during an outage, one per
+    /// setting. `None`, the default: each layer keeps its own. [`Client`](crate::Client) shares
+    /// one set among its clones, so routes protected with one client share one budget.
+    fn shared_budgets(&self) -> Option<&crate::layer::SharedBudgets> {
+        None
+    }
 }
 
 impl<F, Fut> Verify for F
@@ -83,5 +90,9 @@ impl<V: Verify + ?Sized> Verify for Arc<V> {
 
     fn verify(&self, request: VerifyRequest) -> Self::Future {
         (**self).verify(request)
+    }
+
+    fn shared_budgets(&self) -> Option<&crate::layer::SharedBudgets> {
+        (**self).shared_budgets()
     }
 }
