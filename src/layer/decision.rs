@@ -93,14 +93,14 @@ pub(crate) fn overloaded() -> Refusal {
     }
 }
 
-/// A verdict passes only when `VerifyResult` is true *and* its code is a pass code; test
+/// A verdict passes only when `VerifyResult` is true *and* its code is a pass code (every
+/// `T…`, as Alibaba documents, so a pass code added later does not lock people out); test
 /// mode's T005 only when allowed. Anything else, contradictions included, is refused.
 fn judge(verdict: &Verification, rules: Rules) -> Decision {
     let code = verdict.code();
     let pass_code = match code {
-        VerifyCode::T001 | VerifyCode::T006 => true,
         VerifyCode::T005 => rules.allow_test_mode,
-        _ => false,
+        _ => code.is_pass(),
     };
     if verdict.passed() && pass_code {
         Decision::Pass
@@ -186,7 +186,10 @@ mod tests {
             // Contradictions, unknown and missing codes: refused.
             (verdict(true, "F015"), OPEN, rejected("F015")),
             (verdict(false, "T001"), OPEN, rejected("T001")),
-            (verdict(true, "T999"), OPEN, rejected("T999")),
+            // A pass code Alibaba added after this crate: a pass (and a warning).
+            (verdict(true, "T999"), OPEN, pass()),
+            (verdict(false, "T999"), OPEN, rejected("T999")),
+            (verdict(true, "F999"), OPEN, rejected("F999")),
             (verdict(true, ""), OPEN, rejected("")),
             (verdict(false, ""), OPEN, rejected("")),
         ];

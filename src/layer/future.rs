@@ -389,6 +389,7 @@ fn settle<V, E, R, B>(
             span.record("captcha.outcome", "pass");
             shared.budget.genuine_pass(now);
             tracing::info!(captcha.code = verdict.code().as_str(), "captcha passed");
+            verdict_alarm(shared, now, &verdict, scene, true);
             let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
             let issued = verified.issued();
             request.extensions_mut().insert(verified);
@@ -411,7 +412,7 @@ fn settle<V, E, R, B>(
         (Decision::Refuse(refusal), outcome) => {
             span.record("captcha.outcome", "refused");
             match outcome {
-                Ok(verdict) => odd_verdict(shared, now, &verdict),
+                Ok(verdict) => verdict_alarm(shared, now, &verdict, scene, false),
                 Err(error) => alarm(shared, now, &error, Some(&refusal)),
             }
             tracing::debug!(captcha.refusal = refusal.code(), "captcha refused");
@@ -429,32 +430,44 @@ fn settle<V, E, R, B>(
     }
 }
 
-/// Logs a refused verdict when it says something about the setup: test mode, a contradiction,
-/// a code nobody knows. Ordinary failures (F-codes) are not alarms.
-fn odd_verdict<V, E, R>(shared: &Shared<V, E, R>, now: Instant, verdict: &Verification) {
+/// Logs a verdict that says something about the setup rather than the person (another scene,
+/// test mode, encryption mode), a pass code or any code this crate does not know, and a
+/// contradiction: at warn, with the fix, one line per kind per interval. A person's (or a
+/// bot's) ordinary failure stays at debug.
+fn verdict_alarm<V, E, R>(
+    shared: &Shared<V, E, R>,
+    now: Instant,
+    verdict: &Verification,
+    scene: &SceneId,
+    passed: bool,
+) {
     let code = verdict.code();
-    let (alarm, what) = match code {
-        VerifyCode::T005 => (
-            "test_mode",
-            "the scene is in test mode (T005), which passes every param; refused (allow_test_mode is off)",
-        ),
-        VerifyCode::Unknown(_) => (
-            "unknown_code",
-            "a verification code this crate does not know; refused",
-        ),
-        _ if verdict.passed() != code.is_pass() => (
+    let action = if passed { "passed" } else { "refused" };
+    let (alarm, what) = if let Some((kind, fix)) = code.setup_problem() {
+        (kind, fix)
+    } else if verdict.passed() != code.is_pass() {
+        (
             "contradiction",
-            "VerifyResult contradicts VerifyCode; refused",
-        ),
-        _ => return,
+            "VerifyResult contradicts VerifyCode, so neither is trusted",
+        )
+    } else if let VerifyCode::Unknown(_) = code {
+        (
+            "unknown_code",
+            "a verification code this crate does not know (every T code passes, as Alibaba \
+             documents); update tower-aliyun-captcha to know its meaning",
+        )
+    } else {
+        return;
     };
     shared.alarms.raise(alarm, now, |unlogged| {
         tracing::warn!(
+            captcha.scene = scene.as_str(),
             captcha.code = code.as_str(),
             captcha.verify_result = verdict.passed(),
             captcha.request_id = verdict.request_id(),
             captcha.unlogged = unlogged,
-            "{what}"
+            "captcha {action} with {code} for scene {scene}: {what}",
+            scene = scene.as_str(),
         )
     });
 }

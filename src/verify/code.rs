@@ -116,6 +116,47 @@ impl VerifyCode {
     pub fn is_pass(&self) -> bool {
         self.as_str().starts_with('T')
     }
+
+    /// What the code says about the setup rather than the person: its kind (for aggregating
+    /// warnings) and the fix. A scene that does not exist or belongs to another account or
+    /// page, test mode, encryption mode. `None` for a person's (or a bot's) failure.
+    pub(crate) fn setup_problem(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Self::T005 => (
+                "test_mode",
+                "the scene is in test mode (T005 passes every param): switch it to production \
+                 in the Captcha 2.0 console, or allow_test_mode(true) outside production",
+            ),
+            Self::F004 => (
+                "test_mode",
+                "the scene is in test mode (F004 fails every param): switch it to production \
+                 in the Captcha 2.0 console",
+            ),
+            Self::F005 => (
+                "scene_unknown",
+                "the page's SceneId does not exist: copy the scene id from the Captcha 2.0 \
+                 console into the page",
+            ),
+            Self::F006 => (
+                "scene_of_another_account",
+                "the page's scene belongs to another Alibaba Cloud account than the server's \
+                 AccessKey: use one account's scene and key",
+            ),
+            Self::F012 | Self::F020 => (
+                "scene_mismatch",
+                "the param was made for another scene than this route verifies: give the page \
+                 and the route the same SceneId (a login page's param sent to the signup route \
+                 does this too)",
+            ),
+            Self::F022 => (
+                "encryption_mode",
+                "the scene is in encryption mode and the page sent no valid EncryptedSceneId: \
+                 give the page a fresh one from SceneKey::encrypted_scene_id, or turn encryption \
+                 mode off in the console",
+            ),
+            _ => return None,
+        })
+    }
 }
 
 impl FromStr for VerifyCode {
