@@ -778,7 +778,8 @@ impl fmt::Display for TransportError {
             TransportErrorKind::Timeout => "the captcha service did not answer in time",
             TransportErrorKind::Io => "the connection to the captcha service broke",
             TransportErrorKind::Overloaded => {
-                "no connection to the captcha service freed up in time"
+                "no connection to the captcha service could be had under our own load (every \
+                 one busy, or opening one failed amid a burst of our own)"
             }
             TransportErrorKind::Proxy => {
                 "the outbound proxy refused to connect to the captcha service"

@@ -675,7 +675,10 @@ async fn the_adaptive_budget_learns_the_pass_rate_and_routes_share_it() {
             flood(addr, failing_params(&emulator, 40)),
             flood(second_route, failing_params(&emulator, 40))
         );
-        assert_eq!(count(&a, 200) + count(&a, 503) + count(&b, 200) + count(&b, 503), 80);
+        assert_eq!(
+            count(&a, 200) + count(&a, 503) + count(&b, 200) + count(&b, 503),
+            80
+        );
     }
     let elapsed = outage.elapsed().as_secs_f64();
     let degraded = runs.degraded();

@@ -45,7 +45,9 @@ async fn login(addr: SocketAddr, param: &str) -> StatusCode {
 }
 
 fn warnings(logs: &str) -> Vec<&str> {
-    logs.lines().filter(|line| line.contains(" WARN ")).collect()
+    logs.lines()
+        .filter(|line| line.contains(" WARN "))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,14 +76,25 @@ async fn setup_mistakes_warn_with_the_fix_and_bots_do_not() {
         let signup_param = emulator
             .mint(Mint::pass().in_scene(SceneId::new(SIGNUP).unwrap()))
             .unwrap();
-        assert_eq!(login(login_route, &signup_param).await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            login(login_route, &signup_param).await,
+            StatusCode::FORBIDDEN
+        );
     }
     let logs = captured.text()[before..].to_owned();
     let lines = warnings(&logs);
     assert_eq!(lines.len(), 1, "{logs}");
     assert!(lines[0].contains("F012"), "{}", lines[0]);
-    assert!(lines[0].contains(LOGIN), "names the route's scene: {}", lines[0]);
-    assert!(lines[0].contains("same SceneId"), "says the fix: {}", lines[0]);
+    assert!(
+        lines[0].contains(LOGIN),
+        "names the route's scene: {}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("same SceneId"),
+        "says the fix: {}",
+        lines[0]
+    );
 
     // A scene left in test mode: T005 is refused by default, with a warning saying so.
     let test_mode_route = app(client_for(&emulator), "test-pass").await;
@@ -93,7 +106,11 @@ async fn setup_mistakes_warn_with_the_fix_and_bots_do_not() {
     let logs = captured.text()[before..].to_owned();
     let lines = warnings(&logs);
     assert_eq!(lines.len(), 1, "{logs}");
-    assert!(lines[0].contains("T005") && lines[0].contains("test mode"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("T005") && lines[0].contains("test mode"),
+        "{}",
+        lines[0]
+    );
 
     // A pass code Alibaba added after this crate: the person passes, with a warning.
     let before = captured.text().len();
@@ -105,7 +122,11 @@ async fn setup_mistakes_warn_with_the_fix_and_bots_do_not() {
     let logs = captured.text()[before..].to_owned();
     let lines = warnings(&logs);
     assert_eq!(lines.len(), 1, "{logs}");
-    assert!(lines[0].contains("T007") && lines[0].contains("passed"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("T007") && lines[0].contains("passed"),
+        "{}",
+        lines[0]
+    );
 
     // A contradiction stays refused.
     emulator.set_faults(Faults::result(
