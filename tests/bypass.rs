@@ -264,6 +264,131 @@ async fn nested_routers_are_protected_by_either_path() {
     assert_eq!(runs.count(), 0);
 }
 
+/// Behind `Router::nest`, the route for the full path decides the scene, not the route the
+/// nested router's path matches: a param of the nested route's scene is refused (issue 20,
+/// F012). A GET the full path's route exempts is still refused when the nested path's route
+/// protects it. The route for every path is a fallback: a nested path's own route beats it.
+#[tokio::test]
+async fn behind_a_nest_the_full_path_decides_the_scene() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let pass_in = |scene: &str| {
+        emulator
+            .mint(Mint::pass().in_scene(SceneId::new(scene).unwrap()))
+            .unwrap()
+    };
+    let nested = |routes: Routes| {
+        let api = Router::new()
+            .route("/login", runs.handler())
+            .layer(exposing(client_for(&emulator), routes));
+        serve(Router::new().nest("/admin", api))
+    };
+
+    let full = nested(
+        Routes::new()
+            .route(Route::prefix("/admin", scene(LOGIN)).exempt_throughout(Method::GET))
+            .route(Route::exact("/login", scene(SIGNUP))),
+    )
+    .await;
+    let url = format!("http://{full}/admin/login");
+    let (status, _, body) = send(Method::POST, url.clone(), Some(&pass_in(SIGNUP))).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("F012")),
+        "the nested path's scene decided: {body}"
+    );
+    let (status, _, body) = send(Method::GET, url.clone(), None).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("F002")),
+        "the full path's exemption opened a path the nested one protects: {body}"
+    );
+    assert_eq!(runs.count(), 0);
+    let (status, _, body) = send(Method::POST, url, Some(&pass_in(LOGIN))).await;
+    assert_eq!((status, &body["verified"]), (StatusCode::OK, &json!(true)));
+    assert_eq!(runs.count(), 1);
+
+    let fallback = nested(
+        Routes::new()
+            .route(Route::every_path(scene(SIGNUP)))
+            .route(Route::exact("/login", scene(LOGIN))),
+    )
+    .await;
+    let url = format!("http://{fallback}/admin/login");
+    let (status, _, body) = send(Method::POST, url.clone(), Some(&pass_in(SIGNUP))).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("F012")),
+        "the fallback's scene decided: {body}"
+    );
+    assert_eq!(runs.count(), 1);
+    let (status, _, _) = send(Method::POST, url, Some(&pass_in(LOGIN))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs.count(), 2);
+}
+
+/// A table whose routes could give one request two scenes behind `Router::nest` (issue 20's
+/// `/login` and `/admin/login`) is refused when built, naming both routes and scenes.
+#[test]
+fn routes_that_could_give_one_request_two_scenes_are_build_errors() {
+    let verifier = |_: tower_aliyun_captcha::VerifyRequest| async {
+        Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("unused"))
+    };
+    let routes = Routes::new()
+        .route(Route::exact("/login", scene(SIGNUP)))
+        .route(Route::exact("/admin/login", scene(LOGIN)));
+    let refused = CaptchaLayer::builder(verifier, routes)
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            ConfigError::Route(RouteError::NestedSceneConflict { full, nested, .. })
+                if full == "/admin/login" && nested == "/login"
+        ),
+        "{refused:?}"
+    );
+    let shown = refused.to_string();
+    for named in ["/admin/login", "/login", LOGIN, SIGNUP] {
+        assert!(shown.contains(named), "{shown}");
+    }
+}
+
+/// `exempt(GET)` on a prefix route exempts GET on the prefix only: a sub-route written with
+/// axum's `any` (which answers GET) stays protected. `exempt_throughout` reaches below.
+#[tokio::test]
+async fn a_prefix_exemption_stops_at_the_prefix() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let docs = Runs::default();
+    let routes = Routes::new()
+        .route(Route::prefix("/signup", scene(SIGNUP)).exempt(Method::GET))
+        .route(Route::prefix("/docs", scene(LOGIN)).exempt_throughout(Method::GET));
+    let app = Router::new()
+        .route("/signup", get(|| async { "the form" }))
+        .route("/signup/email", runs.handler())
+        .route("/docs/{page}", docs.handler())
+        .layer(exposing(client_for(&emulator), routes));
+    let addr = serve(app).await;
+    for method in [Method::GET, Method::HEAD] {
+        for path in ["/signup/email", "/signup/./email", "/Signup/email/"] {
+            let (status, _, _) = send(method.clone(), format!("http://{addr}{path}"), None).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+        }
+    }
+    assert_eq!(
+        runs.count(),
+        0,
+        "GET below the exempted prefix ran unverified"
+    );
+    let (status, _, _) = send(Method::GET, format!("http://{addr}/signup"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(Method::GET, format!("http://{addr}/docs/intro"), None).await;
+    assert_eq!((status, &body["verified"]), (StatusCode::OK, &json!(false)));
+    assert_eq!(docs.count(), 1);
+}
+
 /// Variants of a protected path that a lenient router (here: a fallback that answers every
 /// path) would serve are protected too.
 #[tokio::test]
@@ -395,7 +520,10 @@ async fn contradictory_verdicts_are_refused() {
         (json!({"VerifyResult": true, "VerifyCode": "F015"}), 403),
         (json!({"VerifyResult": false, "VerifyCode": "T001"}), 403),
         (json!({"VerifyResult": true}), 403),
-        (json!({"VerifyResult": true, "VerifyCode": "T999"}), 403),
+        // Every T code is a pass as Alibaba documents (T999 with true passes: setup_warnings),
+        // but not when the result says otherwise; an unknown F code never passes.
+        (json!({"VerifyResult": false, "VerifyCode": "T999"}), 403),
+        (json!({"VerifyResult": true, "VerifyCode": "F999"}), 403),
         (json!({"VerifyResult": true, "VerifyCode": ""}), 403),
         (json!({"VerifyResult": "true", "VerifyCode": "T001"}), 503),
         (json!({"VerifyCode": "T001"}), 503),

@@ -13,7 +13,9 @@ use crate::extract::ParamSource;
 /// One protected route: which paths, under which scene, and what it lets through.
 ///
 /// A route protects **every method** of its paths (a gRPC method is reached with any HTTP
-/// method) unless it explicitly [exempts](Self::exempt) some. Paths are compared after
+/// method) unless it explicitly [exempts](Self::exempt) some. A prefix route's exemptions
+/// hold for the prefix itself, not the paths below it, unless it names them with
+/// [`exempt_throughout`](Self::exempt_throughout). Paths are compared after
 /// percent-decoding, resolving `.` and `..`, merging repeated slashes, dropping a trailing
 /// slash and ignoring ASCII case, so that `/Login/`, `//login` and `/log%69n` are all
 /// `/login`: a variant of a protected path is protected too.
@@ -25,7 +27,8 @@ use crate::extract::ParamSource;
 /// use tower_aliyun_captcha::layer::Route;
 ///
 /// let login = Route::exact("/login", SceneId::new("login-scene")?);
-/// // The page at GET /signup shows the form; everything else under /signup needs a captcha.
+/// // The page at GET /signup shows the form; everything else under /signup (GET /signup/email
+/// // too) needs a captcha.
 /// let signup = Route::prefix("/signup", SceneId::new("signup-scene")?)
 ///     .exempt(Method::GET)
 ///     .extractor(JsonField::default());
@@ -38,6 +41,7 @@ pub struct Route {
     paths: Paths,
     scene: SceneId,
     exempt: Vec<Method>,
+    exempt_throughout: Vec<Method>,
     extractor: Option<ParamSource>,
 }
 
@@ -101,25 +105,52 @@ impl Route {
             paths,
             scene,
             exempt: Vec::new(),
+            exempt_throughout: Vec::new(),
             extractor: None,
         }
     }
 
-    /// Lets `method` through unverified, e.g. `OPTIONS` for CORS preflight, or `GET` for the
-    /// page that shows a form. Exempting `GET` exempts `HEAD` too (servers answer `HEAD` with
-    /// the `GET` handler); `HEAD` cannot be exempted alone. gRPC requests ignore exemptions.
+    /// Lets `method` through unverified on this route's own path, e.g. `GET` for the page
+    /// that shows a form. On a prefix route that is the prefix itself (`/signup`), not the
+    /// paths below it (`/signup/email`), so that a handler below it that answers every
+    /// method (axum's `any`) stays protected; [`exempt_throughout`](Self::exempt_throughout)
+    /// reaches below. On the route for every path, it is every request. Exempting `GET`
+    /// exempts `HEAD` too (servers answer `HEAD` with the `GET` handler); `HEAD` cannot be
+    /// exempted alone. gRPC requests ignore exemptions.
     ///
     /// ```
     /// use http::Method;
     /// use tower_aliyun_captcha::SceneId;
     /// use tower_aliyun_captcha::layer::Route;
     ///
-    /// let route = Route::exact("/login", SceneId::new("login-scene")?).exempt(Method::OPTIONS);
+    /// // GET /signup is the form; GET /signup/email needs a captcha like every other method.
+    /// let route = Route::prefix("/signup", SceneId::new("signup-scene")?).exempt(Method::GET);
     /// # let _ = route;
     /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
     /// ```
     pub fn exempt(mut self, method: Method) -> Self {
         self.exempt.push(method);
+        self
+    }
+
+    /// Lets `method` through unverified on a prefix route's path **and every path below
+    /// it**, e.g. `OPTIONS` for CORS preflight throughout an API. On an exact route, or the
+    /// route for every path, it is the same as [`exempt`](Self::exempt). `GET` and `HEAD`
+    /// go together as there: exempting `GET` throughout exempts `HEAD` throughout, and
+    /// `HEAD` cannot be exempted throughout without `GET`.
+    ///
+    /// ```
+    /// use http::Method;
+    /// use tower_aliyun_captcha::SceneId;
+    /// use tower_aliyun_captcha::layer::Route;
+    ///
+    /// let route = Route::prefix("/api", SceneId::new("api-scene")?)
+    ///     .exempt_throughout(Method::OPTIONS);
+    /// # let _ = route;
+    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
+    /// ```
+    pub fn exempt_throughout(mut self, method: Method) -> Self {
+        self.exempt_throughout.push(method);
         self
     }
 
@@ -158,8 +189,26 @@ impl Route {
 }
 
 /// The routes a layer protects. Requests that match none pass through untouched (their body
-/// is not read). When several routes match, the most specific wins: an exact path, else the
-/// longest prefix, else the route for every path.
+/// is not read). When several routes match a path, the most specific wins: an exact path,
+/// else the longest prefix, else the route for every path.
+///
+/// **Behind axum's `Router::nest`**, a layer inside the nested router sees each request
+/// under two paths: the one it came with (`/admin/login`, axum's `OriginalUri`) and the one
+/// the nested router sees (`/login`). A route may be written as either. The route for the
+/// full path decides the scene; the nested path's route decides only when the full path
+/// matches no route, or only the route for every path (or a prefix of `/`), which is a
+/// fallback rather than a path. A request goes through unverified only when the routes for
+/// both of its paths let its method through: which path decides never opens a door.
+///
+/// So that this choice never changes a request's scene, a table is refused
+/// ([`RouteError::NestedSceneConflict`]) when two routes under different scenes could match
+/// one request this way: the first route's path, less one or more of its leading segments,
+/// meets the second's. `/admin/login` and `/login` conflict (in a router nested at
+/// `/admin`), as do the prefix `/admin/users` and `/users/new`, or `/a/b/c` and the prefix
+/// `/b`. `/login` and `/signup`, or the prefix `/api` and `/api/login`, do not; routes under
+/// one scene never conflict, nor does the route for every path. A prefix that covers the
+/// nest itself is read as a full path: in a router nested at `/admin`, the prefix `/admin`
+/// decides `/admin/login` over `/login`.
 ///
 /// ```
 /// use http::Method;
@@ -254,6 +303,20 @@ pub enum RouteError {
         /// The path (after normalisation).
         path: String,
     },
+    /// Two routes under different scenes could match one request behind `Router::nest`:
+    /// one by the request's full path, the other by the path the nested router sees.
+    NestedSceneConflict {
+        /// The route that would match the full path, e.g. `/admin/login`.
+        full: String,
+        /// Its scene.
+        full_scene: SceneId,
+        /// The route that would match the nested router's path, e.g. `/login`.
+        nested: String,
+        /// Its scene.
+        nested_scene: SceneId,
+        /// Where the router would be nested, e.g. `/admin`.
+        nest: String,
+    },
 }
 
 impl fmt::Display for RouteError {
@@ -271,6 +334,18 @@ impl fmt::Display for RouteError {
                 "route {path:?} exempts HEAD but not GET; HEAD runs the GET handler, so exempt GET (which covers HEAD) or neither"
             ),
             Self::Duplicate { path } => write!(f, "two routes cover {path:?}"),
+            Self::NestedSceneConflict {
+                full,
+                full_scene,
+                nested,
+                nested_scene,
+                nest,
+            } => write!(
+                f,
+                "routes {full:?} (scene {:?}) and {nested:?} (scene {:?}) could match one request under two scenes: in a router nested at {nest:?}, {full:?} matches its full path and {nested:?} the path the router sees; give them one scene, or protect one of them with a layer of its own",
+                full_scene.as_str(),
+                nested_scene.as_str(),
+            ),
         }
     }
 }
@@ -283,6 +358,7 @@ pub(crate) struct Entry {
     paths: Paths,
     pub(crate) scene: SceneId,
     exempt: Vec<Method>,
+    exempt_throughout: Vec<Method>,
     pub(crate) extractor: Option<ParamSource>,
 }
 
@@ -300,6 +376,7 @@ impl Table {
                 paths: Paths::Every,
                 scene,
                 exempt: Vec::new(),
+                exempt_throughout: Vec::new(),
                 extractor: None,
             }],
         }
@@ -316,20 +393,46 @@ impl Table {
                 Paths::Exact(path) => Paths::Exact(checked(path)?),
                 Paths::Prefix(path) => Paths::Prefix(checked(path)?),
             };
-            let shown = || match &paths {
-                Paths::Every => "*".to_owned(),
-                Paths::Exact(p) | Paths::Prefix(p) => p.clone(),
+            // Below a prefix only `exempt_throughout` holds; on its path both do.
+            let head_alone = |exempt: &[Method]| {
+                exempt.contains(&Method::HEAD) && !exempt.contains(&Method::GET)
             };
-            if route.exempt.contains(&Method::HEAD) && !route.exempt.contains(&Method::GET) {
-                return Err(RouteError::HeadWithoutGet { path: shown() });
+            let on_path = [&route.exempt[..], &route.exempt_throughout[..]].concat();
+            if head_alone(&on_path) || head_alone(&route.exempt_throughout) {
+                return Err(RouteError::HeadWithoutGet {
+                    path: paths.shown(),
+                });
             }
-            if entries.iter().any(|e| e.paths == paths) {
-                return Err(RouteError::Duplicate { path: shown() });
+            // A prefix of `/` covers every path, like the route for every path.
+            if entries
+                .iter()
+                .any(|e| e.paths == paths || e.paths.is_fallback() && paths.is_fallback())
+            {
+                return Err(RouteError::Duplicate {
+                    path: paths.shown(),
+                });
+            }
+            for other in entries.iter().filter(|e| e.scene != route.scene) {
+                for (full, full_scene, nested, nested_scene) in [
+                    (&paths, &route.scene, &other.paths, &other.scene),
+                    (&other.paths, &other.scene, &paths, &route.scene),
+                ] {
+                    if let Some(nest) = nest_sharing_a_request(full, nested) {
+                        return Err(RouteError::NestedSceneConflict {
+                            full: full.shown(),
+                            full_scene: full_scene.clone(),
+                            nested: nested.shown(),
+                            nested_scene: nested_scene.clone(),
+                            nest,
+                        });
+                    }
+                }
             }
             entries.push(Entry {
                 paths,
                 scene: route.scene,
                 exempt: route.exempt,
+                exempt_throughout: route.exempt_throughout,
                 extractor: route.extractor,
             });
         }
@@ -340,23 +443,53 @@ impl Table {
         &self.entries[index]
     }
 
-    /// The route that protects `request`, if any: the most specific match of any of the
-    /// request's paths (its URI, and the URI before an outer router stripped a prefix) that
-    /// does not exempt its method.
+    /// The route that protects `request`, if any (see `resolve`): by its path, and with axum
+    /// by the path before an outer router stripped a prefix.
     pub(crate) fn protecting<B>(&self, request: &Request<B>) -> Option<usize> {
-        let grpc = is_grpc(request);
-        let method = request.method();
-        let protects = |index: usize| grpc || !self.entries[index].exempts(method);
-        let path = normalise(request.uri().path());
-        if let Some(index) = self.best(&path).filter(|&i| protects(i)) {
-            return Some(index);
-        }
         #[cfg(feature = "axum")]
-        if let Some(original) = request.extensions().get::<axum::extract::OriginalUri>() {
-            let original = normalise(original.0.path());
-            return self.best(&original).filter(|&i| protects(i));
-        }
-        None
+        let original = request
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map(|original| normalise(original.0.path()));
+        #[cfg(not(feature = "axum"))]
+        let original: Option<Cow<'_, str>> = None;
+        let path = normalise(request.uri().path());
+        self.resolve(
+            request.method(),
+            is_grpc(request),
+            original.as_deref(),
+            &path,
+        )
+    }
+
+    /// The route that protects a request with these (normalised) paths: `original` is the
+    /// path it came with, when a router nested the layer and stripped a prefix to give
+    /// `path`. The full path's route decides, so that a table written with full paths means
+    /// what it says; the nested path's only when all the full path matches is a fallback.
+    /// Either path's route protecting the method protects the request: a request goes
+    /// through only when both let it.
+    fn resolve(
+        &self,
+        method: &Method,
+        grpc: bool,
+        original: Option<&str>,
+        path: &str,
+    ) -> Option<usize> {
+        let on_path = self.best(path).map(|index| (index, path));
+        let on_original = original.and_then(|o| self.best(o).map(|index| (index, o)));
+        let specific = |found: Option<(usize, &str)>| {
+            found.is_some_and(|(index, _)| !self.entries[index].paths.is_fallback())
+        };
+        let order = if specific(on_path) && !specific(on_original) {
+            [on_path, on_original]
+        } else {
+            [on_original, on_path]
+        };
+        order
+            .into_iter()
+            .flatten()
+            .find(|&(index, path)| grpc || !self.entries[index].exempts(method, path))
+            .map(|(index, _)| index)
     }
 
     fn best(&self, path: &str) -> Option<usize> {
@@ -378,14 +511,66 @@ impl Table {
 }
 
 impl Entry {
-    fn exempts(&self, method: &Method) -> bool {
+    /// Whether this route lets `method` through on `path`, a path it matches.
+    fn exempts(&self, method: &Method, path: &str) -> bool {
         let method = if method == Method::HEAD {
             &Method::GET
         } else {
             method
         };
-        self.exempt.contains(method)
+        let below_prefix = matches!(&self.paths, Paths::Prefix(p) if p != path);
+        self.exempt_throughout.contains(method) || !below_prefix && self.exempt.contains(method)
     }
+}
+
+impl Paths {
+    /// What errors show: the normalised path, `*` for every path.
+    fn shown(&self) -> String {
+        match self {
+            Self::Every => "*".to_owned(),
+            Self::Exact(p) | Self::Prefix(p) => p.clone(),
+        }
+    }
+
+    /// Matches every path: a fallback for requests no other route matches, not a path.
+    fn is_fallback(&self) -> bool {
+        match self {
+            Self::Every => true,
+            Self::Prefix(p) => p == "/",
+            Self::Exact(_) => false,
+        }
+    }
+
+    /// The path's segments, and whether paths below it match too; `None` for a fallback.
+    fn segments(&self) -> Option<(Vec<&str>, bool)> {
+        if self.is_fallback() {
+            return None;
+        }
+        let (path, below) = match self {
+            Self::Every => return None,
+            Self::Exact(p) => (p, false),
+            Self::Prefix(p) => (p, true),
+        };
+        Some((path.split('/').filter(|s| !s.is_empty()).collect(), below))
+    }
+}
+
+/// Whether one request could match `full` by its full path and `nested` by the path a
+/// router nested at some of `full`'s own leading segments sees: that nest, if so. Nests that
+/// cover all of `full` are not looked for: there a prefix route decides as a full path, and
+/// every table with a prefix would conflict with every other route.
+fn nest_sharing_a_request(full: &Paths, nested: &Paths) -> Option<String> {
+    let (full, full_below) = full.segments()?;
+    let (nested, nested_below) = nested.segments()?;
+    (1..full.len())
+        .find(|&cut| meet(&full[cut..], full_below, &nested, nested_below))
+        .map(|cut| format!("/{}", full[..cut].join("/")))
+}
+
+/// Whether some path is both `a` (or below it, if `a_below`) and `b` (or below it, if
+/// `b_below`), in segments.
+fn meet(a: &[&str], a_below: bool, b: &[&str], b_below: bool) -> bool {
+    (a_below && b.starts_with(a)) || (b_below && a.starts_with(b)) || a == b
 }
 
 fn is_grpc<B>(request: &Request<B>) -> bool {
@@ -533,7 +718,12 @@ mod tests {
             );
         }
         assert_eq!(scene_for(&table, Method::GET, "/signup"), None);
-        assert_eq!(scene_for(&table, Method::HEAD, "/signup/email"), None);
+        assert_eq!(scene_for(&table, Method::HEAD, "/signup"), None);
+        // A prefix's exemption is for the prefix itself: below it, GET and HEAD are protected.
+        assert_eq!(
+            scene_for(&table, Method::HEAD, "/signup/email").as_deref(),
+            Some("signup")
+        );
         assert_eq!(
             scene_for(&table, Method::POST, "/signup/email").as_deref(),
             Some("signup")
@@ -572,7 +762,9 @@ mod tests {
             Routes::new()
                 .route(Route::every_path(scene("all")))
                 .route(Route::prefix("/api", scene("api")))
-                .route(Route::prefix("/api/login", scene("login")).exempt(Method::OPTIONS))
+                .route(
+                    Route::prefix("/api/login", scene("login")).exempt_throughout(Method::OPTIONS),
+                )
                 .route(Route::exact("/api/login/sms", scene("sms"))),
         )
         .unwrap();
@@ -629,5 +821,274 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn head_exempted_below_a_prefix_needs_get_there_too() {
+        let refused = |routes: Routes| Table::new(routes).unwrap_err();
+        let prefix = || Route::prefix("/a", scene("s"));
+        for route in [
+            prefix().exempt_throughout(Method::HEAD),
+            // GET is exempt on /a only, HEAD below it too.
+            prefix().exempt(Method::GET).exempt_throughout(Method::HEAD),
+        ] {
+            assert!(matches!(
+                refused(route.into()),
+                RouteError::HeadWithoutGet { .. }
+            ));
+        }
+        for route in [
+            prefix().exempt_throughout(Method::GET).exempt(Method::HEAD),
+            prefix()
+                .exempt_throughout(Method::GET)
+                .exempt_throughout(Method::HEAD),
+        ] {
+            assert!(Table::new(route.into()).is_ok());
+        }
+        assert_eq!(
+            refused(
+                Routes::new()
+                    .route(Route::every_path(scene("s")))
+                    .route(Route::prefix("/", scene("t")))
+            ),
+            RouteError::Duplicate { path: "/".into() }
+        );
+    }
+
+    #[test]
+    fn a_prefix_exempts_its_own_path_unless_told_throughout() {
+        let table = Table::new(
+            Routes::new()
+                .route(Route::prefix("/signup", scene("signup")).exempt(Method::GET))
+                .route(Route::prefix("/docs", scene("docs")).exempt_throughout(Method::GET))
+                .route(Route::exact("/login", scene("login")).exempt_throughout(Method::OPTIONS))
+                .route(Route::prefix("/", scene("site")).exempt(Method::GET)),
+        )
+        .unwrap();
+        for (method, path, protected_by) in [
+            (Method::GET, "/signup", None),
+            (Method::HEAD, "/signup", None),
+            (Method::GET, "/Signup/", None),
+            (Method::POST, "/signup", Some("signup")),
+            (Method::GET, "/signup/email", Some("signup")),
+            (Method::HEAD, "/signup/email", Some("signup")),
+            (Method::GET, "/signup/./email", Some("signup")),
+            (Method::GET, "/signup/email/../..", None),
+            (Method::GET, "/docs", None),
+            (Method::GET, "/docs/a/b", None),
+            (Method::HEAD, "/docs/a", None),
+            (Method::POST, "/docs/a", Some("docs")),
+            (Method::OPTIONS, "/login", None),
+            (Method::GET, "/login", Some("login")),
+            (Method::GET, "/", None),
+            (Method::GET, "/other", Some("site")),
+            (Method::POST, "/", Some("site")),
+        ] {
+            assert_eq!(
+                scene_for(&table, method.clone(), path).as_deref(),
+                protected_by,
+                "{method} {path}"
+            );
+        }
+        // The route for every path has no path of its own: its exemptions hold everywhere.
+        let every = Table::new(Route::every_path(scene("s")).exempt(Method::GET).into()).unwrap();
+        assert_eq!(scene_for(&every, Method::GET, "/any/path"), None);
+    }
+
+    #[test]
+    fn behind_a_nest_the_full_path_decides() {
+        let resolved = |table: &Table, method: Method, original: Option<&str>, path: &str| {
+            table
+                .resolve(&method, false, original, path)
+                .map(|i| table.entry(i).scene.as_str().to_owned())
+        };
+        let admin = Table::new(
+            Routes::new()
+                .route(Route::prefix("/admin", scene("admin")).exempt_throughout(Method::GET))
+                .route(Route::exact("/login", scene("login"))),
+        )
+        .unwrap();
+        let fallback = Table::new(
+            Routes::new()
+                .route(Route::every_path(scene("all")))
+                .route(Route::exact("/login", scene("login")))
+                .route(Route::prefix("/signup", scene("signup")).exempt(Method::GET)),
+        )
+        .unwrap();
+        // (table, method, the path it came with, the path the nested router sees, scene)
+        for (table, method, original, path, protected_by) in [
+            (
+                &admin,
+                Method::POST,
+                Some("/admin/login"),
+                "/login",
+                Some("admin"),
+            ),
+            // The full path's route exempts GET, the nested path's does not: protected.
+            (
+                &admin,
+                Method::GET,
+                Some("/admin/login"),
+                "/login",
+                Some("login"),
+            ),
+            (&admin, Method::POST, None, "/login", Some("login")),
+            (
+                &admin,
+                Method::POST,
+                Some("/login"),
+                "/login",
+                Some("login"),
+            ),
+            (&admin, Method::GET, Some("/admin/x"), "/x", None),
+            (&admin, Method::POST, Some("/admin/x"), "/x", Some("admin")),
+            (&admin, Method::POST, Some("/other"), "/other", None),
+            // All the full path matches is the fallback: the nested path's route decides.
+            (
+                &fallback,
+                Method::POST,
+                Some("/admin/login"),
+                "/login",
+                Some("login"),
+            ),
+            (&fallback, Method::POST, Some("/admin/x"), "/x", Some("all")),
+            (
+                &fallback,
+                Method::POST,
+                Some("/a/signup/x"),
+                "/signup/x",
+                Some("signup"),
+            ),
+            (&fallback, Method::GET, Some("/signup"), "/signup", None),
+            // The nested path's route exempts GET; the full path is not /signup: protected.
+            (
+                &fallback,
+                Method::GET,
+                Some("/admin/signup"),
+                "/signup",
+                Some("all"),
+            ),
+        ] {
+            assert_eq!(
+                resolved(table, method.clone(), original, path).as_deref(),
+                protected_by,
+                "{method} {original:?} {path}"
+            );
+        }
+        let grpc = admin.resolve(&Method::GET, true, Some("/admin/login"), "/login");
+        assert_eq!(grpc.map(|i| admin.entry(i).scene.as_str()), Some("admin"));
+        // Written as nested paths only, exemptions hold behind the nest.
+        let nested = Table::new(
+            Route::prefix("/signup", scene("signup"))
+                .exempt(Method::GET)
+                .into(),
+        )
+        .unwrap();
+        assert_eq!(
+            resolved(&nested, Method::GET, Some("/admin/signup"), "/signup"),
+            None
+        );
+    }
+
+    #[test]
+    fn routes_that_could_share_a_request_behind_a_nest() {
+        let exact = |p: &str| Paths::Exact(p.to_owned());
+        let prefix = |p: &str| Paths::Prefix(p.to_owned());
+        // (matches the full path, matches the nested path, a nest where both match one request)
+        for (full, nested, nest) in [
+            (exact("/admin/login"), exact("/login"), Some("/admin")),
+            (exact("/a/b/login"), exact("/login"), Some("/a/b")),
+            (exact("/a/b/login"), exact("/b/login"), Some("/a")),
+            (exact("/admin/users/new"), prefix("/users"), Some("/admin")),
+            (exact("/a/b/c"), prefix("/b"), Some("/a")),
+            (prefix("/admin/users"), exact("/users/new"), Some("/admin")),
+            (prefix("/admin/users"), exact("/users"), Some("/admin")),
+            (prefix("/admin/users"), prefix("/users/x"), Some("/admin")),
+            (prefix("/admin/users/x"), prefix("/users"), Some("/admin")),
+            (exact("/login"), exact("/admin/login"), None),
+            (exact("/login"), exact("/signup"), None),
+            (exact("/login"), exact("/login"), None),
+            (exact("/admin/users"), exact("/users/new"), None),
+            (exact("/api/v2/login"), exact("/api/login"), None),
+            (prefix("/api/login"), prefix("/api"), None),
+            (prefix("/api"), exact("/api/login"), None),
+            (prefix("/v2/users"), prefix("/v1/users"), None),
+            // A nest that covers all of the prefix: it decides as a full path.
+            (prefix("/admin"), exact("/login"), None),
+            // Fallbacks are not paths.
+            (Paths::Every, exact("/login"), None),
+            (exact("/admin/login"), Paths::Every, None),
+            (exact("/admin/login"), prefix("/"), None),
+            (exact("/admin"), exact("/"), None),
+        ] {
+            assert_eq!(
+                nest_sharing_a_request(&full, &nested).as_deref(),
+                nest,
+                "{full:?} {nested:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_that_could_give_one_request_two_scenes_are_refused() {
+        let conflict = RouteError::NestedSceneConflict {
+            full: "/admin/login".into(),
+            full_scene: scene("login"),
+            nested: "/login".into(),
+            nested_scene: scene("signup"),
+            nest: "/admin".into(),
+        };
+        let login = || Route::exact("/Admin/Login/", scene("login"));
+        let signup = || Route::exact("/login", scene("signup"));
+        for routes in [
+            Routes::new().route(signup()).route(login()),
+            Routes::new().route(login()).route(signup()),
+            Routes::new()
+                .route(Route::every_path(scene("all")))
+                .route(signup())
+                .route(login().exempt(Method::GET)),
+        ] {
+            assert_eq!(Table::new(routes).unwrap_err(), conflict);
+        }
+        let shown = conflict.to_string();
+        for part in [
+            "\"/admin/login\"",
+            "\"login\"",
+            "\"/login\"",
+            "\"signup\"",
+            "\"/admin\"",
+        ] {
+            assert!(shown.contains(part), "{shown}");
+        }
+        assert!(matches!(
+            Table::new(
+                Routes::new()
+                    .route(Route::prefix("/admin/users", scene("admin")))
+                    .route(Route::exact("/users/new", scene("signup")))
+            ),
+            Err(RouteError::NestedSceneConflict { .. })
+        ));
+        // Plainly fine tables stand.
+        for routes in [
+            Routes::new()
+                .route(Route::exact("/login", scene("s")))
+                .route(Route::exact("/admin/login", scene("s"))),
+            Routes::new()
+                .route(Route::exact("/login", scene("login")))
+                .route(Route::prefix("/signup", scene("signup")).exempt(Method::GET)),
+            Routes::new()
+                .route(Route::prefix("/signup", scene("s")))
+                .route(Route::exact("/signup/email", scene("s"))),
+            Routes::new()
+                .route(Route::every_path(scene("all")))
+                .route(Route::prefix("/api", scene("api")))
+                .route(Route::prefix("/api/login", scene("login")))
+                .route(Route::exact("/api/login/sms", scene("sms"))),
+            Routes::new()
+                .route(Route::prefix("/admin", scene("admin")))
+                .route(Route::exact("/login", scene("login"))),
+        ] {
+            assert!(Table::new(routes.clone()).is_ok(), "{routes:?}");
+        }
     }
 }
