@@ -2,8 +2,9 @@
 //! `AssumeRoleWithOIDC`), an ECS instance's metadata service and a credentials URI, issuing
 //! credentials that last two seconds and that it accepts only until they expire. Each source
 //! of the default chain, the chain's report when nothing answers, refreshes across several
-//! expiries without a failed verification, and a dead refresh that ends as a configuration
-//! error.
+//! expiries without a failed verification, a dead refresh that ends as a configuration
+//! error, the CLI's External mode with commands written by the tests, and the metadata
+//! service's fallback to IMDSv1.
 
 mod common;
 
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tower_aliyun_captcha::credentials::{
-    CredentialsError, CredentialsUri, DefaultChain, EcsRamRole, OidcRoleArn, ProvideCredentials,
-    RamRoleArn,
+    CredentialsError, CredentialsUri, DefaultChain, EcsRamRole, ExternalProcess, OidcRoleArn,
+    ProvideCredentials, RamRoleArn,
 };
 use tower_aliyun_captcha::emulator::{Emulator, Mint};
 use tower_aliyun_captcha::error::ErrorClass;
@@ -28,6 +29,7 @@ const LIFETIME: Duration = Duration::from_secs(2);
 async fn sts_emulator() -> Emulator {
     Emulator::builder()
         .access_key(KEY_ID, KEY_SECRET)
+        .sts_key(STS_ID, STS_SECRET, STS_TOKEN)
         .scene(LOGIN)
         .role(ROLE)
         .oidc_provider(OIDC_PROVIDER, OIDC_TOKEN)
@@ -64,6 +66,15 @@ impl Scratch {
         let path = self.0.join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A script that can be run as a program.
+    #[cfg(unix)]
+    fn executable(&self, relative: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.write(relative, text);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
     }
 }
@@ -381,6 +392,216 @@ async fn a_dead_refresh_ends_as_a_configuration_error() {
     assert_eq!(emulator.stats().credentials_issued, 1);
 }
 
+/// Why the chain's CLI profile source gave nothing, when `profile` is the one asked for.
+async fn cli_profile_failure(emulator: &Emulator, home: &Path, profile: &str) -> String {
+    let chain = chain(
+        &[("ALIBABA_CLOUD_PROFILE", profile.into())],
+        home,
+        emulator,
+        false,
+    );
+    let error = client(emulator, chain).check().await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Configuration, "{error}");
+    let Error::Credentials(CredentialsError::NotFound(reasons)) = &error else {
+        panic!("{error:?}");
+    };
+    let (_, why) = reasons
+        .iter()
+        .find(|(source, _)| source == "cli_profile")
+        .unwrap();
+    why.clone()
+}
+
+/// Profiles of mode External: commands (a script run by bash, with a space in its path, and
+/// a Python script run as a program) that print an AccessKey pair and STS credentials with
+/// their expiry, which the client refreshes; and commands that fail, print garbage or cannot
+/// start, which say so, naming the profile, without a secret.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_cli_profile_of_mode_external_runs_its_command() {
+    let emulator = sts_emulator().await;
+    let scratch = Scratch::new();
+    let ak = scratch.write(
+        "my helpers/ak.sh",
+        &format!(
+            "cat <<'JSON'\n{{\"mode\": \"AK\", \"access_key_id\": \"{KEY_ID}\", \
+             \"access_key_secret\": \"{KEY_SECRET}\"}}\nJSON\n"
+        ),
+    );
+    let runs = scratch.0.join("sts runs");
+    // Credentials that last three to four seconds: the client must run it again.
+    let sts = scratch.executable(
+        "my helpers/sts.py",
+        &format!(
+            "#!/usr/bin/env python3\n\
+             import datetime, json, sys\n\
+             with open(sys.argv[1], 'a') as runs:\n    runs.write('run\\n')\n\
+             now = datetime.datetime.now(datetime.timezone.utc)\n\
+             expiration = now + datetime.timedelta(seconds=4)\n\
+             print(json.dumps({{'mode': 'StsToken', 'access_key_id': '{STS_ID}', \
+             'access_key_secret': '{STS_SECRET}', 'sts_token': '{STS_TOKEN}', \
+             'expiration': expiration.strftime('%Y-%m-%dT%H:%M:%SZ')}}))\n"
+        ),
+    );
+    let fails = scratch.write(
+        "fails.sh",
+        &format!(
+            "echo 'helper: {KEY_SECRET}' >&2\n\
+             echo '{{\"access_key_secret\": \"{KEY_SECRET}\"'\n\
+             exit 3\n"
+        ),
+    );
+    let garbage = scratch.write("garbage.sh", &format!("echo 'Password: {KEY_SECRET}'\n"));
+    let profile = |name: &str, command: String| {
+        let mut profile = serde_json::json!({"name": name, "mode": "External"});
+        profile["process_command"] = command.into();
+        profile
+    };
+    scratch.write(
+        ".aliyun/config.json",
+        &serde_json::json!({
+            "current": "ext-ak",
+            "profiles": [
+                profile("ext-ak", format!("bash \"{}\"", ak.display())),
+                profile("ext-sts", format!("'{}' '{}'", sts.display(), runs.display())),
+                profile("ext-fails", format!("bash {}", fails.display())),
+                profile("ext-garbage", format!("bash {}", garbage.display())),
+                profile("ext-missing", format!("/nonexistent/helper --password {KEY_SECRET}")),
+                profile("ext-unclosed", "helper 'open".to_owned()),
+                {"name": "ext-none", "mode": "External"},
+                {"name": "sso", "mode": "CloudSSO"},
+                {"name": "oauth", "mode": "OAuth"},
+            ]
+        })
+        .to_string(),
+    );
+
+    let ak = chain(&[], &scratch.0, &emulator, false);
+    assert!(passes(&client(&emulator, ak), &emulator).await.unwrap());
+
+    let sts = chain(
+        &[("ALIBABA_CLOUD_PROFILE", "ext-sts".into())],
+        &scratch.0,
+        &emulator,
+        false,
+    );
+    keep_verifying(&client(&emulator, sts), &emulator, Duration::from_secs(5)).await;
+    let ran = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!(
+        ran >= 2,
+        "the command ran {ran} times in 5 s for 4 s credentials"
+    );
+    assert_eq!(emulator.stats().credentials_issued, 0);
+
+    for (profile, expected) in [
+        ("ext-fails", "exited with status 3"),
+        ("ext-garbage", "its output is not JSON"),
+        ("ext-missing", "helper: cannot be started"),
+        (
+            "ext-unclosed",
+            "process_command has a quote that is not closed",
+        ),
+        ("ext-none", "process_command is required"),
+        (
+            "sso",
+            "mode \"CloudSSO\" is not supported: it needs the CLI's interactive sign-in",
+        ),
+        ("oauth", "mode \"OAuth\" is not supported"),
+    ] {
+        let why = cli_profile_failure(&emulator, &scratch.0, profile).await;
+        assert!(why.contains(expected), "{profile}: {why}");
+        assert!(why.contains(&format!("{profile:?}")), "{profile}: {why}");
+        assert!(!why.contains(KEY_SECRET), "{profile}: {why}");
+    }
+}
+
+/// A command that hangs is killed at its timeout, and nothing of it is left running.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_external_command_that_hangs_is_stopped() {
+    let scratch = Scratch::new();
+    let pid_file = scratch.0.join("pid");
+    let hangs = scratch.write(
+        "hangs.sh",
+        &format!("echo $$ > '{}'\nexec sleep 30\n", pid_file.display()),
+    );
+    let helper = ExternalProcess::new(format!("bash '{}'", hangs.display()))
+        .timeout(Duration::from_millis(500));
+    let started = Instant::now();
+    let error = helper.provide_credentials().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("bash: did not finish within 0.5 s"),
+        "{error}"
+    );
+    #[cfg(target_os = "linux")]
+    {
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let process = PathBuf::from(format!("/proc/{}", pid.trim()));
+        let started = Instant::now();
+        while process.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "the command is still running (or was never reaped)"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// An instance whose metadata service gives session tokens but refuses the requests that
+/// carry them: asked again without the token (IMDSv1), unless IMDSv1 is off.
+#[tokio::test]
+async fn the_metadata_service_is_asked_without_a_token_it_refuses() {
+    let emulator = sts_emulator().await;
+    emulator.metadata_refuses_session_tokens(true);
+    let scratch = Scratch::new();
+    let v1_allowed = chain(&[], &scratch.0, &emulator, true);
+    assert!(
+        passes(&client(&emulator, v1_allowed), &emulator)
+            .await
+            .unwrap()
+    );
+
+    let v1_off = chain(
+        &[("ALIBABA_CLOUD_IMDSV1_DISABLED", "true".into())],
+        &scratch.0,
+        &emulator,
+        true,
+    );
+    let error = client(&emulator, v1_off).check().await.unwrap_err();
+    let Error::Credentials(CredentialsError::NotFound(reasons)) = &error else {
+        panic!("{error:?}");
+    };
+    let (_, why) = reasons
+        .iter()
+        .find(|(source, _)| source == "ecs_ram_role")
+        .unwrap();
+    assert!(
+        why.contains("HTTP 400") && !why.contains("without one"),
+        "{why}"
+    );
+
+    let strict = EcsRamRole::new()
+        .metadata_endpoint(emulator.url())
+        .require_session_token();
+    let error = client(&emulator, strict).check().await.unwrap_err();
+    assert!(error.to_string().contains("HTTP 400"), "{error}");
+
+    // Back to a hardened instance: the token is required, and used.
+    emulator.metadata_refuses_session_tokens(false);
+    let strict = EcsRamRole::new()
+        .metadata_endpoint(emulator.url())
+        .require_session_token();
+    assert!(passes(&client(&emulator, strict), &emulator).await.unwrap());
+}
+
 #[test]
 fn providers_never_show_secrets() {
     let printed = [
@@ -395,6 +616,10 @@ fn providers_never_show_secrets() {
         ),
         format!("{:?}", DefaultChain::new()),
         format!("{:?}", EcsRamRole::new()),
+        format!(
+            "{:?}",
+            ExternalProcess::new(format!("helper --secret {KEY_SECRET}"))
+        ),
     ];
     for text in printed {
         assert!(

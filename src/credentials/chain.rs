@@ -56,7 +56,8 @@ impl Settings {
 ///    `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are set (ACK's RRSA), through STS `AssumeRoleWithOIDC`;
 /// 3. the Alibaba Cloud CLI's profile in `~/.aliyun/config.json` (`ALIBABA_CLOUD_CONFIG_FILE`):
 ///    `ALIBABA_CLOUD_PROFILE`, else the current one; modes `AK`, `StsToken`, `RamRoleArn`,
-///    `ChainableRamRoleArn`, `EcsRamRole`, `OIDC` (off with
+///    `ChainableRamRoleArn`, `EcsRamRole`, `OIDC`, `External` (a command that prints
+///    credentials: [`ExternalProcess`](super::ExternalProcess)) (off with
 ///    `ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true`);
 /// 4. the credentials file `~/.alibabacloud/credentials.ini` (`ALIBABA_CLOUD_CREDENTIALS_FILE`):
 ///    section `ALIBABA_CLOUD_PROFILE`, else `default`; types `access_key`, `sts`,

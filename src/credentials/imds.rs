@@ -1,5 +1,7 @@
 //! An ECS instance's RAM role, through the instance metadata service: a session token first
-//! (IMDSv2, as the official libraries do), then the role's temporary credentials.
+//! (IMDSv2, as the official libraries do), then the role's temporary credentials. A request is
+//! asked again without the token (IMDSv1) when getting the token fails or a request that
+//! carries it fails, unless IMDSv1 is turned off, as the newer Java and Python libraries do.
 
 use std::fmt;
 use std::time::Duration;
@@ -50,7 +52,8 @@ pub struct EcsRamRole {
 
 impl EcsRamRole {
     /// The instance's role, from `http://100.100.100.200`; without a session token when the
-    /// service gives none, unless `ALIBABA_CLOUD_IMDSV1_DISABLED=true`.
+    /// service gives none or refuses a request that carries it, unless
+    /// `ALIBABA_CLOUD_IMDSV1_DISABLED=true`.
     ///
     /// ```
     /// use tower_aliyun_captcha::credentials::EcsRamRole;
@@ -99,7 +102,8 @@ impl EcsRamRole {
         self
     }
 
-    /// Refuses to ask without a session token (IMDSv1), even when the service gives none.
+    /// Refuses to ask without a session token (IMDSv1), even when the service gives none or
+    /// refuses a request that carries one.
     ///
     /// ```
     /// use tower_aliyun_captcha::credentials::EcsRamRole;
@@ -130,7 +134,29 @@ impl EcsRamRole {
         request.body(Bytes::new()).map_err(|e| e.to_string())
     }
 
+    /// GETs `path`, with the session token when there is one. When that fails (no answer, or
+    /// not 200), asks once more without it (IMDSv1) unless that is off: some instances, in
+    /// private clouds for one, give a token that their other paths do not take.
     async fn get(&self, http: &Http, path: &str, token: Option<&str>) -> Result<Bytes, String> {
+        let with_token = match token {
+            None => return self.get_once(http, path, None).await,
+            Some(token) => self.get_once(http, path, Some(token)).await,
+        };
+        match with_token {
+            Ok(body) => Ok(body),
+            Err(why) if !self.imds_v1_allowed => Err(why),
+            Err(with_token) => self.get_once(http, path, None).await.map_err(|without| {
+                format!("{with_token} with a session token, and {without} without one")
+            }),
+        }
+    }
+
+    async fn get_once(
+        &self,
+        http: &Http,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<Bytes, String> {
         let answer = http
             .send(self.request(Method::GET, path, token)?, TIMEOUT)
             .await?;

@@ -8,8 +8,8 @@
 //! - [`DefaultChain`]: the sources of Alibaba's official credentials libraries, in their order:
 //!   environment variables, an OIDC role (ACK's RRSA), the CLI's profile, the credentials
 //!   file, the ECS instance's RAM role, and a credentials URI.
-//! - [`RamRoleArn`], [`OidcRoleArn`], [`EcsRamRole`], [`CredentialsUri`]: the sources that fetch
-//!   temporary credentials, for use on their own.
+//! - [`RamRoleArn`], [`OidcRoleArn`], [`EcsRamRole`], [`CredentialsUri`], [`ExternalProcess`]:
+//!   the sources that fetch temporary credentials, for use on their own.
 //!
 //! Secrets never show up in `Debug` output, in errors or in log lines: the types that hold them
 //! print `<redacted>`. A [`Secret`] is zeroed when dropped; copies made on the way (the
@@ -18,8 +18,10 @@
 
 mod cache;
 mod chain;
+mod command_line;
 mod http;
 mod imds;
+mod process;
 mod profile;
 mod sts;
 mod uri;
@@ -32,6 +34,7 @@ use std::time::SystemTime;
 pub(crate) use cache::CredentialsCache;
 pub use chain::{DefaultChain, DefaultChainBuilder};
 pub use imds::EcsRamRole;
+pub use process::ExternalProcess;
 pub use sts::{OidcRoleArn, RamRoleArn};
 pub use uri::CredentialsUri;
 

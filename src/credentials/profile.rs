@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::chain::Settings;
+use super::process::ExternalProcess;
 use super::sts::{OidcRoleArn, RamRoleArn};
 use super::{Credentials, ProvideCredentials};
 
@@ -57,6 +58,8 @@ struct CliProfile {
     policy: String,
     #[serde(deserialize_with = "null_as_default")]
     external_id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    process_command: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -68,7 +71,7 @@ struct CliConfig {
 }
 
 /// A field that is `null` reads as its default, as a missing one does: the CLI writes some.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(super) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Default + serde::Deserialize<'de>,
@@ -191,11 +194,24 @@ fn cli_provider(
             }
             Ok(Arc::new(oidc))
         }
-        other => Err(format!(
-            "mode {other:?} is not supported (AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC are)"
+        "External" => {
+            let command =
+                non_empty(&profile.process_command).ok_or("process_command is required")?;
+            Ok(Arc::new(ExternalProcess::for_cli_profile(command, name)?))
+        }
+        // They sign in through a browser and write tokens back to the CLI's file.
+        "CloudSSO" | "OAuth" => Err(format!(
+            "mode {:?} is not supported: it needs the CLI's interactive sign-in; use a \
+             profile of another mode ({CLI_MODES}), e.g. External with a helper that prints \
+             credentials",
+            profile.mode
         )),
+        other => Err(format!("mode {other:?} is not supported ({CLI_MODES} are)")),
     }
 }
+
+/// The CLI profile modes this reads, for errors.
+const CLI_MODES: &str = "AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC, External";
 
 /// The STS endpoint a profile asks for with `sts_region` (and `enable_vpc`), else the chain's.
 fn profile_sts_endpoint(region: &str, vpc: bool, settings: &Settings) -> Option<String> {

@@ -4,12 +4,14 @@
 //! it for verifications only until it expires.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
 
+use super::Emulator;
 use super::auth::{Api, GatewayError, KnownKey};
 use super::state::State;
 use crate::protocol;
@@ -25,6 +27,40 @@ pub(crate) struct StsConfig {
     pub(crate) instance_role: Option<String>,
     /// The longest life of issued credentials, whatever was asked.
     pub(crate) max_lifetime: Option<Duration>,
+    /// Whether the metadata service refuses requests that carry a session token (and so
+    /// answers those without one), switched at run time by tests.
+    pub(crate) metadata_refuses_tokens: Switch,
+}
+
+/// A flag that can be switched while the emulator runs; a copy starts with the value copied.
+#[derive(Debug, Default)]
+pub(crate) struct Switch(AtomicBool);
+
+impl Switch {
+    pub(crate) fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+}
+
+impl Clone for Switch {
+    fn clone(&self) -> Self {
+        Self(AtomicBool::new(self.is_on()))
+    }
+}
+
+impl Emulator {
+    /// Makes the emulated metadata service refuse (HTTP 400) any request that carries a
+    /// session token, and answer those without one (IMDSv1), as instances do whose token
+    /// requests succeed but whose other paths do not take the token; `false` goes back to
+    /// requiring the token. For the tests of the IMDSv1 fallback; not part of the API.
+    #[doc(hidden)]
+    pub fn metadata_refuses_session_tokens(&self, refuses: bool) {
+        self.state.sts().metadata_refuses_tokens.set(refuses);
+    }
 }
 
 impl StsConfig {
@@ -161,9 +197,12 @@ pub(crate) fn metadata(
     if method != http::Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, String::new());
     }
-    // The emulated instance requires a session token (IMDSv2), as hardened instances do.
-    let known = token.is_some_and(|t| state.knows_imds_token(t));
-    if !known {
+    if state.sts().metadata_refuses_tokens.is_on() {
+        if token.is_some() {
+            return text(StatusCode::BAD_REQUEST, String::new());
+        }
+    } else if !token.is_some_and(|t| state.knows_imds_token(t)) {
+        // The emulated instance requires a session token (IMDSv2), as hardened instances do.
         return text(StatusCode::UNAUTHORIZED, String::new());
     }
     match rest {
