@@ -1,6 +1,8 @@
 //! The demo page (`cargo run --example login`) end to end in headless Chromium: pass the
-//! captcha and log in, replay a param, fail the captcha, log in while the service fails (fail
-//! open), sign up. Screenshots of each step go to `target/browser-screenshots/`.
+//! captcha and log in, replay a param, have the widget refuse (V3) or the service (V2), log in
+//! while the service fails (fail open), sign up; a page of another origin refused by the demo's
+//! emulator; Alibaba's V3 guide page as written, with and without a `UserCertifyId`.
+//! Screenshots of each step go to `target/browser-screenshots/`.
 //!
 //! An explicit opt-in, as it needs a browser: `cargo test --all-features -- --ignored`. It
 //! finds Chromium (or Chrome) and ChromeDriver on `PATH`; `CHROME_BIN` and `CHROMEDRIVER` name
@@ -20,6 +22,8 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use tower_aliyun_captcha::emulator::Emulator;
+use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
 
 /// Set to a browser binary to use instead of the first Chromium or Chrome on `PATH`.
 const BROWSER_VARIABLE: &str = "CHROME_BIN";
@@ -292,23 +296,43 @@ fn start_demo(target: &Path) -> (Process, String, String) {
     (Process(child), app, emulator)
 }
 
-/// Serves the V3 guide page (`tests/pages/v3-guide.html`) with the stand-in script, with or
-/// without its `prefix`.
+/// The `UserCertifyId` the guide page passes in its variant with one: its prefix, `_`, ten
+/// letters or digits.
+const USER_CERTIFY_ID: &str = "tx5ytbc_7G47iByes3";
+
+/// Serves the V3 guide page (`tests/pages/v3-guide.html`) with the stand-in script: as the
+/// guide writes it (`/guide`), without its `prefix`, and with a `UserCertifyId` in Alibaba's
+/// format or not.
 async fn serve_guide_page(script_url: &str, scene: &str) -> String {
     let template = include_str!("pages/v3-guide.html")
         .replace("{{SCRIPT_URL}}", script_url)
         .replace("{{SCENE_ID}}", scene);
-    let with_prefix = template.replace("{{PREFIX_LINE}}", r#"prefix: "tx5ytbc""#);
-    let without_prefix = template.replace("{{PREFIX_LINE}}", "");
-    let app = axum::Router::new()
-        .route(
-            "/guide",
-            axum::routing::get(move || async move { axum::response::Html(with_prefix) }),
+    let page = |prefix: &str, certify_id: Option<&str>| {
+        let certify_id = certify_id.map_or(String::new(), |id| format!("UserCertifyId: {id:?},"));
+        axum::response::Html(
+            template
+                .replace("{{PREFIX_LINE}}", prefix)
+                .replace("{{USER_CERTIFY_ID_LINE}}", &certify_id),
         )
-        .route(
-            "/guide-without-prefix",
-            axum::routing::get(move || async move { axum::response::Html(without_prefix) }),
-        );
+    };
+    let prefix = r#"prefix: "tx5ytbc""#;
+    let pages = [
+        ("/guide", page(prefix, None)),
+        ("/guide-without-prefix", page("", None)),
+        (
+            "/guide-with-certify-id",
+            page(prefix, Some(USER_CERTIFY_ID)),
+        ),
+        // Another account's prefix: not in the format.
+        (
+            "/guide-with-bad-certify-id",
+            page(prefix, Some("abcdefg_7G47iByes3")),
+        ),
+    ];
+    let mut app = axum::Router::new();
+    for (path, html) in pages {
+        app = app.route(path, axum::routing::get(move || async move { html }));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -414,38 +438,55 @@ async fn the_demo_pages_work_in_a_real_browser() {
     assert!(text.starts_with("Captcha expired: F018 — "), "{text}");
     browser.screenshot("03-v3-param-reused").await;
 
-    // The service refuses the param.
+    // The widget refuses by itself, as V3's does for a risk it detects or a wrong puzzle: the
+    // page hears `fail` with the code, no param reaches the service, and the widget refreshes
+    // for another try.
+    let requests = async || {
+        call(
+            &http,
+            http::Method::GET,
+            &format!("{emulator}/emulator/stats"),
+            None,
+        )
+        .await
+        .unwrap()["requests"]
+            .clone()
+    };
+    let requests_before = requests().await;
     browser.solve("#login-button", "F001", "verify").await;
     let text = browser.outcome("login", "failed").await;
-    assert!(text.starts_with("Captcha failed: F001 — "), "{text}");
-    browser.screenshot("04-v3-captcha-failed").await;
-
-    // The puzzle is not solved: V3 calls `fail`, and no request is sent.
-    let requests_before = call(
-        &http,
-        http::Method::GET,
-        &format!("{emulator}/emulator/stats"),
-        None,
-    )
-    .await
-    .unwrap()["requests"]
-        .clone();
-    browser.solve("#login-button", "fail", "verify").await;
-    assert_eq!(
-        browser.outcome("login", "failed").await,
-        "The puzzle was not solved; try again."
+    assert!(
+        text.starts_with("Not verified by the widget: F001 — "),
+        "{text}"
     );
-    let stats = call(
-        &http,
-        http::Method::GET,
-        &format!("{emulator}/emulator/stats"),
-        None,
-    )
-    .await
-    .unwrap();
+    browser.screenshot("04-v3-refused-by-the-widget").await;
+    assert!(browser.shown("#aliyunCaptcha-window-popup").await);
+    let chosen = "return document.querySelector('#captcha-element .captcha-verdict').value";
     assert_eq!(
-        stats["requests"], requests_before,
-        "a failed puzzle reached the service"
+        browser
+            .command(
+                http::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": chosen, "args": []})),
+            )
+            .await,
+        "T001",
+        "the widget did not refresh"
+    );
+    // Another try in the widget, still open: the puzzle got wrong.
+    browser
+        .click("#captcha-element option[value=\"fail\"]")
+        .await;
+    browser.click("#captcha-element .captcha-verify").await;
+    let text = browser.outcome("login", "failed").await;
+    assert!(
+        text.starts_with("Not verified by the widget: F015 — "),
+        "{text}"
+    );
+    assert_eq!(
+        requests().await,
+        requests_before,
+        "a refusal of the widget reached the service"
     );
     // The widget stays open for another try; the person closes it.
     assert!(browser.shown("#aliyunCaptcha-window-popup").await);
@@ -518,6 +559,11 @@ async fn the_demo_pages_work_in_a_real_browser() {
     assert!(text.starts_with("Captcha failed: F015 — "), "{text}");
     browser.screenshot("08-v2-captcha-failed").await;
     browser.click("#captcha-element .captcha-close").await;
+    // In V2 a risk is the service's verdict on the param.
+    browser.solve("#login-button", "F001", "verify").await;
+    let text = browser.outcome("login", "failed").await;
+    assert!(text.starts_with("Captcha failed: F001 — "), "{text}");
+    browser.click("#captcha-element .captcha-close").await;
     browser.solve("#signup-button", "T001", "verify").await;
     assert_eq!(
         browser.outcome("signup", "ok").await,
@@ -539,22 +585,93 @@ async fn the_demo_pages_work_in_a_real_browser() {
     );
     assert!(!browser.shown("#aliyunCaptcha-window-popup").await);
 
-    // A page that follows the V3 guide to the letter works against the stand-in unchanged.
-    let guide = serve_guide_page(&format!("{emulator}/emulator/captcha.js"), "login-scene").await;
+    // The demo's emulator answers the demo's pages only: a page of another origin loads the
+    // script (public, as Alibaba's) but cannot mint.
+    let minted_before = call(
+        &http,
+        http::Method::GET,
+        &format!("{emulator}/emulator/stats"),
+        None,
+    )
+    .await
+    .unwrap()["params_minted"]
+        .clone();
+    let foreign = serve_guide_page(&format!("{emulator}/emulator/captcha.js"), "login-scene").await;
+    browser.goto(&format!("{foreign}/guide")).await;
+    browser.solve("#button", "T001", "verify").await;
+    assert_eq!(browser.text_of("#error").await, "NetworkError");
+    // The widget says what to do about it.
+    assert_eq!(
+        browser.text_of("#captcha-element .captcha-status").await,
+        format!(
+            "the emulator could not be reached, or does not allow this page (--allow-origin {foreign})"
+        )
+    );
+    browser.screenshot("09-foreign-page-refused").await;
+    let stats = call(
+        &http,
+        http::Method::GET,
+        &format!("{emulator}/emulator/stats"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stats["params_minted"], minted_before,
+        "a foreign page minted"
+    );
+
+    // A page that follows the V3 guide to the letter works unchanged against an emulator that
+    // allows its origin.
+    let credentials = Credentials::new("LTAI5tGuidePage", "guide-page-secret");
+    let own = Emulator::builder()
+        .credentials(&credentials)
+        .scene("login-scene")
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let guide =
+        serve_guide_page(&format!("{}/emulator/captcha.js", own.url()), "login-scene").await;
+    own.allow_origin(&guide).unwrap();
+    let verifier = Client::builder()
+        .credentials(credentials)
+        .endpoint(own.url())
+        .allow_http(true)
+        .build()
+        .unwrap();
+    let verify = async |param: String| {
+        verifier
+            .verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap()))
+            .await
+            .unwrap()
+    };
     browser.goto(&format!("{guide}/guide")).await;
     browser.solve("#button", "T001", "verify").await;
     let param = browser.text_of("#param").await;
-    browser.screenshot("09-guide-page").await;
-    let request = Request::post(format!("{app}/login"))
-        .header("x-captcha-verify-param", param)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = http.request(request).await.unwrap();
-    assert_eq!(
-        response.status(),
-        200,
+    browser.screenshot("10-guide-page").await;
+    assert!(
+        verify(param).await.passed(),
         "the guide page's param did not verify"
     );
+    // Its `fail` hears the widget's own refusals.
+    browser.solve("#button", "F024", "verify").await;
+    assert_eq!(browser.text_of("#failed").await, "F024");
+
+    // With a UserCertifyId, the verdict's CertifyId is the page's.
+    browser
+        .goto(&format!("{guide}/guide-with-certify-id"))
+        .await;
+    browser.solve("#button", "T001", "verify").await;
+    let verdict = verify(browser.text_of("#param").await).await;
+    assert!(verdict.passed());
+    assert_eq!(verdict.certify_id(), Some(USER_CERTIFY_ID));
+    // One not in Alibaba's format (prefix_ and ten letters or digits) stops the widget.
+    browser
+        .goto(&format!("{guide}/guide-with-bad-certify-id"))
+        .await;
+    assert_eq!(browser.text_of("#error").await, "IllegalCertifyId");
+    browser.click("#button").await;
+    assert!(!browser.shown("#aliyunCaptcha-window-popup").await);
 
     // Without `prefix`, the widget does not start, and says why.
     browser.goto(&format!("{guide}/guide-without-prefix")).await;
@@ -564,7 +681,7 @@ async fn the_demo_pages_work_in_a_real_browser() {
         !browser.shown("#aliyunCaptcha-window-popup").await,
         "the widget started without a prefix"
     );
-    browser.screenshot("10-guide-page-without-prefix").await;
+    browser.screenshot("11-guide-page-without-prefix").await;
 
     let stats = call(
         &http,
@@ -574,7 +691,7 @@ async fn the_demo_pages_work_in_a_real_browser() {
     )
     .await
     .unwrap();
-    assert_eq!(stats["verdicts"]["T001"], 5, "{stats}");
+    assert_eq!(stats["verdicts"]["T001"], 4, "{stats}");
     assert_eq!(stats["verdicts"]["F018"], 1, "{stats}");
     assert_eq!(stats["verdicts"]["F008"], 1, "{stats}");
     assert_eq!(stats["verdicts"]["F001"], 1, "{stats}");

@@ -596,9 +596,82 @@ async fn http2_with_prior_knowledge_is_served() {
     assert_eq!(response.status(), 200);
 }
 
+/// A raw HTTP/1.1 exchange, so that a test sets `Host` and `Origin` as a browser or a DNS
+/// rebinding attack would: status, lowercase header names and values, JSON body.
+async fn exchange(
+    emulator: &Emulator,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(emulator.addr())
+        .await
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (
+        status,
+        headers,
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+const MINT_BODY: &str = r#"{"verdict": "T001"}"#;
+const EVERYONE_PASSES: &str =
+    r#"{"mode": "result", "result": {"VerifyResult": true, "VerifyCode": "T001"}}"#;
+
 #[tokio::test]
-async fn the_stand_in_widget_script_is_served_to_other_origins() {
+async fn the_stand_in_widget_script_is_served_to_every_page() {
     let emulator = emulator().await;
+    for host in [emulator.addr().to_string(), "evil.example".to_owned()] {
+        let (status, headers, _) = exchange(
+            &emulator,
+            "GET",
+            "/emulator/captcha.js",
+            &[("host", host.as_str()), ("origin", "http://evil.example")],
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{host}");
+        assert_eq!(header(&headers, "access-control-allow-origin"), Some("*"));
+        assert!(
+            header(&headers, "content-type")
+                .unwrap()
+                .starts_with("application/javascript")
+        );
+    }
     let request = http::Request::get(format!("{}/emulator/captcha.js", emulator.url()))
         .body(Full::new(Bytes::new()))
         .unwrap();
@@ -606,14 +679,6 @@ async fn the_stand_in_widget_script_is_served_to_other_origins() {
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
     let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/javascript")
-    );
     let script = http_body_util::BodyExt::collect(response.into_body())
         .await
         .unwrap()
@@ -621,17 +686,6 @@ async fn the_stand_in_widget_script_is_served_to_other_origins() {
     assert!(
         String::from_utf8_lossy(&script).contains("window.initAliyunCaptcha = function (options)")
     );
-
-    // Minting from a page: a text/plain body (no preflight), answered with CORS headers.
-    let request = http::Request::post(format!("{}/emulator/params", emulator.url()))
-        .header("content-type", "text/plain")
-        .header("origin", "http://127.0.0.1:3000")
-        .body(Full::new(Bytes::from(
-            json!({"scene": LOGIN, "verdict": "F015"}).to_string(),
-        )))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
     // The service path itself is not opened to browsers, as the real one is not.
     let preflight = http::Request::builder()
         .method(http::Method::OPTIONS)
@@ -646,6 +700,270 @@ async fn the_stand_in_widget_script_is_served_to_other_origins() {
             .get("access-control-allow-origin")
             .is_none()
     );
+}
+
+/// DNS rebinding: a hostile name resolved to the emulator reaches it with that name in `Host`.
+/// Its API refuses to mint or to switch a fault on, and nothing changes.
+#[tokio::test]
+async fn the_api_refuses_requests_addressed_to_another_host() {
+    let emulator = emulator().await;
+    let port = emulator.addr().port();
+    let rebound = format!("rebind.evil.example:{port}");
+    for (method, path, body) in [
+        ("POST", "/emulator/params", MINT_BODY),
+        ("POST", "/emulator/faults", EVERYONE_PASSES),
+        ("GET", "/emulator/stats", ""),
+        ("GET", "/emulator/faults", ""),
+    ] {
+        for host in [rebound.as_str(), "localhost:1", ""] {
+            let (status, headers, answer) =
+                exchange(&emulator, method, path, &[("host", host)], body).await;
+            assert_eq!(status, 421, "{method} {path} for {host:?}: {answer}");
+            assert_eq!(code(&answer), "UnknownHost");
+            assert!(answer["Message"].as_str().unwrap().contains("--allow-host"));
+            assert!(answer.get("captchaVerifyParam").is_none());
+            assert!(header(&headers, "access-control-allow-origin").is_none());
+        }
+    }
+    assert_eq!(emulator.faults(), Faults::none());
+    assert_eq!(emulator.stats().params_minted, 0);
+
+    // Its own address and localhost on its port are served.
+    for host in [emulator.addr().to_string(), format!("localhost:{port}")] {
+        let (status, _, answer) = exchange(
+            &emulator,
+            "POST",
+            "/emulator/params",
+            &[("host", &host)],
+            MINT_BODY,
+        )
+        .await;
+        assert_eq!(status, 200, "{host}: {answer}");
+        assert!(answer["captchaVerifyParam"].is_string());
+    }
+}
+
+/// A page of another origin may not mint or switch faults: a browser sends a simple
+/// cross-origin POST even when the page cannot read the answer, so the request is refused, not
+/// only left without CORS headers.
+#[tokio::test]
+async fn the_api_refuses_pages_it_was_not_told_about() {
+    let emulator = emulator().await;
+    let host = emulator.addr().to_string();
+    for (method, path, body) in [
+        ("POST", "/emulator/params", MINT_BODY),
+        ("POST", "/emulator/faults", EVERYONE_PASSES),
+        ("GET", "/emulator/stats", ""),
+        ("OPTIONS", "/emulator/params", ""),
+    ] {
+        for origin in ["http://evil.example", "null", "http://127.0.0.1:3000"] {
+            let (status, headers, answer) = exchange(
+                &emulator,
+                method,
+                path,
+                &[
+                    ("host", &host),
+                    ("origin", origin),
+                    ("content-type", "text/plain"),
+                ],
+                body,
+            )
+            .await;
+            assert_eq!(status, 403, "{method} {path} from {origin}: {answer}");
+            assert_eq!(code(&answer), "OriginNotAllowed");
+            assert!(
+                answer["Message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("--allow-origin")
+            );
+            assert!(header(&headers, "access-control-allow-origin").is_none());
+        }
+    }
+    assert_eq!(emulator.faults(), Faults::none());
+    assert_eq!(emulator.stats().params_minted, 0);
+    // Without an Origin (curl, a test, a back end) the same request is served, without CORS
+    // headers.
+    let (status, headers, answer) = exchange(
+        &emulator,
+        "POST",
+        "/emulator/params",
+        &[("host", &host)],
+        MINT_BODY,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(header(&headers, "access-control-allow-origin").is_none());
+}
+
+/// Pages of the origins it was told about, before it started or while it runs, get CORS
+/// headers for their own origin, and their params verify.
+#[tokio::test]
+async fn allowed_origins_get_cors_headers_for_themselves() {
+    let emulator = Emulator::builder()
+        .access_key(KEY_ID, KEY_SECRET)
+        .scene(LOGIN)
+        .allow_origin("http://localhost:3000")
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    emulator.allow_origin("http://127.0.0.1:3000/").unwrap();
+    assert!(emulator.allow_origin("127.0.0.1:3000").is_err());
+    let host = emulator.addr().to_string();
+    for origin in ["http://localhost:3000", "http://127.0.0.1:3000"] {
+        // The widget's request: a text/plain POST, no preflight.
+        let (status, headers, answer) = exchange(
+            &emulator,
+            "POST",
+            "/emulator/params",
+            &[
+                ("host", &host),
+                ("origin", origin),
+                ("content-type", "text/plain"),
+            ],
+            &json!({"scene": LOGIN}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{origin}: {answer}");
+        assert_eq!(
+            header(&headers, "access-control-allow-origin"),
+            Some(origin)
+        );
+        assert_eq!(header(&headers, "vary"), Some("origin"));
+        let param = answer["captchaVerifyParam"].as_str().unwrap();
+        let verdict = client_for(&emulator)
+            .verify(request(param, Some(LOGIN)))
+            .await
+            .unwrap();
+        assert!(verdict.passed());
+        // A preflight (a JSON POST, say) is answered for them too.
+        let (status, headers, _) = exchange(
+            &emulator,
+            "OPTIONS",
+            "/emulator/faults",
+            &[
+                ("host", &host),
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type"),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_eq!(
+            header(&headers, "access-control-allow-origin"),
+            Some(origin)
+        );
+        assert!(
+            header(&headers, "access-control-allow-methods")
+                .unwrap()
+                .contains("POST")
+        );
+    }
+    // Another port of the same host is another origin.
+    let (status, _, _) = exchange(
+        &emulator,
+        "POST",
+        "/emulator/params",
+        &[("host", &host), ("origin", "http://localhost:3001")],
+        MINT_BODY,
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+/// A name given with `allow_host` (another container's name for it) reaches the API; an origin
+/// or host that is not one stops the emulator from starting.
+#[tokio::test]
+async fn allowed_hosts_reach_the_api_and_bad_names_fail_the_start() {
+    let emulator = Emulator::builder()
+        .access_key(KEY_ID, KEY_SECRET)
+        .scene(LOGIN)
+        .allow_host("captcha-emulator")
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let (status, _, answer) = exchange(
+        &emulator,
+        "POST",
+        "/emulator/params",
+        &[("host", "captcha-emulator:8787")],
+        MINT_BODY,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, _, _) = exchange(
+        &emulator,
+        "POST",
+        "/emulator/params",
+        &[("host", "other-name:8787")],
+        MINT_BODY,
+    )
+    .await;
+    assert_eq!(status, 421);
+    for builder in [
+        Emulator::builder().allow_origin("http://localhost:3000/login"),
+        Emulator::builder().allow_host("a/b"),
+    ] {
+        let error = builder.start("127.0.0.1:0").await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{error}");
+    }
+}
+
+/// `UserCertifyId`: the page's own certify id comes back as the verdict's `CertifyId`, so that
+/// a back end can match the two; one not in Alibaba's format is refused at minting.
+#[tokio::test]
+async fn a_user_certify_id_comes_back_as_the_certify_id() {
+    let emulator = emulator().await;
+    let (status, body) = post_json(
+        format!("{}/emulator/params", emulator.url()),
+        json!({"scene": LOGIN, "userCertifyId": "tx5ytbc_7G47iByes3"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let param = body["captchaVerifyParam"].as_str().unwrap();
+    let (status, answer) = RawRequest::new(&emulator, param, Some(LOGIN))
+        .send(&emulator)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["Result"]["CertifyId"], "tx5ytbc_7G47iByes3");
+    // The client hands it over, and a V2 param carries one too.
+    let param = emulator
+        .mint(
+            Mint::pass()
+                .format(ParamFormat::V2)
+                .user_certify_id("tx5ytbc_0123456789"),
+        )
+        .unwrap();
+    let verdict = client_for(&emulator)
+        .verify(request(&param, Some(LOGIN)))
+        .await
+        .unwrap();
+    assert!(verdict.passed());
+    assert_eq!(verdict.certify_id(), Some("tx5ytbc_0123456789"));
+    // Without one, the challenge's own id, which is not the page's.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let verdict = client_for(&emulator)
+        .verify(request(&param, Some(LOGIN)))
+        .await
+        .unwrap();
+    assert!(!verdict.certify_id().unwrap().contains('_'));
+
+    for bad in ["7G47iByes3", "tx5ytbc_short", "tx5ytbc_7G47iBye$3"] {
+        let (status, body) = post_json(
+            format!("{}/emulator/params", emulator.url()),
+            json!({"userCertifyId": bad}),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["Message"]
+                .as_str()
+                .unwrap()
+                .contains("IllegalCertifyId")
+        );
+    }
 }
 
 /// A scene in encryption mode: params minted over HTTP with the page's `encryptedSceneId`
@@ -691,5 +1009,16 @@ async fn encryption_mode_scenes_need_a_valid_encrypted_scene_id() {
         let param = body["captchaVerifyParam"].as_str().unwrap();
         let verdict = client.verify(request(param, Some("secure"))).await.unwrap();
         assert_eq!(verdict.code().as_str(), expected, "{token:?}");
+    }
+    // Encryption mode is V3's: a V2 param needs no EncryptedSceneId, and ignores a bad one.
+    for token in [None, Some("bm90IGEgdG9rZW4=")] {
+        let mut mint = json!({"scene": "secure", "format": "v2"});
+        if let Some(token) = token {
+            mint["encryptedSceneId"] = token.into();
+        }
+        let (_, body) = post_json(format!("{}/emulator/params", emulator.url()), mint).await;
+        let param = body["captchaVerifyParam"].as_str().unwrap();
+        let verdict = client.verify(request(param, Some("secure"))).await.unwrap();
+        assert_eq!(verdict.code().as_str(), "T001", "V2 with {token:?}");
     }
 }

@@ -34,7 +34,7 @@ fn start(args: &[&str]) -> (Running, Vec<String>) {
     let stdout = running.0.stdout.take().unwrap();
     let lines: Vec<String> = BufReader::new(stdout)
         .lines()
-        .take(8)
+        .take(9)
         .map(|line| line.unwrap())
         .collect();
     (running, lines)
@@ -50,20 +50,30 @@ fn value<'a>(lines: &'a [String], label: &str) -> &'a str {
         .unwrap()
 }
 
-/// Mints a param over the emulator's own API, as a page would.
+/// Mints a param over the emulator's own API, as a script would.
 async fn mint(url: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let host = url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let (_, body) = post_params(host, host, None).await;
+    body["captchaVerifyParam"].as_str().unwrap().to_owned()
+}
+
+/// `POST /emulator/params` to `addr` with `host` in `Host` and, as a page's request, `origin`:
+/// the head of the answer and its JSON body.
+async fn post_params(addr: &str, host: &str, origin: Option<&str>) -> (String, serde_json::Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let origin = origin.map_or(String::new(), |o| format!("origin: {o}\r\n"));
     let request = format!(
-        "POST /emulator/params HTTP/1.1\r\nhost: {host}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+        "POST /emulator/params HTTP/1.1\r\nhost: {host}\r\n{origin}content-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
-    let body = answer.split("\r\n\r\n").nth(1).unwrap();
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
-    body["captchaVerifyParam"].as_str().unwrap().to_owned()
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (
+        head.to_ascii_lowercase(),
+        serde_json::from_str(body).unwrap_or_default(),
+    )
 }
 
 #[tokio::test]
@@ -155,4 +165,123 @@ fn help_documents_the_listen_address_for_phones_and_containers() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("ID=fail"));
+}
+
+/// `--allow-origin` lets that page's widget mint (with CORS headers for it); other pages are
+/// refused, and the startup lines say which pages are allowed.
+#[tokio::test]
+async fn allow_origin_lets_that_page_mint_and_no_other() {
+    let (_running, lines) = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-origin",
+        "http://localhost:5173",
+    ]);
+    let url = value(&lines, "endpoint:");
+    let addr = url.trim_start_matches("http://");
+    let (head, body) = post_params(addr, addr, Some("http://localhost:5173")).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: http://localhost:5173"),
+        "{head}"
+    );
+    assert!(body["captchaVerifyParam"].is_string(), "{body}");
+    let (head, body) = post_params(addr, addr, Some("http://evil.example")).await;
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+    assert_eq!(body["Code"], "OriginNotAllowed");
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    // A rebound name is refused even from the allowed page.
+    let port = addr.rsplit(':').next().unwrap();
+    let (head, _) = post_params(
+        addr,
+        &format!("rebind.evil.example:{port}"),
+        Some("http://localhost:5173"),
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 421"), "{head}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("pages allowed:  http://localhost:5173")),
+        "{lines:?}"
+    );
+
+    // An origin that is not one stops it, saying why, before it serves.
+    let output = Command::new(BINARY)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-origin",
+            "localhost:5173",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("allow_origin") && stderr.contains("localhost:5173"),
+        "{stderr}"
+    );
+}
+
+/// On every interface it says that its API is reachable from the network, after the first
+/// line; it still answers its API for its own address and localhost, not for other names.
+#[tokio::test]
+async fn listening_on_every_interface_warns_that_the_api_is_reachable() {
+    let child = Command::new(BINARY)
+        .args(["--listen", "0.0.0.0:0"])
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the emulator binary starts");
+    let mut running = Running(child);
+    let mut stdout = BufReader::new(running.0.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    assert!(first.starts_with("listening on http://0.0.0.0:"), "{first}");
+    let port = first.rsplit(':').next().unwrap().to_owned();
+    let mut stderr = BufReader::new(running.0.stderr.take().unwrap()).lines();
+    let warning = stderr.next().unwrap().unwrap();
+    assert!(
+        warning.contains("warning") && warning.contains("reachable from the network"),
+        "{warning}"
+    );
+    assert!(warning.contains("/emulator/params"), "{warning}");
+    // Keep reading, so that the emulator never writes to a full pipe.
+    std::thread::spawn(move || stdout.for_each(drop));
+
+    let addr = format!("127.0.0.1:{port}");
+    let (head, body) = post_params(&addr, &addr, None).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(body["captchaVerifyParam"].is_string());
+    let (head, _) = post_params(&addr, &format!("localhost:{port}"), None).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let (head, _) = post_params(&addr, &format!("rebind.evil.example:{port}"), None).await;
+    assert!(head.starts_with("http/1.1 421"), "{head}");
+
+    // On loopback it says nothing of the kind: everything it writes to stderr up to a clean
+    // stop (SIGTERM) is the stop itself.
+    #[cfg(unix)]
+    {
+        let quiet = Command::new(BINARY)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut quiet = Running(quiet);
+        let lines = BufReader::new(quiet.0.stdout.take().unwrap()).lines();
+        assert_eq!(lines.take(9).count(), 9);
+        let terminated = Command::new("kill")
+            .args(["-TERM", &quiet.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(terminated.success());
+        let _ = quiet.0.wait();
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut quiet.0.stderr.take().unwrap(), &mut said).unwrap();
+        assert_eq!(said.trim(), "aliyun-captcha-emulator: stopped", "{said}");
+    }
 }

@@ -204,8 +204,9 @@ pub fn say(line: std::fmt::Arguments<'_>) {
 }
 
 impl Backend {
-    /// Binds `listen` and prints the contract lines: `listening on http://HOST:PORT` first,
-    /// then `emulator on http://HOST:PORT` when emulating; flushed.
+    /// Binds `listen`, lets the app's pages call the emulator's API when emulating, and prints
+    /// the contract lines: `listening on http://HOST:PORT` first, then `emulator on
+    /// http://HOST:PORT` when emulating; flushed.
     pub async fn bind(
         &self,
         listen: &str,
@@ -214,6 +215,13 @@ impl Backend {
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some(emulator) = &self.emulator {
+            // The page's stand-in widget mints params from the emulator, another origin: the
+            // emulator answers only the pages it is told about.
+            for origin in page_origins(addr) {
+                emulator.allow_origin(&origin).map_err(|e| e.to_string())?;
+            }
+        }
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on http://{addr}");
         if let Some(emulator) = &self.emulator {
@@ -222,4 +230,21 @@ impl Backend {
         let _ = stdout.flush();
         Ok((listener, addr))
     }
+}
+
+/// The origins the app's pages are seen from: its address, and `localhost` (and `127.0.0.1`
+/// when it listens on every interface) when this machine's browser can reach it so.
+fn page_origins(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut origins = Vec::new();
+    if !addr.ip().is_unspecified() {
+        origins.push(format!("http://{addr}"));
+    }
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        origins.push(format!("http://localhost:{port}"));
+    }
+    if addr.ip().is_unspecified() {
+        origins.push(format!("http://127.0.0.1:{port}"));
+    }
+    origins
 }

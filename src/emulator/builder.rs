@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::net::{TcpListener, ToSocketAddrs};
 
-use super::auth::KnownKey;
+use super::access::{AllowedHost, Origin};
+use super::auth::{KnownKey, MAX_NONCES};
 use super::server;
 use super::state::{Config, SceneKind, State};
 use super::sts::StsConfig;
@@ -40,6 +41,10 @@ pub struct EmulatorBuilder {
     scene_keys: HashMap<String, SceneKey>,
     sts: StsConfig,
     clock: Option<Clock>,
+    origins: Vec<String>,
+    hosts: Vec<String>,
+    /// In tests, a smaller nonce store than `MAX_NONCES`, to reach its cap.
+    nonce_capacity: Option<usize>,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -47,6 +52,8 @@ impl fmt::Debug for EmulatorBuilder {
         f.debug_struct("EmulatorBuilder")
             .field("access_key_ids", &self.keys.keys().collect::<Vec<_>>())
             .field("scenes", &self.scenes)
+            .field("allowed_origins", &self.origins)
+            .field("allowed_hosts", &self.hosts)
             .finish_non_exhaustive()
     }
 }
@@ -208,12 +215,13 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Adds a scene in V3 encryption mode: a param is minted for it only with a valid,
-    /// unexpired `EncryptedSceneId` made with `key`, and fails with F022 otherwise.
+    /// Adds a scene in V3 encryption mode: a V3 param is minted for it only with a valid,
+    /// unexpired `EncryptedSceneId` made with `key`, and fails with F022 otherwise. Encryption
+    /// mode is the V3 architecture's: V2 params need no `EncryptedSceneId`.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, ParamFormat};
     /// use tower_aliyun_captcha::encryption::SceneKey;
     /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest};
     ///
@@ -236,6 +244,8 @@ impl EmulatorBuilder {
     /// assert_eq!(verify(param).await?.code(), &VerifyCode::T001);
     /// let param = emulator.mint(Mint::pass())?; // the page did not pass one
     /// assert_eq!(verify(param).await?.code(), &VerifyCode::F022);
+    /// let v2 = emulator.mint(Mint::pass().format(ParamFormat::V2))?; // a V2 page needs none
+    /// assert_eq!(verify(v2).await?.code(), &VerifyCode::T001);
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
@@ -366,6 +376,60 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Lets pages from `origin` (`http://HOST[:PORT]` or `https://…`, as the address bar shows
+    /// it) call the emulator's own API (`/emulator/params`, `/emulator/faults`,
+    /// `/emulator/stats`, `/emulator/credentials`) from the browser, as the stand-in widget
+    /// does to mint params; repeatable. Requests from any other page are refused (403), so
+    /// that a page the developer happens to visit cannot mint passing params or switch faults
+    /// on. Requests without an `Origin` (curl, tests, back ends) need only be addressed to the
+    /// emulator itself (its address, or `localhost`, in `Host`). The widget script
+    /// (`/emulator/captcha.js`) is served to every page. An origin that is not one fails
+    /// [`start`](Self::start).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder()
+    ///     .access_key("id", "secret")
+    ///     .scene("s")
+    ///     .allow_origin("http://localhost:3000") // the app whose page shows the widget
+    ///     .start("127.0.0.1:0")
+    ///     .await?;
+    /// # drop(emulator);
+    /// let refused = Emulator::builder().allow_origin("localhost:3000").start("127.0.0.1:0").await;
+    /// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
+    /// Answers its own API for requests addressed to `host` too (`HOST` on any port, or
+    /// `HOST:PORT`): the name another container or a proxy reaches it by. By default only its
+    /// own address and `localhost` on its port are, so that a hostile name resolved to it (DNS
+    /// rebinding) cannot reach the API. A host that is not one fails [`start`](Self::start).
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// let builder = Emulator::builder().allow_host("captcha-emulator"); // a compose service
+    /// # let _ = builder;
+    /// ```
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.hosts.push(host.into());
+        self
+    }
+
+    /// Remembers at most `capacity` nonces instead of `MAX_NONCES`, to reach the cap in tests.
+    #[cfg(test)]
+    pub(crate) fn nonce_capacity(mut self, capacity: usize) -> Self {
+        self.nonce_capacity = Some(capacity);
+        self
+    }
+
     /// Binds `addr` (use port 0 for any free port) and starts serving.
     ///
     /// ```
@@ -423,12 +487,28 @@ impl EmulatorBuilder {
             .into_iter()
             .map(|(id, key)| Ok((scene_id(id)?, key)))
             .collect::<std::io::Result<_>>()?;
+        let invalid =
+            |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+        let origins = self
+            .origins
+            .iter()
+            .map(|origin| Origin::parse(origin).map_err(|e| invalid(format!("allow_origin: {e}"))))
+            .collect::<std::io::Result<_>>()?;
+        let hosts = self
+            .hosts
+            .iter()
+            .map(|host| AllowedHost::parse(host).map_err(|e| invalid(format!("allow_host: {e}"))))
+            .collect::<std::io::Result<_>>()?;
         let state = Arc::new(State::new(Config {
             keys: self.keys,
             scenes,
             scene_keys,
             sts: self.sts,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+            listen: addr,
+            hosts,
+            origins,
+            nonce_capacity: self.nonce_capacity.unwrap_or(MAX_NONCES),
         }));
         let server = server::spawn(listener, Arc::clone(&state));
         Ok(Emulator {

@@ -2,18 +2,22 @@
 // /emulator/captcha.js. It offers the same `initAliyunCaptcha(options)` entry point and reads
 // the same `window.AliyunCaptchaConfig`, so a page written to Alibaba's guides runs unchanged
 // offline, in either architecture:
-//   V3: `success(captchaVerifyParam)` and `fail(result)`; the page sends its own request;
+//   V3: the widget checks the challenge itself: `success(captchaVerifyParam)` when it passes,
+//       then the page sends its own request; `fail(result)` when the widget refuses (a puzzle
+//       got wrong, a risk the widget detects), and the widget refreshes for another try;
 //   V2: `captchaVerifyCallback(captchaVerifyParam)` returns {captchaResult, bizResult}, then
-//       `onBizResultCallback(bizResult)`.
+//       `onBizResultCallback(bizResult)`; every verdict comes from the server.
 // Instead of a puzzle it shows a "Verify" control with a choice of outcome, and mints the
-// param from the emulator (V3 or V2 format to match the page).
+// param from the emulator (V3 or V2 format to match the page), which answers only the pages it
+// was told about (--allow-origin). `UserCertifyId` (PREFIX_ and ten letters or digits) comes
+// back as the verdict's CertifyId; `EncryptedSceneId` counts in V3 only, as in encryption mode.
 (function () {
   "use strict";
   const origin = new URL(document.currentScript.src).origin;
   const REGIONS = ["cn", "sgp", "ga"];
   const MODES = ["popup", "embed"];
-  // [value, label]: "fail" is a puzzle the person got wrong; the rest are verdicts the
-  // service gives the param.
+  // [value, label]: "fail" is a puzzle the person got wrong (F015). In V3 the widget decides
+  // every one but "pass" and calls `fail`; in V2 they are verdicts the service gives the param.
   const OUTCOMES = [
     ["T001", "pass"],
     ["fail", "get the puzzle wrong"],
@@ -69,6 +73,14 @@
         + "Captcha 2.0 supports one instance per page (client FAQ); verifications will misbehave.");
     }
     const v2 = typeof options.captchaVerifyCallback === "function";
+    // Alibaba's format: the identity prefix, "_", ten letters or digits.
+    const certifyId = options.UserCertifyId;
+    const ownPrefix = typeof certifyId === "string" && certifyId.startsWith(config.prefix + "_");
+    if (certifyId !== undefined
+      && !(ownPrefix && /^[A-Za-z0-9]{10}$/.test(certifyId.slice(config.prefix.length + 1)))) {
+      failInit("IllegalCertifyId", "UserCertifyId must be <prefix>_ and ten letters or digits, e.g. " + config.prefix + "_7G47iByes3");
+      return;
+    }
 
     const select = element("select", { className: "captcha-verdict", title: "what happens" },
       OUTCOMES.map(([value, label]) => element("option", { value, textContent: label })));
@@ -155,7 +167,9 @@
 
     async function mint(verdict) {
       const body = { scene: options.SceneId, verdict, format: v2 ? "v2" : "v3" };
-      if (options.EncryptedSceneId) body.encryptedSceneId = options.EncryptedSceneId;
+      // Encryption mode is V3's: a V2 widget sends no EncryptedSceneId.
+      if (options.EncryptedSceneId && !v2) body.encryptedSceneId = options.EncryptedSceneId;
+      if (certifyId !== undefined) body.userCertifyId = certifyId;
       // text/plain keeps this a simple cross-origin request (no preflight).
       const response = await fetch(origin + "/emulator/params", {
         method: "POST",
@@ -169,20 +183,32 @@
 
     verify.addEventListener("click", async () => {
       const outcome = select.value;
-      if (outcome === "fail" && !v2) {
-        // V3 checks the puzzle in the widget: no param, the page hears `fail`.
+      const code = outcome === "fail" ? "F015" : outcome;
+      if (code !== "T001" && !v2) {
+        // V3 decides in the widget: no param, the page hears `fail`, and the widget refreshes
+        // for another try.
+        instance.refresh();
         status.textContent = "not verified: try again";
-        call(options.fail, { verifyResult: false, verifyCode: "F015" });
+        call(options.fail, { verifyResult: false, verifyCode: code });
         return;
       }
       status.textContent = "minting…";
+      let param;
       try {
-        // V2 checks the puzzle on the server: the param carries the failure.
-        await deliver(await mint(outcome === "fail" ? "F015" : outcome));
+        // V2 checks on the server: the param carries the failure.
+        param = await mint(code);
       } catch (error) {
-        status.textContent = "the emulator could not be reached";
-        call(options.onError, { code: "NetworkError", msg: String(error) });
+        // The emulator answers a page it does not allow without CORS headers, so that the
+        // page cannot read why: fetch fails as if the emulator were down.
+        const unreadable = error instanceof TypeError;
+        status.textContent = unreadable
+          ? "the emulator could not be reached, or does not allow this page (--allow-origin "
+            + window.location.origin + ")"
+          : "the emulator refused: " + error.message;
+        call(options.onError, { code: unreadable ? "NetworkError" : "EmulatorError", msg: String(error) });
+        return;
       }
+      await deliver(param);
     });
     replay.addEventListener("click", () => last && deliver(last));
     close.addEventListener("click", () => {

@@ -107,7 +107,7 @@ async fn answer(state: &State, parts: &http::request::Parts, body: &Bytes, id: &
         return fault(state, host, id, &faults);
     }
 
-    let certify_id = decoded.as_ref().ok().map(|d| d.certify_id.clone());
+    let certify_id = decoded.as_ref().ok().map(|d| state.certify_id(d));
     let code = match decoded {
         Err(code) => code,
         Ok(decoded) => match state.scene(&decoded.scene_id) {

@@ -9,7 +9,7 @@ use crate::{SceneId, VerifyCode};
 
 /// What param to mint, as Alibaba's front-end widget would after a challenge. The JSON body
 /// of `POST /emulator/params` has the same fields (`scene`, `verdict`, `format`,
-/// `encryptedSceneId`), each optional.
+/// `encryptedSceneId`, `userCertifyId`), each optional.
 ///
 /// ```
 /// use tower_aliyun_captcha::emulator::{Mint, ParamFormat};
@@ -30,6 +30,7 @@ pub struct Mint {
     verdict: VerifyCode,
     format: ParamFormat,
     encrypted_scene_id: Option<String>,
+    certify_id: Option<String>,
 }
 
 impl Default for Mint {
@@ -39,6 +40,7 @@ impl Default for Mint {
             verdict: VerifyCode::T001,
             format: ParamFormat::default(),
             encrypted_scene_id: None,
+            certify_id: None,
         }
     }
 }
@@ -60,6 +62,12 @@ struct MintRequest {
         skip_serializing_if = "Option::is_none"
     )]
     encrypted_scene_id: Option<String>,
+    #[serde(
+        default,
+        rename = "userCertifyId",
+        skip_serializing_if = "Option::is_none"
+    )]
+    user_certify_id: Option<String>,
 }
 
 impl TryFrom<MintRequest> for Mint {
@@ -77,6 +85,7 @@ impl TryFrom<MintRequest> for Mint {
                 .map_or(VerifyCode::T001, |code| VerifyCode::from(code.as_str())),
             format: request.format.unwrap_or_default(),
             encrypted_scene_id: request.encrypted_scene_id,
+            certify_id: request.user_certify_id,
         })
     }
 }
@@ -88,6 +97,7 @@ impl From<Mint> for MintRequest {
             verdict: Some(mint.verdict.as_str().to_owned()),
             format: Some(mint.format),
             encrypted_scene_id: mint.encrypted_scene_id,
+            user_certify_id: mint.certify_id,
         }
     }
 }
@@ -211,6 +221,40 @@ impl Mint {
         self
     }
 
+    /// With the `UserCertifyId` the page started the widget with (`PREFIX_` and ten letters or
+    /// digits): the verdict reports it as its `CertifyId`, so that a back end can check that
+    /// the param belongs to the flow it started. Without one the verdict reports the
+    /// challenge's own id.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, MintError};
+    /// use tower_aliyun_captcha::Credentials;
+    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
+    /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
+    /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
+    /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
+    /// let param = emulator.mint(Mint::pass().user_certify_id("tx5ytbc_7G47iByes3"))?;
+    /// let verdict = check(&emulator, &credentials, param).await?;
+    /// assert_eq!(verdict.certify_id(), Some("tx5ytbc_7G47iByes3"));
+    /// let malformed = emulator.mint(Mint::pass().user_certify_id("7G47iByes3"));
+    /// assert!(matches!(malformed, Err(MintError::InvalidCertifyId(_))));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn user_certify_id(mut self, certify_id: impl Into<String>) -> Self {
+        self.certify_id = Some(certify_id.into());
+        self
+    }
+
+    /// The `UserCertifyId` given, if any.
+    pub fn certify_id(&self) -> Option<&str> {
+        self.certify_id.as_deref()
+    }
+
     /// The scene, when not the emulator's first.
     pub fn scene(&self) -> Option<&SceneId> {
         self.scene.as_ref()
@@ -255,6 +299,9 @@ pub enum MintError {
     NoScene,
     /// The verdict is not a known `VerifyCode`.
     UnknownVerdict(String),
+    /// The `UserCertifyId` is not in Alibaba's format: the identity prefix, `_`, and ten
+    /// letters or digits.
+    InvalidCertifyId(String),
 }
 
 impl fmt::Display for MintError {
@@ -264,8 +311,55 @@ impl fmt::Display for MintError {
                 f.write_str("no scene given, and the emulator has no scene configured")
             }
             Self::UnknownVerdict(code) => write!(f, "{code:?} is not a known VerifyCode"),
+            Self::InvalidCertifyId(id) => write!(
+                f,
+                "UserCertifyId {id:?} is not PREFIX_ and ten letters or digits (IllegalCertifyId)"
+            ),
         }
     }
 }
 
 impl std::error::Error for MintError {}
+
+/// Whether `id` is a `UserCertifyId` as Alibaba's widget takes it: the account's identity
+/// prefix, `_`, and ten letters or digits.
+pub(crate) fn is_user_certify_id(id: &str) -> bool {
+    id.rsplit_once('_').is_some_and(|(prefix, random)| {
+        !prefix.is_empty()
+            && prefix.bytes().all(|b| b.is_ascii_alphanumeric())
+            && random.len() == 10
+            && random.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_certify_ids_follow_alibabas_format() {
+        for good in ["tx5ytbc_7G47iByes3", "1q5abc_0000000000"] {
+            assert!(is_user_certify_id(good), "{good}");
+        }
+        for bad in [
+            "7G47iByes3",
+            "_7G47iByes3",
+            "tx5ytbc_7G47iByes",
+            "tx5ytbc_7G47iByes3x",
+            "tx5_ytbc_7G47iByes3",
+            "tx5ytbc_7G47iBye-3",
+            "tx5ytbc-7G47iByes3",
+        ] {
+            assert!(!is_user_certify_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_json_form_carries_the_user_certify_id() {
+        let mint: Mint =
+            serde_json::from_str(r#"{"userCertifyId": "tx5ytbc_7G47iByes3"}"#).unwrap();
+        assert_eq!(mint.certify_id(), Some("tx5ytbc_7G47iByes3"));
+        let back = serde_json::to_value(&mint).unwrap();
+        assert_eq!(back["userCertifyId"], "tx5ytbc_7G47iByes3");
+    }
+}

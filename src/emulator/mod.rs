@@ -21,6 +21,12 @@
 //! | `/latest/…`              | an ECS metadata service, for [`EmulatorBuilder::instance_role`] |
 //! | `GET /emulator/credentials` | a credentials URI |
 //!
+//! The emulator's own API (every `/emulator/…` path but the widget script) answers only
+//! requests addressed to the emulator (its address, or `localhost` on its port, in `Host`;
+//! 421 otherwise), and from a browser only pages of the origins it was told about
+//! ([`EmulatorBuilder::allow_origin`], [`Emulator::allow_origin`]; 403 otherwise), so that a
+//! web page cannot mint passing params or switch faults on.
+//!
 //! The same server runs as a program: `aliyun-captcha-emulator` (installed with
 //! `cargo install tower-aliyun-captcha --features emulator`).
 //!
@@ -41,6 +47,7 @@
 //! # }).unwrap();
 //! ```
 
+mod access;
 mod auth;
 mod builder;
 mod faults;
@@ -57,6 +64,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use access::InvalidOrigin;
 pub use builder::EmulatorBuilder;
 pub use faults::{FaultMode, Faults};
 pub use mint::{Mint, MintError};
@@ -230,6 +238,25 @@ impl Emulator {
     /// ```
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Lets pages from `origin` call its own API from now on, as
+    /// [`EmulatorBuilder::allow_origin`] does before it starts: for an app that learns its
+    /// address only after the emulator runs.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::emulator::Emulator;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let emulator = Emulator::builder().access_key("id", "secret").start("127.0.0.1:0").await?;
+    /// let app = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// emulator.allow_origin(&format!("http://{}", app.local_addr()?))?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn allow_origin(&self, origin: &str) -> Result<(), InvalidOrigin> {
+        self.state.allow_origin(access::Origin::parse(origin)?);
+        Ok(())
     }
 
     /// Mints a param, as the front-end widget would after a challenge.

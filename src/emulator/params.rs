@@ -123,6 +123,8 @@ pub(crate) fn encode(format: ParamFormat, scene_id: &str, certify_id: &str) -> S
 #[derive(Debug)]
 struct Minted {
     verdict: VerifyCode,
+    /// The page's `UserCertifyId`, which the verdict reports instead of the param's own id.
+    user_certify_id: Option<String>,
     minted_at: SystemTime,
     used: bool,
     /// How many verification requests carried it, faulted or not.
@@ -137,17 +139,31 @@ pub(crate) struct ParamStore {
 
 impl ParamStore {
     /// Records a new param's challenge.
-    pub(crate) fn insert(&mut self, certify_id: String, verdict: VerifyCode, now: SystemTime) {
+    pub(crate) fn insert(
+        &mut self,
+        certify_id: String,
+        verdict: VerifyCode,
+        user_certify_id: Option<String>,
+        now: SystemTime,
+    ) {
         self.forget_older_than(now, V2_LIFETIME);
         self.minted.insert(
             certify_id,
             Minted {
                 verdict,
+                user_certify_id,
                 minted_at: now,
                 used: false,
                 arrivals: 0,
             },
         );
+    }
+
+    /// The `CertifyId` a verdict on the param reports: the page's own, when it gave one.
+    pub(crate) fn reported_certify_id(&self, certify_id: &str) -> Option<String> {
+        self.minted
+            .get(certify_id)
+            .and_then(|minted| minted.user_certify_id.clone())
     }
 
     /// Counts a request carrying the param; true when it was seen before.
@@ -215,8 +231,8 @@ mod tests {
     fn a_param_is_single_use_and_expires() {
         let mut store = ParamStore::default();
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        store.insert("a".into(), VerifyCode::T001, start);
-        store.insert("b".into(), VerifyCode::T001, start);
+        store.insert("a".into(), VerifyCode::T001, None, start);
+        store.insert("b".into(), VerifyCode::T001, None, start);
         let v3 = |id: &str| DecodedParam {
             format: ParamFormat::V3,
             scene_id: "s".into(),

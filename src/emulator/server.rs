@@ -1,5 +1,6 @@
 //! The HTTP plumbing: accept loop, connections, routing, and the emulator's own API.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::Faults;
+use super::access::Refusal;
 use super::gateway;
 use super::mint::Mint;
 use super::state::State;
@@ -79,7 +81,10 @@ pub(crate) fn spawn(listener: TcpListener, state: Arc<State>) -> ServerHandle {
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<State>) {
-    let service = service_fn(move |request| route(Arc::clone(&state), request));
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let service = service_fn(move |request| route(Arc::clone(&state), local, request));
     // Errors here are the peer's (a reset, a malformed request) or an injected close.
     let _ = auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), service)
@@ -100,7 +105,7 @@ impl std::error::Error for CloseConnection {}
 
 pub(crate) type Answer = Result<Response<Full<Bytes>>, CloseConnection>;
 
-async fn route(state: Arc<State>, request: Request<Incoming>) -> Answer {
+async fn route(state: Arc<State>, local: SocketAddr, request: Request<Incoming>) -> Answer {
     let (mut parts, body) = request.into_parts();
     // HTTP/2 carries the host as :authority, which hyper puts in the URI.
     if !parts.headers.contains_key(header::HOST)
@@ -119,10 +124,18 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Answer {
         }
     };
     let path = parts.uri.path();
+    if path == CAPTCHA_JS_PATH {
+        // A public script, as Alibaba's is: any page may load it.
+        return Ok(captcha_js(&parts.method));
+    }
     if path.starts_with("/emulator/") {
-        // The emulator's own API is called from browser pages (the demo's widget) on other
-        // origins: allow them. The service path `/` is left as the real one is.
-        return Ok(with_cors(emulator_api(&state, &parts, &body)));
+        // The emulator's own API mints passing params and switches faults: only for requests
+        // addressed to the emulator, and from the pages it was told about (which the stand-in
+        // widget calls it from). The service path `/` is left as the real one is.
+        return Ok(match state.admit(&parts, local) {
+            Ok(origin) => with_cors(emulator_api(&state, &parts, &body), origin),
+            Err(refusal) => refused(&refusal),
+        });
     }
     if let Some((status, answer)) = sts::metadata(
         &state,
@@ -145,6 +158,24 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Answer {
 
 /// The stand-in for Alibaba's front-end script (see `captcha.js`).
 const CAPTCHA_JS: &str = include_str!("captcha.js");
+const CAPTCHA_JS_PATH: &str = "/emulator/captcha.js";
+
+fn captcha_js(method: &Method) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return not_found();
+    }
+    let mut response = Response::new(Full::new(Bytes::from_static(CAPTCHA_JS.as_bytes())));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/javascript; charset=utf-8"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    response
+}
 
 fn emulator_api(
     state: &State,
@@ -155,14 +186,6 @@ fn emulator_api(
         (&Method::OPTIONS, _) => {
             let mut response = Response::new(Full::new(Bytes::new()));
             *response.status_mut() = StatusCode::NO_CONTENT;
-            response
-        }
-        (&Method::GET, "/emulator/captcha.js") => {
-            let mut response = Response::new(Full::new(Bytes::from_static(CAPTCHA_JS.as_bytes())));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/javascript; charset=utf-8"),
-            );
             response
         }
         (&Method::POST, "/emulator/params") => mint(state, body),
@@ -176,6 +199,31 @@ fn emulator_api(
     }
 }
 
+/// The answer to a request that may not use the emulator's API, in the API's error form.
+fn refused(refusal: &Refusal) -> Response<Full<Bytes>> {
+    match refusal {
+        Refusal::UnknownHost => json(
+            StatusCode::MISDIRECTED_REQUEST,
+            &serde_json::json!({
+                "Code": "UnknownHost",
+                "Message": "The emulator's API answers requests addressed to the emulator only \
+                    (its address, or localhost on its port, in Host); allow other names with \
+                    --allow-host or EmulatorBuilder::allow_host.",
+            }),
+        ),
+        Refusal::OriginNotAllowed(origin) => json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({
+                "Code": "OriginNotAllowed",
+                "Message": format!(
+                    "Pages from {origin:?} may not use the emulator's API; allow them with \
+                     --allow-origin or EmulatorBuilder::allow_origin."
+                ),
+            }),
+        ),
+    }
+}
+
 fn not_found() -> Response<Full<Bytes>> {
     json(
         StatusCode::NOT_FOUND,
@@ -183,19 +231,29 @@ fn not_found() -> Response<Full<Bytes>> {
     )
 }
 
-fn with_cors(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+/// CORS headers for a page of an allowed `origin`; none for other callers.
+fn with_cors(
+    mut response: Response<Full<Bytes>>,
+    origin: Option<header::HeaderValue>,
+) -> Response<Full<Bytes>> {
     let headers = response.headers_mut();
+    headers.insert(header::VARY, header::HeaderValue::from_static("origin"));
+    let Some(origin) = origin else {
+        return response;
+    };
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers.insert(
-        "access-control-allow-origin",
-        header::HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        "access-control-allow-methods",
+        header::ACCESS_CONTROL_ALLOW_METHODS,
         header::HeaderValue::from_static("GET, POST, OPTIONS"),
     );
     headers.insert(
-        "access-control-allow-headers",
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
         header::HeaderValue::from_static("content-type"),
+    );
+    // Chrome asks before a public page calls a private address (Private Network Access).
+    headers.insert(
+        "access-control-allow-private-network",
+        header::HeaderValue::from_static("true"),
     );
     response
 }

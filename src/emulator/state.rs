@@ -2,21 +2,26 @@
 //! taken here, one at a time, and never held across an await.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use http::HeaderValue;
 use http::request::Parts;
 
+use super::access::{self, AllowedHost, Origin, Refusal};
 use super::auth::{self, Api, GatewayError, KeyStore, KnownKey, NonceWindow};
 use super::mint::{Mint, MintError};
-use super::params::{self, DecodedParam, ParamStore};
+use super::params::{self, DecodedParam, ParamFormat, ParamStore};
 use super::stats::{self, Counters};
 use super::sts::StsConfig;
 use super::{Clock, Faults, TestMode};
 use crate::encryption::SceneKey;
 use crate::{SceneId, VerifyCode};
 
-/// The most issued credentials remembered at once; past it the ones that expire first go.
+/// The most issued credentials remembered at once (a few hundred bytes each); past it the ones
+/// that expire first are forgotten, and a client still holding them is refused as with an
+/// unknown key until it fetches new ones. Memory stays bounded; nothing is let in.
 const MAX_ISSUED: usize = 4096;
 /// The most metadata-service session tokens remembered; past it the oldest go.
 const MAX_IMDS_TOKENS: usize = 1024;
@@ -37,6 +42,14 @@ pub(crate) struct Config {
     pub(crate) scene_keys: HashMap<SceneId, SceneKey>,
     pub(crate) sts: StsConfig,
     pub(crate) clock: Clock,
+    /// The address it listens on: its API answers requests for it.
+    pub(crate) listen: SocketAddr,
+    /// Other names its API answers for.
+    pub(crate) hosts: Vec<AllowedHost>,
+    /// The pages that may call its API from the start.
+    pub(crate) origins: Vec<Origin>,
+    /// The most nonces remembered (`auth::MAX_NONCES` but in tests).
+    pub(crate) nonce_capacity: usize,
 }
 
 pub(crate) struct State {
@@ -47,6 +60,8 @@ pub(crate) struct State {
     imds_tokens: Mutex<Vec<String>>,
     nonces: Mutex<NonceWindow>,
     params: Mutex<ParamStore>,
+    /// The pages that may call the emulator's API; more may be allowed while it runs.
+    origins: Mutex<Vec<Origin>>,
     faults: Mutex<Faults>,
     pub(crate) counters: Counters,
 }
@@ -59,10 +74,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl State {
     pub(crate) fn new(config: Config) -> Self {
         Self {
+            nonces: Mutex::new(NonceWindow::with_capacity(config.nonce_capacity)),
+            origins: Mutex::new(config.origins.clone()),
             config,
             issued: Mutex::default(),
             imds_tokens: Mutex::default(),
-            nonces: Mutex::default(),
             params: Mutex::default(),
             faults: Mutex::default(),
             counters: Counters::default(),
@@ -111,8 +127,33 @@ impl State {
             now,
             &mut nonces,
         )?;
-        nonces.insert(authenticated.nonce, now);
+        nonces.insert(authenticated.nonce, authenticated.date);
         Ok(authenticated.api)
+    }
+
+    /// Whether a request that arrived on `local` may use the emulator's API; the origin to
+    /// allow in CORS headers when it comes from an allowed page.
+    pub(crate) fn admit(
+        &self,
+        parts: &Parts,
+        local: SocketAddr,
+    ) -> Result<Option<HeaderValue>, Refusal> {
+        let origins = lock(&self.origins);
+        let site = access::Site {
+            listen: self.config.listen,
+            local,
+            hosts: &self.config.hosts,
+            origins: &origins,
+        };
+        access::admit(parts, &site)
+    }
+
+    /// Lets pages from `origin` call the emulator's API.
+    pub(crate) fn allow_origin(&self, origin: Origin) {
+        let mut origins = lock(&self.origins);
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
     }
 
     /// Records that a param arrived; says whether one with its certify id came before.
@@ -139,9 +180,17 @@ impl State {
         if let VerifyCode::Unknown(code) = verdict {
             return Err(MintError::UnknownVerdict(code));
         }
+        if let Some(id) = mint.certify_id()
+            && !super::mint::is_user_certify_id(id)
+        {
+            return Err(MintError::InvalidCertifyId(id.to_owned()));
+        }
         // A scene in encryption mode: the widget was started without a valid grant, so its
-        // param fails whatever the person did.
-        if let Some(key) = self.config.scene_keys.get(&scene) {
+        // param fails whatever the person did. Encryption mode is V3's: a V2 widget sends no
+        // EncryptedSceneId, and its params are not checked for one.
+        if mint.param_format() == ParamFormat::V3
+            && let Some(key) = self.config.scene_keys.get(&scene)
+        {
             let now = self
                 .now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -156,9 +205,18 @@ impl State {
         }
         let certify_id = uuid::Uuid::new_v4().simple().to_string();
         let param = params::encode(mint.param_format(), scene.as_str(), &certify_id);
-        lock(&self.params).insert(certify_id, verdict, self.now());
+        let user_certify_id = mint.certify_id().map(str::to_owned);
+        lock(&self.params).insert(certify_id, verdict, user_certify_id, self.now());
         stats::bump(&self.counters.params_minted);
         Ok(param)
+    }
+
+    /// The `CertifyId` a verdict on `param` reports: the page's `UserCertifyId` when it gave
+    /// one, else the param's own.
+    pub(crate) fn certify_id(&self, param: &DecodedParam) -> String {
+        lock(&self.params)
+            .reported_certify_id(&param.certify_id)
+            .unwrap_or_else(|| param.certify_id.clone())
     }
 
     /// Remembers credentials the emulator issued, forgetting what expired a while ago, and
@@ -208,5 +266,125 @@ impl KeyStore for Keys<'_> {
             .keys
             .key(id)
             .or_else(|| lock(&self.0.issued).get(id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client as HttpClient;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    use super::*;
+    use crate::client::Endpoint;
+    use crate::client::request::signed_request;
+    use crate::emulator::{Emulator, Mint};
+    use crate::protocol;
+    use crate::{CaptchaVerifyParam, Credentials, VerifyRequest};
+
+    fn config() -> Config {
+        Config {
+            keys: HashMap::new(),
+            scenes: Vec::new(),
+            scene_keys: HashMap::new(),
+            sts: StsConfig::default(),
+            clock: Arc::new(SystemTime::now),
+            listen: "127.0.0.1:1".parse().unwrap(),
+            hosts: Vec::new(),
+            origins: Vec::new(),
+            nonce_capacity: 16,
+        }
+    }
+
+    #[test]
+    fn the_issued_key_store_keeps_to_its_cap_forgetting_the_soonest_to_expire() {
+        let state = State::new(config());
+        let now = state.now();
+        let key = |expires_in: u64| KnownKey {
+            secret: "s".into(),
+            security_token: Some("t".into()),
+            expires: Some(now + Duration::from_secs(expires_in)),
+        };
+        // The first key issued lives longest; each later one a second less.
+        let total = MAX_ISSUED + 10;
+        for n in 0..total {
+            state.remember_issued(format!("STS.{n}"), key(100_000 - n as u64));
+        }
+        let store = lock(&state.issued);
+        assert_eq!(store.len(), MAX_ISSUED);
+        // The ten soonest to expire (the last issued but one at each step) are gone; the
+        // longest-lived and the newest are kept.
+        assert!(store.contains_key("STS.0"));
+        assert!(store.contains_key(&format!("STS.{}", total - 1)));
+        let forgotten = (0..total)
+            .filter(|n| !store.contains_key(&format!("STS.{n}")))
+            .count();
+        assert_eq!(forgotten, 10);
+        drop(store);
+        assert_eq!(state.counters.snapshot().credentials_issued, total as u64);
+    }
+
+    /// Over a socket: a nonce store of four keeps answering a stream of requests past its cap,
+    /// refuses the replay of a request whose nonce it forgot (as stale) or remembers (as used),
+    /// and any new request dated before what it forgot.
+    #[tokio::test]
+    async fn a_capped_nonce_store_keeps_answering_and_never_accepts_a_replay() {
+        const SECRET: &str = "nonce-cap-secret";
+        let now = SystemTime::now();
+        let emulator = Emulator::builder()
+            .access_key("nonce-cap-id", SECRET)
+            .scene("s")
+            .clock(move || now)
+            .nonce_capacity(4)
+            .start("127.0.0.1:0")
+            .await
+            .unwrap();
+        let endpoint: Endpoint = emulator.url().parse().unwrap();
+        let credentials = Credentials::new("nonce-cap-id", SECRET);
+        let http: HttpClient<HttpConnector, Full<Bytes>> =
+            HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+        // A request signed `age` seconds before the emulator's clock, with `nonce`.
+        let signed = |age: u64, nonce: &str| {
+            let param = emulator.mint(Mint::pass()).unwrap();
+            let request = VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap());
+            let date = protocol::format_date((now - Duration::from_secs(age)).into());
+            signed_request(&endpoint, &credentials, &request, &date, nonce).unwrap()
+        };
+        let send = async |request: &http::Request<Bytes>| {
+            let response = http.request(request.clone().map(Full::new)).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            body["Result"]["VerifyCode"]
+                .as_str()
+                .or(body["Code"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+
+        // Twelve requests, a second apart in their dates: three times the cap, all answered.
+        let mut sent = Vec::new();
+        for n in 0..12 {
+            let request = signed(120 - n, &format!("nonce-{n}"));
+            assert_eq!(send(&request).await, "T001", "request {n}");
+            sent.push(request);
+        }
+        // The first was forgotten: its replay is stale, not accepted (its param would be
+        // F018 anyway; the gateway refuses before the service sees it).
+        assert_eq!(send(&sent[0]).await, "InvalidTimeStamp.Expired");
+        // The last is remembered: its replay is a used nonce.
+        assert_eq!(send(&sent[11]).await, "SignatureNonceUsed");
+        // A new request dated before what was forgotten might be a replay: refused.
+        assert_eq!(
+            send(&signed(115, "new-but-old")).await,
+            "InvalidTimeStamp.Expired"
+        );
+        // One signed now is answered.
+        assert_eq!(send(&signed(0, "new")).await, "T001");
+        assert_eq!(lock(&emulator.state.nonces).len(), 4);
+        assert_eq!(emulator.stats().verdicts["T001"], 13);
     }
 }

@@ -28,8 +28,9 @@ const DEV_SCENE: &str = "emulator-scene";
 #[derive(Parser, Debug)]
 #[command(name = "aliyun-captcha-emulator", version)]
 struct Args {
-    /// Address to listen on. Use 0.0.0.0:PORT to reach it from a phone or another container,
-    /// and port 0 for any free port.
+    /// Address to listen on. Use 0.0.0.0:PORT to reach it from a phone or another container
+    /// (its API then answers the address they use; a container's name for it needs
+    /// --allow-host), and port 0 for any free port.
     #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
     listen: String,
 
@@ -74,6 +75,17 @@ struct Args {
     /// The longest life of issued temporary credentials, in seconds.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     credentials_lifetime: Option<u64>,
+
+    /// An origin (http://HOST:PORT, as the address bar shows it) whose pages may call the
+    /// emulator's API (/emulator/params, faults, stats, credentials) from the browser, as the
+    /// stand-in widget does; repeatable. Other pages are refused.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+
+    /// Another name (HOST, or HOST:PORT) the emulator's API answers for, besides its address
+    /// and localhost: the name another container or a proxy reaches it by; repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
 }
 
 fn test_mode_scene(spec: &str) -> Result<(String, TestMode), String> {
@@ -175,11 +187,19 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(seconds) = args.credentials_lifetime {
         builder = builder.credentials_lifetime(Duration::from_secs(seconds));
     }
-    let emulator = builder
-        .start(args.listen.as_str())
+    for origin in &args.allow_origins {
+        builder = builder.allow_origin(origin);
+    }
+    for host in &args.allow_hosts {
+        builder = builder.allow_host(host);
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    // The listener is bound: what fails now is the configuration.
+    let emulator = builder.serve(listener).map_err(|e| e.to_string())?;
 
+    let stop = shutdown_signal();
     let url = emulator.url();
     let secret = match source {
         KeySource::Development => DEV_ACCESS_KEY_SECRET.to_owned(),
@@ -204,30 +224,54 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         format!("mint a param:   curl -s -X POST {url}/emulator/params -d '{{}}'"),
         format!("faults, stats:  {url}/emulator/faults, {url}/emulator/stats"),
+        format!(
+            "pages allowed:  {}  (--allow-origin ORIGIN to let a page's widget call the API)",
+            if args.allow_origins.is_empty() {
+                "none".to_owned()
+            } else {
+                args.allow_origins.join(", ")
+            }
+        ),
     ];
     for line in lines {
         let _ = writeln!(out, "{line}");
     }
     let _ = out.flush();
     drop(out);
+    if !emulator.addr().ip().is_loopback() {
+        eprintln!(
+            "aliyun-captcha-emulator: warning: listening on {}, the emulator's API \
+             (/emulator/params, /emulator/faults, /emulator/stats, /emulator/credentials) is \
+             reachable from the network: anyone who can reach this address can mint passing \
+             params and switch faults on. Listen on 127.0.0.1 unless you need it.",
+            emulator.addr()
+        );
+    }
 
-    shutdown_signal().await;
+    stop.await;
     emulator.shutdown().await;
     eprintln!("aliyun-captcha-emulator: stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Listens for Ctrl-C and SIGTERM from the call on, not from the first poll: called before the
+/// first line is printed, so that a supervisor that signals as soon as it reads it gets a clean
+/// stop rather than the default death.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+        signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+    };
+    async move {
+        #[cfg(unix)]
+        if let Ok((mut terminate, mut interrupt)) = signals {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
