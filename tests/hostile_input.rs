@@ -10,10 +10,12 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_aliyun_captcha::extract::{CaptchaBody, FormField, Header, JsonField, Query};
+use tower_aliyun_captcha::extract::{
+    CaptchaBody, ExtractParam, FormField, Header, JsonField, Query,
+};
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified};
 use tower_aliyun_captcha::{
-    CaptchaVerifyParam, Client, Credentials, Error, SceneId, Verification, VerifyCode,
+    CaptchaVerifyParam, Client, Credentials, Error, SceneId, Verification, Verify, VerifyCode,
     VerifyRequest,
 };
 
@@ -51,6 +53,24 @@ fn run(request: Request<Full<Bytes>>, recorder: &Recorder) -> (StatusCode, Bytes
         )
         .build()
         .unwrap();
+    run_through(layer, request)
+}
+
+/// Runs one request through a layer with the default extractor.
+fn run_default(request: Request<Full<Bytes>>, recorder: &Recorder) -> (StatusCode, Bytes) {
+    let layer = CaptchaLayer::new(recorder.verifier(), SceneId::new("scene").unwrap());
+    run_through(layer, request)
+}
+
+/// Runs one request through `layer` in front of a handler that echoes the body it got.
+fn run_through<V, E>(
+    layer: CaptchaLayer<V, E>,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, Bytes)
+where
+    V: Verify,
+    E: ExtractParam<Full<Bytes>>,
+{
     let service = ServiceBuilder::new().layer(layer).service_fn(
         |request: Request<CaptchaBody<Full<Bytes>>>| async move {
             let body = request.into_body().collect().await.unwrap().to_bytes();
@@ -120,17 +140,68 @@ proptest! {
     }
 
     #[test]
-    fn form_bodies_with_duplicates_reach_the_handler_unchanged(first in param(), second in param(),
-                                                               noise in "[ -~]{0,80}") {
+    fn form_bodies_reach_the_handler_unchanged(p in param(), noise in "[ -~]{0,80}",
+                                               first in any::<bool>()) {
         let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let body = format!("a={}&captchaVerifyParam={}&captchaVerifyParam={}&b=%ZZ&&=",
-                           encode(&noise), encode(&first), encode(&second)).into_bytes();
+        let (noise, p_field) = (format!("a={}&b=%ZZ&&=", encode(&noise)), format!("captchaVerifyParam={}", encode(&p)));
+        let body = if first { format!("{p_field}&{noise}") } else { format!("{noise}&{p_field}") }.into_bytes();
         let recorder = Recorder::default();
         let (status, echoed) = run(post("application/x-www-form-urlencoded", body.clone()), &recorder);
         prop_assert_eq!(status, StatusCode::OK);
         prop_assert_eq!(echoed, Bytes::from(body));
-        // The first occurrence wins; the second is never sent.
-        prop_assert_eq!(recorder.0.lock().unwrap().clone(), vec![first]);
+        prop_assert_eq!(recorder.0.lock().unwrap().clone(), vec![p]);
+    }
+
+    #[test]
+    fn form_bodies_with_duplicates_are_refused_unverified(first in param(), second in param(),
+                                                          noise in "[ -~]{0,80}",
+                                                          escaped in any::<bool>()) {
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        // The second name may be spelled with an escape: it decodes to the same field.
+        let name = if escaped { "captcha%56erifyParam" } else { "captchaVerifyParam" };
+        let body = format!("a={}&captchaVerifyParam={}&{name}={}&b=%ZZ&&=",
+                           encode(&noise), encode(&first), encode(&second)).into_bytes();
+        for runner in [run, run_default] {
+            let recorder = Recorder::default();
+            let (status, _) = runner(post("application/x-www-form-urlencoded", body.clone()), &recorder);
+            // Neither copy is sent: which one a server would read is not ours to guess.
+            prop_assert_eq!(status, StatusCode::FORBIDDEN);
+            prop_assert!(recorder.0.lock().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn json_bodies_with_a_key_of_the_path_twice_are_refused_unverified(
+        first in param(), second in param(),
+        extra in proptest::collection::btree_map("[a-zA-Z]{1,8}", "\\PC{0,40}", 0..6),
+        positions in (0usize..7, 0usize..8),
+        nested in any::<bool>(),
+    ) {
+        let mut fields: Vec<String> = extra.iter()
+            .filter(|(k, _)| !["captchaVerifyParam", "captcha", "param"].contains(&k.as_str()))
+            .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()))
+            .collect();
+        let key = if nested { "param" } else { "captchaVerifyParam" };
+        for (p, at) in [(&first, positions.0), (&second, positions.1)] {
+            let at = at.min(fields.len());
+            fields.insert(at, format!("\"{key}\":{}", serde_json::to_string(p).unwrap()));
+        }
+        let object = format!("{{ {} }}", fields.join(" , "));
+        let (body, extractor) = if nested {
+            (format!(r#"{{"captcha": {object}, "x": 1}}"#), JsonField::new("captcha.param"))
+        } else {
+            (object, JsonField::default())
+        };
+        let recorder = Recorder::default();
+        let (status, _) = run_through(
+            CaptchaLayer::builder(recorder.verifier(), SceneId::new("scene").unwrap())
+                .extractor(extractor)
+                .build()
+                .unwrap(),
+            post("application/json", body.into_bytes()),
+        );
+        prop_assert_eq!(status, StatusCode::FORBIDDEN);
+        prop_assert!(recorder.0.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -174,12 +245,75 @@ fn pathological_json_is_refused_not_crashed() {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(recorder.0.lock().unwrap().is_empty());
     }
-    // Duplicate keys: serde_json keeps the last; either way exactly one param is verified.
+    // Duplicate keys: serde_json keeps the last, other parsers the first; neither is verified.
+    for body in [
+        &br#"{"captchaVerifyParam":"first","captchaVerifyParam":"second"}"#[..],
+        br#"{"captchaVerifyParam":"first","captchaVerifyParam":null}"#,
+        br#"{"captchaVerifyParam":"first","captcha\u0056erifyParam":"second"}"#,
+    ] {
+        for runner in [run, run_default] {
+            let recorder = Recorder::default();
+            let (status, _) = runner(post("application/json", body.to_vec()), &recorder);
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert!(recorder.0.lock().unwrap().is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_key_given_twice_anywhere_along_a_nested_path_is_refused_unverified() {
+    for body in [
+        r#"{"captcha": {"param": "eyJhIjoxfQ=="}, "captcha": {"other": 1}}"#,
+        r#"{"captcha": 1, "captcha": {"param": "eyJhIjoxfQ=="}}"#,
+        r#"{"captcha": {"param": "eyJhIjoxfQ==", "param": "eyJhIjoxfQ=="}}"#,
+    ] {
+        let recorder = Recorder::default();
+        let layer = CaptchaLayer::builder(recorder.verifier(), SceneId::new("scene").unwrap())
+            .extractor(JsonField::new("captcha.param"))
+            .build()
+            .unwrap();
+        let (status, _) = run_through(layer, post("application/json", body.into()));
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(recorder.0.lock().unwrap().is_empty(), "{body}");
+    }
+}
+
+#[test]
+fn a_header_given_twice_is_refused_unverified() {
+    for runner in [run, run_default] {
+        let recorder = Recorder::default();
+        let mut request = post("text/plain", b"x".to_vec());
+        for value in ["eyJhIjoxfQ==", "eyJiIjoyfQ=="] {
+            request
+                .headers_mut()
+                .append("x-captcha-verify-param", HeaderValue::from_static(value));
+        }
+        let (status, _) = runner(request, &recorder);
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(recorder.0.lock().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn the_default_extractor_hands_on_the_bytes_it_read() {
     let recorder = Recorder::default();
-    let body = br#"{"captchaVerifyParam":"first","captchaVerifyParam":"second"}"#.to_vec();
-    let (status, echoed) = run(post("application/json", body.clone()), &recorder);
-    assert_eq!((status, echoed), (StatusCode::OK, Bytes::from(body)));
-    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+    for (content_type, body) in [
+        (
+            "application/json",
+            &br#"{ "captchaVerifyParam" : "eyJhIjoxfQ==", "n": 1e3, "s": "\u00e9" }"#[..],
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"x=%E4%B8%AD+&captchaVerifyParam=eyJhIjoxfQ%3D%3D&&=",
+        ),
+    ] {
+        let (status, echoed) = run_default(post(content_type, body.to_vec()), &recorder);
+        assert_eq!(
+            (status, echoed),
+            (StatusCode::OK, Bytes::copy_from_slice(body))
+        );
+    }
+    assert_eq!(recorder.0.lock().unwrap().len(), 2);
 }
 
 /// Takes a signed request apart into its form fields.

@@ -593,3 +593,176 @@ async fn refusals_tell_the_page_the_outcome_and_a_coarse_reason() {
     let again = send(with_header(addr, "/login", &param)).await;
     assert_eq!(again.json["reason"], "captcha_expired");
 }
+
+/// An app whose layer is given nothing but the client and the scene: the default extractor.
+async fn default_app(emulator: &Emulator) -> SocketAddr {
+    let layer = CaptchaLayer::new(client_for(emulator), SceneId::new(LOGIN).unwrap());
+    serve(Router::new().route("/login", post(echo).layer(layer))).await
+}
+
+fn form_with(param: &str) -> String {
+    format!(
+        "username=ann&captchaVerifyParam={}&password=p+w%26",
+        form_urlencoded::byte_serialize(param.as_bytes()).collect::<String>()
+    )
+}
+
+#[tokio::test]
+async fn the_default_layer_reads_a_json_body_a_form_body_the_header_and_grpc_metadata() {
+    let emulator = emulator().await;
+    let addr = default_app(&emulator).await;
+
+    // What the README's page (and Alibaba's V3 guide) posts: JSON.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = format!(r#"{{"captchaVerifyParam": "{param}", "username":"ann","password":"p w"}}"#);
+    let answer = send(post_to(addr, "/login", "application/json", body.clone())).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(
+        (&answer.json["body"], &answer.json["code"]),
+        (&json!(body), &json!("T001"))
+    );
+
+    // A classic form post.
+    let body = form_with(&emulator.mint(Mint::pass()).unwrap());
+    let answer = send(post_to(
+        addr,
+        "/login",
+        "application/x-www-form-urlencoded",
+        body.clone(),
+    ))
+    .await;
+    assert_eq!(
+        (answer.status, &answer.json["body"]),
+        (StatusCode::OK, &json!(body))
+    );
+
+    // The header, which wins over a body field (read no further).
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = r#"{"captchaVerifyParam": "not-looked-at"}"#;
+    let mut request = post_to(addr, "/login", "application/json", body);
+    request
+        .headers_mut()
+        .insert("x-captcha-verify-param", param.parse().unwrap());
+    let answer = send(request).await;
+    assert_eq!(
+        (answer.status, &answer.json["body"]),
+        (StatusCode::OK, &json!(body))
+    );
+
+    // gRPC metadata travels as that header.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let mut request = post_to(addr, "/login", "application/grpc", &b"\0\0\0\0\x02hi"[..]);
+    request
+        .headers_mut()
+        .insert("x-captcha-verify-param", param.parse().unwrap());
+    let answer = send(request).await;
+    assert_eq!(
+        (answer.status, &answer.json["body"]),
+        (StatusCode::OK, &json!("\0\0\0\0\u{2}hi"))
+    );
+
+    let stats = emulator.stats();
+    assert_eq!((stats.requests, stats.verdicts["T001"]), (4, 4));
+}
+
+#[tokio::test]
+async fn the_default_layer_never_reads_a_grpc_body() {
+    let emulator = emulator().await;
+    let addr = default_app(&emulator).await;
+    // gRPC's JSON codec ends in `+json`; its body is framed, often a stream, never a form to
+    // search. Sent a byte every 50 ms, it would take seconds to read.
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let body = json!({"captchaVerifyParam": param})
+        .to_string()
+        .into_bytes();
+    assert!(body.len() > 40);
+    let request = Request::post(format!("http://{addr}/login"))
+        .header("content-type", "application/grpc+json")
+        .body(Trickle::new(body, 1, Duration::from_millis(50)))
+        .unwrap();
+    let started = Instant::now();
+    let answer = send(request).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?} for the body",
+        started.elapsed()
+    );
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["grpc-status"], "7");
+    assert_eq!(emulator.stats().requests, 0);
+}
+
+#[tokio::test]
+async fn a_param_given_twice_in_one_place_is_refused_without_calling_the_service() {
+    let emulator = emulator().await;
+    // The default extractor, with the codes shown.
+    let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
+        .responder(DefaultResponder::exposing_codes())
+        .build()
+        .unwrap();
+    let addr = serve(Router::new().route("/login", post(echo).layer(layer))).await;
+    let chained = app(&emulator, FailurePolicy::Open).await;
+    let first = emulator.mint(Mint::pass()).unwrap();
+    let second = emulator.mint(Mint::pass()).unwrap();
+    let encode = |p: &str| form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>();
+
+    let mut requests = Vec::new();
+    for addr in [addr, chained] {
+        // Two JSON keys: serde_json keeps the last, other parsers the first.
+        for (a, b) in [(&first, &second), (&first, &first)] {
+            let body = format!(
+                r#"{{"captchaVerifyParam":"{a}","user":"ann","captchaVerifyParam":"{b}"}}"#
+            );
+            requests.push(post_to(addr, "/login", "application/json", body));
+        }
+        // Two form fields.
+        let body = format!(
+            "captchaVerifyParam={}&user=ann&captchaVerifyParam={}",
+            encode(&first),
+            encode(&second)
+        );
+        requests.push(post_to(
+            addr,
+            "/login",
+            "application/x-www-form-urlencoded",
+            body,
+        ));
+        // Two headers.
+        let mut request = post_to(addr, "/login", "text/plain", "body");
+        for param in [&first, &second] {
+            request
+                .headers_mut()
+                .append("x-captcha-verify-param", param.parse().unwrap());
+        }
+        requests.push(request);
+    }
+    // Two query parameters (the chained app reads the query last).
+    let uri = format!(
+        "http://{chained}/login?captchaVerifyParam={}&captchaVerifyParam={}",
+        encode(&first),
+        encode(&second)
+    );
+    requests.push(Request::post(uri).body(Full::new(Bytes::new())).unwrap());
+
+    assert_eq!(requests.len(), 9);
+    for request in requests {
+        let described = format!("{} {:?}", request.uri(), request.headers());
+        let answer = send(request).await;
+        assert_eq!(
+            (answer.status, &answer.json["code"]),
+            (StatusCode::FORBIDDEN, &json!("F003")),
+            "{described}"
+        );
+    }
+    assert_eq!(
+        emulator.stats().requests,
+        0,
+        "no paid call for a param given twice"
+    );
+    // Neither param was spent: each alone still passes.
+    for param in [&first, &second] {
+        let body = json!({"captchaVerifyParam": param}).to_string();
+        let answer = send(post_to(addr, "/login", "application/json", body)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+}

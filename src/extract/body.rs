@@ -11,6 +11,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use pin_project::pin_project;
 
+use super::{ExtractError, Extracted};
+use crate::verify::CaptchaVerifyParam;
+
 /// How much of a body the extractors read, and for how long.
 ///
 /// ```
@@ -209,4 +212,21 @@ where
         ),
     };
     (Request::from_parts(parts, body), outcome)
+}
+
+/// Reads the body (as [`buffer`] does) and looks for the param in its bytes with `find`.
+pub(crate) async fn find_in_body<B>(
+    request: Request<CaptchaBody<B>>,
+    limits: BodyLimits,
+    find: impl FnOnce(&[u8]) -> Result<Option<CaptchaVerifyParam>, ExtractError>,
+) -> Extracted<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
+    let (request, bytes) = buffer(request, limits).await;
+    let param = bytes
+        .map_err(ExtractError::Body)
+        .and_then(|bytes| find(&bytes));
+    Extracted { request, param }
 }

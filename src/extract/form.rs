@@ -6,14 +6,17 @@ use bytes::Bytes;
 use http::Request;
 use http_body::Body;
 
-use super::body::buffer;
+use super::body::find_in_body;
 use super::{
-    BodyLimits, BoxExtractFuture, CaptchaBody, DEFAULT_FIELD, ExtractError, ExtractParam, Extracted,
+    BodyLimits, BoxExtractFuture, CaptchaBody, DEFAULT_FIELD, ExtractError, ExtractParam,
+    Extracted, check_only,
 };
+use crate::verify::CaptchaVerifyParam;
 
-/// The param from a urlencoded form field, by default `captchaVerifyParam`. The first
-/// occurrence wins. Requests of another content type are passed over (no param found)
-/// without reading their body.
+/// The param from a urlencoded form field, by default `captchaVerifyParam`. The field given
+/// twice is refused ([`InvalidParam::Ambiguous`](crate::verify::InvalidParam::Ambiguous)).
+/// Requests of another content type are passed over (no param found) without reading their
+/// body.
 ///
 /// ```
 /// use tower_aliyun_captcha::extract::FormField;
@@ -54,6 +57,21 @@ pub(super) fn has_content_type<B>(request: &Request<B>, expected: &str) -> bool 
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
 }
 
+/// Whether the body is a urlencoded form.
+pub(super) fn is_form<B>(request: &Request<B>) -> bool {
+    has_content_type(request, "application/x-www-form-urlencoded")
+}
+
+/// The param in the form field `name` of a body already in memory.
+pub(super) fn in_form(form: &[u8], name: &str) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
+    // Names are compared decoded: `captcha%56erifyParam` is a second copy too.
+    check_only(
+        form_urlencoded::parse(form)
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned()),
+    )
+}
+
 impl<B> ExtractParam<B> for FormField
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -64,22 +82,36 @@ where
     fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
         let name = Arc::clone(&self.name);
         Box::pin(async move {
-            if !has_content_type(&request, "application/x-www-form-urlencoded") {
+            if !is_form(&request) {
                 return Extracted::new(request, None);
             }
-            let (request, bytes) = buffer(request, limits).await;
-            match bytes {
-                Ok(bytes) => {
-                    let raw = form_urlencoded::parse(&bytes)
-                        .find(|(key, _)| **key == *name)
-                        .map(|(_, value)| value.into_owned());
-                    Extracted::new(request, raw.as_deref().map(str::as_bytes))
-                }
-                Err(error) => Extracted {
-                    request,
-                    param: Err(ExtractError::Body(error)),
-                },
-            }
+            find_in_body(request, limits, |form| in_form(form, &name)).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::InvalidParam;
+
+    #[test]
+    fn a_field_given_twice_is_refused_however_it_is_spelled() {
+        let found = |form: &str| in_form(form.as_bytes(), DEFAULT_FIELD);
+        let param = found("a=1&captchaVerifyParam=p%2B1&b=2").unwrap().unwrap();
+        assert_eq!(param.as_str(), "p+1");
+        assert_eq!(found("a=1").unwrap(), None);
+        for twice in [
+            "captchaVerifyParam=p&captchaVerifyParam=q",
+            "captchaVerifyParam=p&captchaVerifyParam=p",
+            "captchaVerifyParam=p&captcha%56erifyParam=q",
+            "captchaVerifyParam=p&captchaVerifyParam=",
+        ] {
+            assert_eq!(
+                found(twice).unwrap_err(),
+                ExtractError::Invalid(InvalidParam::Ambiguous),
+                "{twice}"
+            );
+        }
     }
 }

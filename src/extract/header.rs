@@ -2,11 +2,15 @@
 
 use std::future::{Ready, ready};
 
-use http::{HeaderName, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
-use super::{BodyLimits, CaptchaBody, DEFAULT_HEADER, ExtractParam, Extracted, check};
+use super::{
+    BodyLimits, CaptchaBody, DEFAULT_HEADER, ExtractError, ExtractParam, Extracted, check_only,
+};
+use crate::verify::CaptchaVerifyParam;
 
-/// The param from a header, by default `x-captcha-verify-param`.
+/// The param from a header, by default `x-captcha-verify-param`. The header sent twice is
+/// refused ([`InvalidParam::Ambiguous`](crate::verify::InvalidParam::Ambiguous)).
 ///
 /// ```
 /// use tower_aliyun_captcha::extract::Header;
@@ -43,10 +47,17 @@ impl<B: Send + 'static> ExtractParam<B> for Header {
     type Future = Ready<Extracted<B>>;
 
     fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
-        // Checked in place: the header value is not copied.
-        let param = check(request.headers().get(&self.name).map(|v| v.as_bytes()));
+        let param = in_header(request.headers(), &self.name);
         ready(Extracted { request, param })
     }
+}
+
+/// The param in the header `name`, checked in place (the value is not copied).
+pub(super) fn in_header(
+    headers: &HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
+    check_only(headers.get_all(name).iter().map(HeaderValue::as_bytes))
 }
 
 /// The param from a gRPC metadata key (ASCII metadata is an HTTP/2 header), by default

@@ -1,22 +1,28 @@
 //! The param from a field of a JSON body.
 
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Request;
 use http_body::Body;
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::body::buffer;
+use super::body::find_in_body;
 use super::form::has_content_type;
 use super::{
-    BodyLimits, BoxExtractFuture, CaptchaBody, DEFAULT_FIELD, ExtractError, ExtractParam, Extracted,
+    BodyLimits, BoxExtractFuture, CaptchaBody, DEFAULT_FIELD, ExtractError, ExtractParam,
+    Extracted, check,
 };
+use crate::verify::{CaptchaVerifyParam, InvalidParam};
 
 /// The param from a JSON body field, by default `captchaVerifyParam` (what Alibaba's
 /// front-end template posts). A dotted path reaches into nested objects. Requests whose
-/// content type is not JSON are passed over without reading their body; a body that is not
-/// valid JSON, or whose field is not a string, has no param.
+/// content type is not JSON (gRPC's `application/grpc+json` included) are passed over
+/// without reading their body; a body that is not valid JSON, or whose field is not a string,
+/// has no param. A key of the path given twice in one object is refused
+/// ([`InvalidParam::Ambiguous`]): JSON parsers differ on which copy counts.
 ///
 /// ```
 /// use tower_aliyun_captcha::extract::JsonField;
@@ -49,20 +55,208 @@ impl Default for JsonField {
     }
 }
 
-fn is_json<B>(request: &Request<B>) -> bool {
-    has_content_type(request, "application/json")
-        || request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().ends_with("+json"))
+/// Whether the body is JSON: `application/json` or `…+json`, but not gRPC's JSON, whose
+/// body is framed messages (and often a stream) that must not be buffered.
+pub(super) fn is_json<B>(request: &Request<B>) -> bool {
+    let Some(essence) = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let is_grpc = essence
+        .get(.."application/grpc".len())
+        .is_some_and(|start| start.eq_ignore_ascii_case("application/grpc"));
+    has_content_type(request, "application/json") || (essence.ends_with("+json") && !is_grpc)
 }
 
-fn find<'a>(value: &'a Value, path: &str) -> Option<&'a str> {
-    path.split('.')
-        .try_fold(value, |value, key| value.get(key))?
-        .as_str()
+/// The param at `path` in a JSON document already in memory.
+pub(super) fn in_json(json: &[u8], path: &str) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
+    match find(json, path) {
+        Found::Once(raw) => check(Some(raw.as_bytes())),
+        Found::Missing => Ok(None),
+        Found::Twice => Err(ExtractError::Invalid(InvalidParam::Ambiguous)),
+    }
+}
+
+/// What a JSON document holds at a path.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// Nothing, or not a string; or the document is not JSON.
+    Missing,
+    Once(String),
+    /// A key of the path appears twice in one object.
+    Twice,
+}
+
+/// Walks `json` to the string at `path`. Unlike `serde_json::Value`, which silently keeps the
+/// last of two equal keys, it notices a second copy of any key on the path.
+fn find(json: &[u8], path: &str) -> Found {
+    let mut document = serde_json::Deserializer::from_slice(json);
+    let walked = Seek(Some(path)).deserialize(&mut document);
+    match walked.and_then(|found| document.end().map(|()| found)) {
+        Ok(found) => found,
+        Err(_) => Found::Missing,
+    }
+}
+
+/// Looks for the rest of a dotted path in a JSON value; `None` once the path is used up, where
+/// the value must be the string.
+#[derive(Clone, Copy)]
+struct Seek<'p>(Option<&'p str>);
+
+impl<'de> DeserializeSeed<'de> for Seek<'_> {
+    type Value = Found;
+
+    fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<Found, D::Error> {
+        value.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seek<'_> {
+    type Value = Found;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Found, E> {
+        Ok(match self.0 {
+            None => Found::Once(value.to_owned()),
+            Some(_) => Found::Missing,
+        })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Found, E> {
+        Ok(Found::Missing)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Found, E> {
+        Ok(Found::Missing)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Found, E> {
+        Ok(Found::Missing)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Found, E> {
+        Ok(Found::Missing)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Found, E> {
+        Ok(Found::Missing)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Found, A::Error> {
+        while items.next_element::<Checked>()?.is_some() {}
+        Ok(Found::Missing)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Found, A::Error> {
+        let Some(path) = self.0 else {
+            while entries.next_entry::<Checked, Checked>()?.is_some() {}
+            return Ok(Found::Missing);
+        };
+        let (key, rest) = match path.split_once('.') {
+            Some((key, rest)) => (key, Some(rest)),
+            None => (path, None),
+        };
+        let mut found = Found::Missing;
+        let mut copies = 0_usize;
+        while let Some(is_key) = entries.next_key_seed(KeyIs(key))? {
+            if is_key {
+                // Every copy is walked, so the document is still checked in full.
+                let inside = entries.next_value_seed(Seek(rest))?;
+                copies += 1;
+                found = if copies == 1 { inside } else { Found::Twice };
+            } else {
+                entries.next_value::<Checked>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether an object's key (unescaped) is the one sought.
+struct KeyIs<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, key: D) -> Result<bool, D::Error> {
+        key.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+/// Any JSON value, checked and dropped. `serde::de::IgnoredAny` would skip strings and
+/// numbers without checking them (lone surrogates, numbers out of range); this keeps
+/// `serde_json::Value`'s rule that a body is valid JSON in full or has no param, within the
+/// parser's depth limit.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(value: D) -> Result<Self, D::Error> {
+        value.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
+        while items.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Checked, A::Error> {
+        while entries.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
 }
 
 impl<B> ExtractParam<B> for JsonField
@@ -78,18 +272,7 @@ where
             if !is_json(&request) {
                 return Extracted::new(request, None);
             }
-            let (request, bytes) = buffer(request, limits).await;
-            match bytes {
-                Ok(bytes) => {
-                    let value: Option<Value> = serde_json::from_slice(&bytes).ok();
-                    let raw = value.as_ref().and_then(|v| find(v, &path));
-                    Extracted::new(request, raw.map(str::as_bytes))
-                }
-                Err(error) => Extracted {
-                    request,
-                    param: Err(ExtractError::Body(error)),
-                },
-            }
+            find_in_body(request, limits, |json| in_json(json, &path)).await
         })
     }
 }
@@ -98,13 +281,109 @@ where
 mod tests {
     use super::*;
 
+    fn once(param: &str) -> Found {
+        Found::Once(param.to_owned())
+    }
+
     #[test]
     fn paths_reach_nested_strings_only() {
-        let value: Value = serde_json::json!({"a": {"b": "x"}, "n": 1, "captchaVerifyParam": "p"});
-        assert_eq!(find(&value, "a.b"), Some("x"));
-        assert_eq!(find(&value, "captchaVerifyParam"), Some("p"));
-        assert_eq!(find(&value, "n"), None);
-        assert_eq!(find(&value, "a.c"), None);
-        assert_eq!(find(&value, "a"), None);
+        let json = br#"{"a": {"b": "x"}, "n": 1, "captchaVerifyParam": "p", "l": ["q"]}"#;
+        assert_eq!(find(json, "a.b"), once("x"));
+        assert_eq!(find(json, "captchaVerifyParam"), once("p"));
+        assert_eq!(find(json, "n"), Found::Missing);
+        assert_eq!(find(json, "a.c"), Found::Missing);
+        assert_eq!(find(json, "a"), Found::Missing);
+        assert_eq!(find(json, "a.b.c"), Found::Missing);
+        assert_eq!(find(json, "l"), Found::Missing);
+        assert_eq!(find(json, "l.0"), Found::Missing);
+        assert_eq!(find(br#"["p"]"#, "captchaVerifyParam"), Found::Missing);
+        assert_eq!(find(br#""p""#, "captchaVerifyParam"), Found::Missing);
+        // Keys are compared unescaped.
+        assert_eq!(
+            find(br#"{"captcha\u0056erifyParam": "p"}"#, DEFAULT_FIELD),
+            once("p")
+        );
+    }
+
+    #[test]
+    fn a_key_of_the_path_given_twice_at_any_level_is_ambiguous() {
+        for (json, path) in [
+            (
+                r#"{"captchaVerifyParam": "p", "captchaVerifyParam": "q"}"#,
+                DEFAULT_FIELD,
+            ),
+            (
+                r#"{"captchaVerifyParam": "p", "captchaVerifyParam": "p"}"#,
+                DEFAULT_FIELD,
+            ),
+            (
+                r#"{"captchaVerifyParam": "p", "captcha\u0056erifyParam": 1}"#,
+                DEFAULT_FIELD,
+            ),
+            (
+                r#"{"captchaVerifyParam": null, "captchaVerifyParam": "q"}"#,
+                DEFAULT_FIELD,
+            ),
+            (r#"{"a": {"b": "p", "b": "q"}}"#, "a.b"),
+            (r#"{"a": {"b": "p"}, "a": {"c": "q"}}"#, "a.b"),
+            (r#"{"a": 1, "a": {"b": "p"}}"#, "a.b"),
+            (
+                r#"{"x": 1, "a": {"y": [], "b": {"c": "p", "c": "q"}}}"#,
+                "a.b.c",
+            ),
+        ] {
+            assert_eq!(
+                find(json.as_bytes(), path),
+                Found::Twice,
+                "{json} at {path}"
+            );
+        }
+        // Duplicates off the path are the handler's business.
+        let json = br#"{"user": "a", "user": "b", "a": {"b": "p", "x": 1, "x": 2}}"#;
+        assert_eq!(find(json, "a.b"), once("p"));
+        // The same name under different parents is no duplicate.
+        let json = br#"{"b": "outer", "a": {"b": "p"}}"#;
+        assert_eq!(find(json, "a.b"), once("p"));
+    }
+
+    #[test]
+    fn a_document_that_is_not_json_in_full_has_no_param() {
+        for json in [
+            &br#"{"captchaVerifyParam": "p"} trailing"#[..],
+            br#"{"captchaVerifyParam": "p", "x": "\ud800"}"#,
+            br#"{"captchaVerifyParam": "p", "x": 1e999999}"#,
+            b"{\"captchaVerifyParam\": \"p\", \"x\": \"\xff\"}",
+            br#"{"captchaVerifyParam": "p", "x": [1,]}"#,
+            br#"{"captchaVerifyParam": "p""#,
+        ] {
+            assert_eq!(
+                find(json, DEFAULT_FIELD),
+                Found::Missing,
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
+        let deep = format!(
+            "{{\"x\": {}{}, \"captchaVerifyParam\": \"p\"}}",
+            "[".repeat(500),
+            "]".repeat(500)
+        );
+        assert_eq!(find(deep.as_bytes(), DEFAULT_FIELD), Found::Missing);
+    }
+
+    #[test]
+    fn grpc_json_is_not_json_to_read() {
+        let with = |content_type: &str| {
+            Request::post("/")
+                .header("content-type", content_type)
+                .body(())
+                .unwrap()
+        };
+        assert!(is_json(&with("application/json; charset=utf-8")));
+        assert!(is_json(&with("application/problem+json")));
+        assert!(!is_json(&with("application/grpc+json")));
+        assert!(!is_json(&with("Application/GRPC-web+json")));
+        assert!(!is_json(&with("application/grpc")));
+        assert!(!is_json(&with("text/plain")));
     }
 }

@@ -1,9 +1,17 @@
 //! Where the `CaptchaVerifyParam` comes from: a header, the query, a form or JSON field, gRPC
 //! metadata, several of those in order, or a closure of your own.
 //!
+//! The default, [`HeaderOrBody`], reads what a page written to Alibaba's guide sends: the
+//! `x-captcha-verify-param` header (gRPC metadata too), else the `captchaVerifyParam` field
+//! of a JSON or urlencoded form body.
+//!
 //! Header and query extractors never touch the body. Body extractors read it once, within
 //! [`BodyLimits`], and hand the inner service the same bytes in a [`CaptchaBody`], so axum's
 //! `Json` and `Form` extractors still work behind the layer.
+//!
+//! A param given twice in one place (two headers, form fields or query parameters of its
+//! name, or two JSON keys) is refused as [`InvalidParam::Ambiguous`], without a call to the
+//! service: servers and proxies disagree on which copy counts.
 //!
 //! ```
 //! use tower_aliyun_captcha::extract::{ExtractParam, Header, JsonField};
@@ -40,6 +48,7 @@ mod body;
 mod first_of;
 mod form;
 mod header;
+mod header_or_body;
 mod json;
 mod query;
 mod source;
@@ -56,6 +65,7 @@ pub use body::{BodyError, BodyLimits, CaptchaBody};
 pub use first_of::{FirstOf, FirstOfFuture};
 pub use form::FormField;
 pub use header::{GrpcMetadata, Header, InvalidMetadataKey};
+pub use header_or_body::{HeaderOrBody, HeaderOrBodyFuture};
 pub use json::JsonField;
 pub use query::Query;
 pub use source::ParamSource;
@@ -134,6 +144,20 @@ pub fn check(raw: Option<&[u8]>) -> Result<Option<CaptchaVerifyParam>, ExtractEr
         .map_err(ExtractError::Invalid)
 }
 
+/// Checks the copies of the param found in one place: none, or one. A second copy is refused
+/// rather than picking one, because servers, proxies and firewalls pick differently (the
+/// first, the last, or both joined), and a copy one of them skipped was never looked at.
+pub(crate) fn check_only<T: AsRef<[u8]>>(
+    copies: impl IntoIterator<Item = T>,
+) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
+    let mut copies = copies.into_iter();
+    let first = copies.next();
+    if first.is_some() && copies.next().is_some() {
+        return Err(ExtractError::Invalid(InvalidParam::Ambiguous));
+    }
+    check(first.as_ref().map(AsRef::as_ref))
+}
+
 /// Why no usable param came out of a request.
 ///
 /// ```
@@ -150,7 +174,7 @@ pub fn check(raw: Option<&[u8]>) -> Result<Option<CaptchaVerifyParam>, ExtractEr
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExtractError {
-    /// A param was there but is empty, too long, or not text.
+    /// A param was there but is empty, too long, not text, or given twice.
     Invalid(InvalidParam),
     /// The body could not be read.
     Body(BodyError),
@@ -301,7 +325,16 @@ macro_rules! impl_or {
     )*};
 }
 
-impl_or!(Header, GrpcMetadata, Query, FormField, JsonField, ParamSource, FirstOf<A, B>);
+impl_or!(
+    Header,
+    HeaderOrBody,
+    GrpcMetadata,
+    Query,
+    FormField,
+    JsonField,
+    ParamSource,
+    FirstOf<A, B>
+);
 
 /// A boxed future, for the extractors that read the body (which allocates anyway).
 pub type BoxExtractFuture<B> = Pin<Box<dyn Future<Output = Extracted<B>> + Send>>;

@@ -4,10 +4,10 @@ use std::future::{Ready, ready};
 
 use http::Request;
 
-use super::{BodyLimits, CaptchaBody, DEFAULT_FIELD, ExtractParam, Extracted};
+use super::{BodyLimits, CaptchaBody, DEFAULT_FIELD, ExtractParam, Extracted, check_only};
 
-/// The param from a query parameter, by default `captchaVerifyParam`. The first occurrence
-/// wins.
+/// The param from a query parameter, by default `captchaVerifyParam`. The parameter given
+/// twice is refused ([`InvalidParam::Ambiguous`](crate::verify::InvalidParam::Ambiguous)).
 ///
 /// ```
 /// use tower_aliyun_captcha::extract::Query;
@@ -44,11 +44,12 @@ impl<B: Send + 'static> ExtractParam<B> for Query {
     type Future = Ready<Extracted<B>>;
 
     fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
-        let raw = request.uri().query().and_then(|query| {
+        let query = request.uri().query().unwrap_or_default();
+        let param = check_only(
             form_urlencoded::parse(query.as_bytes())
-                .find(|(key, _)| *key == *self.name)
-                .map(|(_, value)| value.into_owned())
-        });
-        ready(Extracted::new(request, raw.as_deref().map(str::as_bytes)))
+                .filter(|(key, _)| *key == *self.name)
+                .map(|(_, value)| value.into_owned()),
+        );
+        ready(Extracted { request, param })
     }
 }

@@ -6,7 +6,7 @@ use http_body::Body;
 
 use super::{
     BodyLimits, BoxExtractFuture, CaptchaBody, ExtractParam, FirstOf, FormField, GrpcMetadata,
-    Header, JsonField, Query,
+    Header, HeaderOrBody, JsonField, Query,
 };
 
 /// Any built-in extractor, or a chain of them made with `or`, with its type erased: what a
@@ -22,6 +22,8 @@ use super::{
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ParamSource {
+    /// The layer's default: a header, else a JSON or form field.
+    HeaderOrBody(HeaderOrBody),
     /// A header.
     Header(Header),
     /// A query parameter.
@@ -46,7 +48,14 @@ macro_rules! into_source {
     )*};
 }
 
-into_source!(Header => Header, Query => Query, FormField => Form, JsonField => Json, GrpcMetadata => Grpc);
+into_source!(
+    HeaderOrBody => HeaderOrBody,
+    Header => Header,
+    Query => Query,
+    FormField => Form,
+    JsonField => Json,
+    GrpcMetadata => Grpc
+);
 
 impl<A: Into<ParamSource>, B: Into<ParamSource>> From<FirstOf<A, B>> for ParamSource {
     fn from(chain: FirstOf<A, B>) -> Self {
@@ -64,6 +73,7 @@ where
 
     fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
         match self {
+            Self::HeaderOrBody(e) => Box::pin(e.extract(request, limits)),
             Self::Header(e) => Box::pin(e.extract(request, limits)),
             Self::Query(e) => Box::pin(e.extract(request, limits)),
             Self::Form(e) => e.extract(request, limits),

@@ -16,7 +16,7 @@ use super::rejection::DefaultResponder;
 use super::routes::{RouteError, Routes, Table};
 use super::{CaptchaService, FailurePolicy};
 use crate::SceneId;
-use crate::extract::{BodyLimits, Header};
+use crate::extract::{BodyLimits, HeaderOrBody};
 
 /// The default bound on verifications in flight at once, per layer: the client's default
 /// number of connections, so that the layer never admits more than the client can send.
@@ -46,7 +46,8 @@ pub(crate) struct Shared<V, E, R> {
 /// Verifies a captcha before the inner service runs. See the [module docs](crate::layer).
 ///
 /// [`new`](Self::new) protects every request of the service it wraps under one scene, with
-/// the defaults: the [`Header`] extractor, [`FailurePolicy::Open`] within the
+/// the defaults: the [`HeaderOrBody`] extractor (the header, else a JSON or form field),
+/// [`FailurePolicy::Open`] within the
 /// [`DegradedBudget::adaptive`] budget, the [`DefaultResponder`], [`BodyLimits::DEFAULT`],
 /// [`DEFAULT_MAX_IN_FLIGHT`] and [`DEFAULT_VERIFY_TIMEOUT`]. [`builder`](Self::builder)
 /// changes any of them, or protects a table of [`Routes`]. Services made from one layer (and
@@ -77,7 +78,7 @@ pub(crate) struct Shared<V, E, R> {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct CaptchaLayer<V, E = Header, R = DefaultResponder> {
+pub struct CaptchaLayer<V, E = HeaderOrBody, R = DefaultResponder> {
     shared: Arc<Shared<V, E, R>>,
 }
 
@@ -153,7 +154,7 @@ impl<V> CaptchaLayer<V> {
     pub fn builder(verifier: V, routes: impl Into<Routes>) -> CaptchaLayerBuilder<V> {
         CaptchaLayerBuilder {
             verifier,
-            extractor: Header::default(),
+            extractor: HeaderOrBody::default(),
             routes: routes.into(),
             rules: Rules {
                 policy: FailurePolicy::default(),
@@ -200,7 +201,7 @@ impl<S, V, E, R> Layer<S> for CaptchaLayer<V, E, R> {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct CaptchaLayerBuilder<V, E = Header, R = DefaultResponder> {
+pub struct CaptchaLayerBuilder<V, E = HeaderOrBody, R = DefaultResponder> {
     verifier: V,
     extractor: E,
     routes: Routes,
@@ -225,7 +226,8 @@ impl<V, E: fmt::Debug, R> fmt::Debug for CaptchaLayerBuilder<V, E, R> {
 
 impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// Where the param comes from, on routes that do not name their own extractor. Default
-    /// [`Header`]. Compose with `or`: `Header::default().or(JsonField::default())`.
+    /// [`HeaderOrBody`]: the header, else a JSON or form field. Compose with `or`:
+    /// `Header::default().or(JsonField::default())`.
     ///
     /// ```
     /// use tower_aliyun_captcha::extract::{Header, JsonField};

@@ -137,6 +137,10 @@ pub enum InvalidParam {
     TooLong(usize),
     /// Not UTF-8 text.
     NotUtf8,
+    /// Given more than once in one place: two headers, form fields or query parameters of its
+    /// name, or two JSON keys. Servers, proxies and firewalls differ on which copy counts, so
+    /// neither is trusted.
+    Ambiguous,
 }
 
 impl InvalidParam {
@@ -148,11 +152,12 @@ impl InvalidParam {
     ///
     /// assert_eq!(InvalidParam::Empty.code(), VerifyCode::F002);
     /// assert_eq!(InvalidParam::NotUtf8.code(), VerifyCode::F003);
+    /// assert_eq!(InvalidParam::Ambiguous.code(), VerifyCode::F003);
     /// ```
     pub fn code(self) -> VerifyCode {
         match self {
             Self::Empty => VerifyCode::F002,
-            Self::TooLong(_) | Self::NotUtf8 => VerifyCode::F003,
+            Self::TooLong(_) | Self::NotUtf8 | Self::Ambiguous => VerifyCode::F003,
         }
     }
 }
@@ -166,6 +171,7 @@ impl fmt::Display for InvalidParam {
                 "the captcha param is {len} bytes, over the limit of {MAX_PARAM_LEN}"
             ),
             Self::NotUtf8 => f.write_str("the captcha param is not UTF-8 text"),
+            Self::Ambiguous => f.write_str("the captcha param is given more than once"),
         }
     }
 }
