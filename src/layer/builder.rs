@@ -9,13 +9,13 @@ use tower_layer::Layer;
 
 use super::alarms::Alarms;
 use super::budget::{Budget, DegradedBudget};
-use crate::Verify;
 use super::decision::Rules;
 use super::observe::{self, Hook, Outcome};
 use super::rejection::DefaultResponder;
 use super::routes::{RouteError, Routes, Table};
 use super::{CaptchaService, FailurePolicy};
 use crate::SceneId;
+use crate::Verify;
 use crate::extract::{BodyLimits, HeaderOrBody};
 
 /// The default bound on verifications in flight at once, per layer: the client's default
