@@ -17,6 +17,11 @@ use crate::VerifyCode;
 pub(crate) const V3_LIFETIME: Duration = Duration::from_secs(90);
 /// How long a V2 initialization record is kept.
 pub(crate) const V2_LIFETIME: Duration = Duration::from_secs(20 * 60);
+/// The most minted params remembered at once (a few hundred bytes each): a long load test
+/// that mints faster than params expire keeps its memory bounded. Past it the older half is
+/// forgotten, and a forgotten param is answered as expired, as the service answers a record
+/// it no longer has: never a pass.
+const MAX_PARAMS: usize = 200_000;
 
 /// The wire format of a param.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -135,6 +140,9 @@ struct Minted {
 #[derive(Debug, Default)]
 pub(crate) struct ParamStore {
     minted: HashMap<String, Minted>,
+    /// A smaller cap than `MAX_PARAMS`, to reach it in tests.
+    #[cfg(test)]
+    capacity: Option<usize>,
 }
 
 impl ParamStore {
@@ -147,6 +155,9 @@ impl ParamStore {
         now: SystemTime,
     ) {
         self.forget_older_than(now, V2_LIFETIME);
+        if self.minted.len() >= self.capacity() {
+            self.forget_older_half();
+        }
         self.minted.insert(
             certify_id,
             Minted {
@@ -193,6 +204,22 @@ impl ParamStore {
         minted.verdict.clone()
     }
 
+    fn capacity(&self) -> usize {
+        #[cfg(test)]
+        if let Some(capacity) = self.capacity {
+            return capacity;
+        }
+        MAX_PARAMS
+    }
+
+    /// Forgets the params minted before the median: O(n), once every n/2 mints.
+    fn forget_older_half(&mut self) {
+        let mut times: Vec<SystemTime> = self.minted.values().map(|m| m.minted_at).collect();
+        let middle = times.len() / 2;
+        let (_, &mut median, _) = times.select_nth_unstable(middle);
+        self.minted.retain(|_, minted| minted.minted_at > median);
+    }
+
     fn forget_older_than(&mut self, now: SystemTime, lifetime: Duration) {
         // Sweep only now and then: a full pass on every mint would cost O(n) each time.
         if self.minted.len() % 1024 == 1023 {
@@ -206,6 +233,29 @@ impl ParamStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_keeps_at_most_its_capacity_and_forgets_the_oldest() {
+        let mut store = ParamStore {
+            capacity: Some(100),
+            ..ParamStore::default()
+        };
+        let start = SystemTime::now();
+        for i in 0..1000u64 {
+            let at = start + Duration::from_millis(i);
+            store.insert(format!("cid{i}"), VerifyCode::T001, None, at);
+            assert!(
+                store.minted.len() <= 100,
+                "{} after {i}",
+                store.minted.len()
+            );
+        }
+        let now = start + Duration::from_secs(1);
+        let decoded = |cid: &str| decode(&encode(ParamFormat::V3, "scene1", cid)).unwrap();
+        // The newest still pass; a forgotten one is expired, never a pass.
+        assert_eq!(store.verdict(&decoded("cid999"), now), VerifyCode::T001);
+        assert_eq!(store.verdict(&decoded("cid0"), now), VerifyCode::F019);
+    }
 
     #[test]
     fn both_formats_round_trip() {
