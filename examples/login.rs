@@ -137,6 +137,7 @@ async fn run() -> Result<(), String> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = backend::Args::parse("127.0.0.1:3000").await?;
     let login_scene = args.scene("CAPTCHA_LOGIN_SCENE", "login-scene");
