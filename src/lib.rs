@@ -138,8 +138,25 @@ pub use error::Error;
 pub use layer::{CaptchaLayer, CaptchaVerified};
 pub use verify::{CaptchaVerifyParam, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
 
-/// The README's code blocks, compiled as doctests so they stay true. Its snippets use the
-/// `axum` and `emulator` features.
+/// The README's code blocks, compiled as doctests so they stay true (the `rust` ones run).
+/// They hold no hidden `# ` lines: a reader copies exactly what compiles here. Its snippets use
+/// the `axum` and `emulator` features, and the dev-dependencies for the crates they name.
 #[cfg(all(doctest, feature = "axum", feature = "emulator"))]
 #[doc = include_str!("../README.md")]
+///
+/// And the README keeps it so:
+///
+/// ```
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+/// let readme = std::fs::read_to_string(path).unwrap();
+/// let mut in_rust = false;
+/// for (n, line) in readme.lines().enumerate() {
+///     let line = line.trim_start();
+///     if line.starts_with("```") {
+///         in_rust = line.starts_with("```rust");
+///     } else if in_rust {
+///         assert!(line != "#" && !line.starts_with("# "), "README.md:{}: a hidden line", n + 1);
+///     }
+/// }
+/// ```
 pub struct ReadmeDoctests;
