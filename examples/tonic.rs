@@ -15,9 +15,9 @@ mod backend;
 
 use std::process::ExitCode;
 
+use aliyun_captcha_emulator::Mint;
 use tonic::transport::{Channel, Server};
 use tower_aliyun_captcha::CaptchaLayer;
-use tower_aliyun_captcha::emulator::Mint;
 use tower_aliyun_captcha::extract::GrpcMetadata;
 use tower_aliyun_captcha::layer::Route;
 

@@ -12,9 +12,9 @@
 
 use std::process::ExitCode;
 
+use aliyun_captcha_emulator::{Emulator, Mint};
 use serde_json::json;
 use tower_aliyun_captcha::client::Region;
-use tower_aliyun_captcha::emulator::{Emulator, Mint};
 use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
 
 const USAGE: &str = "usage: verify [--region cn-shanghai|ap-southeast-1 | --endpoint URL | --emulate] [--scene ID] PARAM";

@@ -145,9 +145,10 @@ impl SceneKey {
         BASE64.encode(token)
     }
 
-    /// What an `EncryptedSceneId` holds, if this key made it.
-    #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
-    pub(crate) fn decrypt(&self, token: &str) -> Option<SceneGrant> {
+    /// What an `EncryptedSceneId` holds, if this key made it: what Alibaba's service checks,
+    /// for the emulator crate. Not an API of its own.
+    #[doc(hidden)]
+    pub fn decrypt(&self, token: &str) -> Option<SceneGrant> {
         let bytes = BASE64.decode(token.trim()).ok()?;
         if bytes.len() <= IV_LEN {
             return None;
@@ -176,22 +177,22 @@ impl fmt::Debug for SceneKey {
     }
 }
 
-/// What a decrypted `EncryptedSceneId` says.
+/// What a decrypted `EncryptedSceneId` says (for the emulator crate).
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
-pub(crate) struct SceneGrant {
-    pub(crate) scene: String,
+pub struct SceneGrant {
+    /// The scene granted.
+    pub scene: String,
     /// Unix seconds.
-    pub(crate) timestamp: u64,
+    pub timestamp: u64,
     /// Seconds.
-    pub(crate) lifetime: u64,
+    pub lifetime: u64,
 }
 
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
 impl SceneGrant {
     /// Whether it grants `scene` at `now` (Unix seconds): made no later than now (the service
     /// refuses timestamps from the future), within the documented lifetime, not expired.
-    pub(crate) fn grants(&self, scene: &str, now: u64) -> bool {
+    pub fn grants(&self, scene: &str, now: u64) -> bool {
         self.scene == scene
             && self.timestamp <= now
             && (1..=MAX_LIFETIME.as_secs()).contains(&self.lifetime)

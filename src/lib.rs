@@ -17,7 +17,7 @@
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! use axum::{Router, routing::post};
 //! use tower::ServiceExt as _;
-//! use tower_aliyun_captcha::emulator::{Emulator, Mint};
+//! use aliyun_captcha_emulator::{Emulator, Mint};
 //! use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, Credentials, SceneId};
 //!
 //! async fn login(verified: CaptchaVerified) -> String {
@@ -102,7 +102,10 @@
 #![forbid(unsafe_code)]
 
 mod encoding;
-mod protocol;
+// The protocol's names and formats, written once: public for the emulator crate
+// (aliyun-captcha-emulator), which checks what the client sends; not an API of its own.
+#[doc(hidden)]
+pub mod protocol;
 
 /// The test vectors' one loader, shared with the integration tests.
 #[cfg(test)]
@@ -117,10 +120,6 @@ pub mod extract;
 pub mod layer;
 pub mod sign;
 pub mod verify;
-
-#[cfg(feature = "emulator")]
-#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
-pub mod emulator;
 
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
@@ -140,8 +139,8 @@ pub use verify::{CaptchaVerifyParam, SceneId, Verification, Verify, VerifyCode, 
 
 /// The README's code blocks, compiled as doctests so they stay true (the `rust` ones run).
 /// They hold no hidden `# ` lines: a reader copies exactly what compiles here. Its snippets use
-/// the `axum` and `emulator` features, and the dev-dependencies for the crates they name.
-#[cfg(all(doctest, feature = "axum", feature = "emulator"))]
+/// the `axum` feature, the emulator crate, and the dev-dependencies for the crates they name.
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 ///
 /// And the README keeps it so:

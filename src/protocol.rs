@@ -4,34 +4,34 @@
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// The API's action (`x-acs-action`).
-pub(crate) const ACTION: &str = "VerifyIntelligentCaptcha";
+pub const ACTION: &str = "VerifyIntelligentCaptcha";
 /// The API's version (`x-acs-version`).
-pub(crate) const VERSION: &str = "2023-03-05";
+pub const VERSION: &str = "2023-03-05";
 
 /// STS's version, for `AssumeRole` and `AssumeRoleWithOIDC`.
-pub(crate) const STS_VERSION: &str = "2015-04-01";
+pub const STS_VERSION: &str = "2015-04-01";
 /// STS's action that assumes a role with an AccessKey.
-pub(crate) const STS_ASSUME_ROLE: &str = "AssumeRole";
+pub const STS_ASSUME_ROLE: &str = "AssumeRole";
 /// STS's action that assumes a role with an OIDC token, unsigned.
-pub(crate) const STS_ASSUME_ROLE_WITH_OIDC: &str = "AssumeRoleWithOIDC";
+pub const STS_ASSUME_ROLE_WITH_OIDC: &str = "AssumeRoleWithOIDC";
 
 /// The headers of a V3 request, as they are signed (lower case).
-pub(crate) mod header {
-    pub(crate) const HOST: &str = "host";
-    pub(crate) const ACTION: &str = "x-acs-action";
-    pub(crate) const VERSION: &str = "x-acs-version";
-    pub(crate) const DATE: &str = "x-acs-date";
-    pub(crate) const NONCE: &str = "x-acs-signature-nonce";
-    pub(crate) const CONTENT_SHA256: &str = "x-acs-content-sha256";
-    pub(crate) const CONTENT_TYPE: &str = "content-type";
+pub mod header {
+    pub const HOST: &str = "host";
+    pub const ACTION: &str = "x-acs-action";
+    pub const VERSION: &str = "x-acs-version";
+    pub const DATE: &str = "x-acs-date";
+    pub const NONCE: &str = "x-acs-signature-nonce";
+    pub const CONTENT_SHA256: &str = "x-acs-content-sha256";
+    pub const CONTENT_TYPE: &str = "content-type";
     /// Signed with STS credentials, as the official SDKs do.
-    pub(crate) const ACCESS_KEY_ID: &str = "x-acs-accesskey-id";
+    pub const ACCESS_KEY_ID: &str = "x-acs-accesskey-id";
     /// The STS token, signed.
-    pub(crate) const SECURITY_TOKEN: &str = "x-acs-security-token";
-    pub(crate) const AUTHORIZATION: &str = "authorization";
+    pub const SECURITY_TOKEN: &str = "x-acs-security-token";
+    pub const AUTHORIZATION: &str = "authorization";
 
     /// What every V3 request carries; all but `authorization` are signed.
-    pub(crate) const REQUIRED: [&str; 7] = [
+    pub const REQUIRED: [&str; 7] = [
         AUTHORIZATION,
         HOST,
         ACTION,
@@ -43,19 +43,19 @@ pub(crate) mod header {
 }
 
 /// The body's media type: the parameters as a form.
-pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
+pub const FORM: &str = "application/x-www-form-urlencoded";
 
 /// The header in which the gateway asks for a wait before the next request, in milliseconds.
-pub(crate) const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
+pub const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
 
 /// The header that carries the request id, as the body's `RequestId` does.
-pub(crate) const REQUEST_ID_HEADER: &str = "x-acs-request-id";
+pub const REQUEST_ID_HEADER: &str = "x-acs-request-id";
 
 /// What the client asks the gateway to answer in, as the official SDKs do.
-pub(crate) const ACCEPT: &str = "application/json";
+pub const ACCEPT: &str = "application/json";
 
 /// `x-acs-date` for `at`: `yyyy-MM-ddTHH:mm:ssZ`, in UTC.
-pub(crate) fn format_date(at: OffsetDateTime) -> String {
+pub fn format_date(at: OffsetDateTime) -> String {
     let at = at.to_offset(UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -69,7 +69,7 @@ pub(crate) fn format_date(at: OffsetDateTime) -> String {
 }
 
 /// The time an `x-acs-date` names, if it is exactly `yyyy-MM-ddTHH:mm:ssZ` and a real time.
-pub(crate) fn parse_date(date: &str) -> Option<OffsetDateTime> {
+pub fn parse_date(date: &str) -> Option<OffsetDateTime> {
     let bytes = date.as_bytes();
     let well_formed = bytes.len() == 20
         && bytes.iter().enumerate().all(|(i, &b)| match i {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aliyun_captcha_emulator::Emulator;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::Request;
@@ -22,7 +23,6 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tower_aliyun_captcha::emulator::Emulator;
 use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
 
 /// Set to a browser binary to use instead of the first Chromium or Chrome on `PATH`.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use aliyun_captcha_emulator::{Emulator, Faults, Mint};
 use axum::Router;
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -22,7 +23,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tonic::server::NamedService;
-use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::extract::{GrpcMetadata, Header};
 use tower_aliyun_captcha::layer::{
     CaptchaLayer, CaptchaVerified, ConfigError, DefaultResponder, FailurePolicy, Route, RouteError,
@@ -73,7 +73,7 @@ async fn emulator_with_newsletter() -> Emulator {
         .scene(LOGIN)
         .scene(SIGNUP)
         .scene(NEWSLETTER)
-        .test_mode_scene("test-pass", tower_aliyun_captcha::emulator::TestMode::Pass)
+        .test_mode_scene("test-pass", aliyun_captcha_emulator::TestMode::Pass)
         .start("127.0.0.1:0")
         .await
         .unwrap()

@@ -5,9 +5,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aliyun_captcha_emulator::{FaultMode, Faults, Mint, ParamFormat};
 use common::*;
 use tower_aliyun_captcha::SceneId;
-use tower_aliyun_captcha::emulator::{FaultMode, Faults, Mint, ParamFormat};
 use tower_aliyun_captcha::error::{ApiErrorCode, ResponseErrorKind, TransportErrorKind};
 use tower_aliyun_captcha::{Client, Credentials, Error, VerifyCode};
 
@@ -195,7 +195,7 @@ async fn sts_credentials_pass_and_are_fetched_again_when_they_expire() {
 
 async fn verify_concurrently(
     client: &Client,
-    emulator: &tower_aliyun_captcha::emulator::Emulator,
+    emulator: &aliyun_captcha_emulator::Emulator,
     concurrency: usize,
     total: usize,
 ) {

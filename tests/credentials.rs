@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use aliyun_captcha_emulator::{Emulator, Mint};
 use common::*;
 use tower_aliyun_captcha::credentials::{
     CredentialsError, CredentialsUri, DefaultChain, EcsRamRole, ExternalProcess, OidcRoleArn,
     ProvideCredentials, RamRoleArn,
 };
-use tower_aliyun_captcha::emulator::{Emulator, Mint};
 use tower_aliyun_captcha::error::ErrorClass;
 use tower_aliyun_captcha::{Client, Credentials, Error};
 

@@ -13,6 +13,7 @@ mod accounts;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use aliyun_captcha_emulator::{Emulator, Mint};
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
@@ -24,7 +25,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceBuilder;
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::emulator::{Emulator, Mint};
 use tower_aliyun_captcha::extract::{CaptchaBody, GrpcMetadata};
 use tower_aliyun_captcha::layer::Route;
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId};

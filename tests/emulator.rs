@@ -4,13 +4,13 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
+use aliyun_captcha_emulator::{Emulator, FaultMode, Faults, Mint, ParamFormat};
 use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint, ParamFormat};
 
 fn code(body: &Value) -> &str {
     body["Code"].as_str().unwrap_or_default()
@@ -97,7 +97,7 @@ async fn unknown_action_or_version_are_answered_like_the_gateway() {
 async fn answers_carry_the_request_id_header_and_the_certify_id() {
     let emulator = emulator().await;
     let param = emulator
-        .mint(tower_aliyun_captcha::emulator::Mint::pass())
+        .mint(aliyun_captcha_emulator::Mint::pass())
         .unwrap();
     let (status, headers, body) = RawRequest::new(&emulator, &param, Some(LOGIN))
         .send_full(&emulator)
@@ -122,7 +122,7 @@ async fn answers_carry_the_request_id_header_and_the_certify_id() {
     );
     // The client keeps both.
     let param = emulator
-        .mint(tower_aliyun_captcha::emulator::Mint::pass())
+        .mint(aliyun_captcha_emulator::Mint::pass())
         .unwrap();
     let verdict = client_for(&emulator)
         .verify(request(&param, None))

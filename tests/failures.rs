@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use aliyun_captcha_emulator::{Emulator, Faults, Mint};
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
@@ -22,7 +23,6 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::VerifyCode;
 use tower_aliyun_captcha::client::BuildError;
-use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::error::ErrorClass;
 use tower_aliyun_captcha::extract::BodyLimits;
 use tower_aliyun_captcha::layer::{
@@ -289,7 +289,7 @@ async fn every_gateway_error_gets_its_class_answer() {
 async fn an_outage_flood_gets_in_no_faster_than_the_budget() {
     let emulator = emulator().await;
     emulator.set_faults(Faults::mode(
-        tower_aliyun_captcha::emulator::FaultMode::InternalError,
+        aliyun_captcha_emulator::FaultMode::InternalError,
     ));
     for (budget, burst, rate) in [
         (DegradedBudget::per_second(5, 10), 10.0, 5.0),
@@ -665,7 +665,7 @@ async fn the_adaptive_budget_learns_the_pass_rate_and_routes_share_it() {
 
     // An outage, and bots on both routes: 3 seconds of 200 a second on each.
     emulator.set_faults(Faults::mode(
-        tower_aliyun_captcha::emulator::FaultMode::InternalError,
+        aliyun_captcha_emulator::FaultMode::InternalError,
     ));
     let outage = Instant::now();
     for wave in 0..15u32 {

@@ -9,6 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use aliyun_captcha_emulator::{Emulator, FaultMode, Faults, Mint};
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
@@ -20,7 +21,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::layer::FailurePolicy;
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 

@@ -7,11 +7,11 @@ mod accounts;
 
 use std::net::SocketAddr;
 
+use aliyun_captcha_emulator::{Emulator, FaultMode, Faults, Mint};
 use common::*;
 use tonic::Code;
 use tonic::transport::{Channel, Server};
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::extract::GrpcMetadata;
 use tower_aliyun_captcha::layer::{FailurePolicy, Route};
 use tower_aliyun_captcha::{CaptchaLayer, SceneId};

@@ -5,6 +5,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use aliyun_captcha_emulator::{Emulator, Faults, Mint};
 use axum::Router;
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -18,7 +19,6 @@ use serde_json::{Value, json};
 use tower_aliyun_captcha::Client;
 use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::emulator::{Emulator, Faults, Mint};
 use tower_aliyun_captcha::extract::{BodyLimits, FirstOf, FormField, Header, JsonField, Query};
 use tower_aliyun_captcha::layer::{
     CaptchaLayer, CaptchaVerified, DefaultResponder, FailurePolicy, Route, Routes,
@@ -290,8 +290,8 @@ async fn reuse_and_scene_mismatch_are_refused() {
     let emulator = emulator().await;
     let addr = app(&emulator, FailurePolicy::Open).await;
     for (format, code) in [
-        (tower_aliyun_captcha::emulator::ParamFormat::V2, "F008"),
-        (tower_aliyun_captcha::emulator::ParamFormat::V3, "F018"),
+        (aliyun_captcha_emulator::ParamFormat::V2, "F008"),
+        (aliyun_captcha_emulator::ParamFormat::V3, "F018"),
     ] {
         let param = emulator.mint(Mint::pass().format(format)).unwrap();
         let body = json!({"captchaVerifyParam": param}).to_string();

@@ -7,11 +7,11 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use aliyun_captcha_emulator::{Emulator, FaultMode, Faults, Mint};
 use common::*;
 use tower_aliyun_captcha::credentials::{
     CredentialsError, CredentialsUri, ProvideCredentials, RamRoleArn,
 };
-use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
 use tower_aliyun_captcha::{Client, Credentials};
 
 #[tokio::test]

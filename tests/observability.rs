@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aliyun_captcha_emulator::{Faults, Mint};
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
@@ -19,7 +20,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::emulator::{Faults, Mint};
 use tower_aliyun_captcha::layer::Outcome;
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 
@@ -144,7 +144,7 @@ fn every_documented_metric_is_recorded_with_its_labels() {
             assert_eq!(in_flight.await.unwrap(), 200);
 
             emulator.set_faults(Faults::mode(
-                tower_aliyun_captcha::emulator::FaultMode::InternalError,
+                aliyun_captcha_emulator::FaultMode::InternalError,
             ));
             assert_eq!(
                 login(addr, Some(&emulator.mint(Mint::pass()).unwrap())).await,

@@ -8,10 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use aliyun_captcha_emulator::Mint;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower_aliyun_captcha::client::{BuildError, ClientBuilder, Proxy};
-use tower_aliyun_captcha::emulator::Mint;
 use tower_aliyun_captcha::error::{ErrorClass, TransportErrorKind};
 use tower_aliyun_captcha::{Error, VerifyCode};
 

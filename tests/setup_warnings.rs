@@ -7,6 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 
+use aliyun_captcha_emulator::{Faults, Mint};
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
@@ -17,7 +18,6 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
-use tower_aliyun_captcha::emulator::{Faults, Mint};
 use tower_aliyun_captcha::layer::CaptchaVerified;
 use tower_aliyun_captcha::{CaptchaLayer, Client, SceneId, VerifyCode};
 

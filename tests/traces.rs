@@ -9,6 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use aliyun_captcha_emulator::Mint;
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
@@ -18,7 +19,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_aliyun_captcha::emulator::Mint;
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 use tracing::span;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};

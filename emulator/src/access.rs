@@ -40,7 +40,7 @@ pub(crate) struct AllowedHost {
 /// An origin or host given to allow is not one.
 ///
 /// ```
-/// use tower_aliyun_captcha::emulator::Emulator;
+/// use aliyun_captcha_emulator::Emulator;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let emulator = Emulator::builder().access_key("id", "secret").start("127.0.0.1:0").await?;

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode, request::Parts};
 use time::OffsetDateTime;
 
-use crate::protocol::{self, header};
-use crate::sign::{self, Authorization, CanonicalRequest};
+use tower_aliyun_captcha::protocol::{self, header};
+use tower_aliyun_captcha::sign::{self, Authorization, CanonicalRequest};
 
 /// How far the request's `x-acs-date` may be from the server's clock, and how long a nonce
 /// is remembered.
@@ -516,10 +516,10 @@ mod tests {
 
     mod round_trip {
         use super::super::*;
-        use crate::client::Endpoint;
-        use crate::client::request::{fresh_nonce, signed_request};
-        use crate::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
         use proptest::prelude::*;
+        use tower_aliyun_captcha::client::Endpoint;
+        use tower_aliyun_captcha::client::request::{fresh_nonce, signed_request};
+        use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
 
         const SECRET: &str = "round-trip-secret";
 

@@ -13,13 +13,13 @@ use super::server;
 use super::state::{Config, SceneKind, State};
 use super::sts::StsConfig;
 use super::{Clock, Emulator, TestMode};
-use crate::encryption::SceneKey;
-use crate::{Credentials, SceneId};
+use tower_aliyun_captcha::encryption::SceneKey;
+use tower_aliyun_captcha::{Credentials, SceneId};
 
 /// Configures and starts an [`Emulator`].
 ///
 /// ```
-/// use tower_aliyun_captcha::emulator::{Emulator, TestMode};
+/// use aliyun_captcha_emulator::{Emulator, TestMode};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let emulator = Emulator::builder()
@@ -62,9 +62,9 @@ impl EmulatorBuilder {
     /// Accepts requests signed with this AccessKey pair.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::Credentials;
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -95,9 +95,9 @@ impl EmulatorBuilder {
     /// `security_token`.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::Credentials;
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -131,9 +131,9 @@ impl EmulatorBuilder {
     /// Accepts requests signed with `credentials` (an STS key when they hold a token).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::Credentials;
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -158,7 +158,7 @@ impl EmulatorBuilder {
     /// Adds a scene. The first scene added is the default for minting.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::{
     ///     CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest,
     /// };
@@ -191,9 +191,9 @@ impl EmulatorBuilder {
     /// Adds a scene in test mode, which answers every param the same way.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, TestMode};
+    /// use aliyun_captcha_emulator::{Emulator, Mint, TestMode};
     /// use tower_aliyun_captcha::{Credentials, VerifyCode};
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -221,7 +221,7 @@ impl EmulatorBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, ParamFormat};
+    /// use aliyun_captcha_emulator::{Emulator, Mint, ParamFormat};
     /// use tower_aliyun_captcha::encryption::SceneKey;
     /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest};
     ///
@@ -262,7 +262,7 @@ impl EmulatorBuilder {
     /// credentials issued are accepted for verifications until they expire.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::credentials::RamRoleArn;
     /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
     ///
@@ -295,7 +295,7 @@ impl EmulatorBuilder {
     /// [`role`](Self::role)).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// let builder = Emulator::builder()
     ///     .role("acs:ram::1:role/captcha")
@@ -316,7 +316,7 @@ impl EmulatorBuilder {
     /// `/latest/meta-data/ram/security-credentials/`.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// let builder = Emulator::builder().instance_role("captcha-verifier");
     /// # let _ = builder;
@@ -331,7 +331,7 @@ impl EmulatorBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// let builder = Emulator::builder().credentials_lifetime(Duration::from_secs(3));
     /// # let _ = builder;
@@ -347,9 +347,9 @@ impl EmulatorBuilder {
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicU64, Ordering};
     /// use std::time::{Duration, SystemTime};
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::{Credentials, VerifyCode};
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -387,7 +387,7 @@ impl EmulatorBuilder {
     /// [`start`](Self::start).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder()
@@ -413,7 +413,7 @@ impl EmulatorBuilder {
     /// rebinding) cannot reach the API. A host that is not one fails [`start`](Self::start).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// let builder = Emulator::builder().allow_host("captcha-emulator"); // a compose service
     /// # let _ = builder;
@@ -433,7 +433,7 @@ impl EmulatorBuilder {
     /// Binds `addr` (use port 0 for any free port) and starts serving.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder()
@@ -453,7 +453,7 @@ impl EmulatorBuilder {
     /// Starts serving on a listener that is already bound.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// // E.g. a listener handed over by a test harness, bound before the emulator is configured.

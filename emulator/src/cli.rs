@@ -5,10 +5,10 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::{Emulator, EmulatorBuilder, TestMode};
 use clap::Parser;
 use tower_aliyun_captcha::Credentials;
 use tower_aliyun_captcha::credentials::{ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET};
-use tower_aliyun_captcha::emulator::{Emulator, EmulatorBuilder, TestMode};
 use tower_aliyun_captcha::encryption::SceneKey;
 
 /// The AccessKey the emulator accepts when given none: for development only, documented in the
@@ -118,7 +118,8 @@ enum KeySource {
     Environment,
 }
 
-pub(crate) fn main() -> ExitCode {
+/// Runs the program: parses the command line, serves until stopped.
+pub fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -40,7 +40,7 @@ pub enum FaultMode {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_aliyun_captcha::emulator::{FaultMode, Faults};
+/// use aliyun_captcha_emulator::{FaultMode, Faults};
 ///
 /// let faults: Faults = serde_json::from_str(r#"{"mode": "unavailable", "latency_ms": 20}"#).unwrap();
 /// assert_eq!(faults.fault_mode(), FaultMode::Unavailable);
@@ -117,7 +117,7 @@ impl Faults {
     /// An error answer with the gateway `code` ([`FaultMode::ApiError`]).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Faults;
+    /// use aliyun_captcha_emulator::Faults;
     ///
     /// assert_eq!(Faults::api_error("Throttling.User").error_code(), Some("Throttling.User"));
     /// ```
@@ -132,7 +132,7 @@ impl Faults {
     /// A `Success` answer whose `Result` is `result`, as is ([`FaultMode::Result`]).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{FaultMode, Faults};
+    /// use aliyun_captcha_emulator::{FaultMode, Faults};
     ///
     /// // VerifyResult true with a failing code: a contradiction the layer must refuse.
     /// let faults = Faults::result(serde_json::json!({"VerifyResult": true, "VerifyCode": "F015"}));
@@ -150,7 +150,7 @@ impl Faults {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_aliyun_captcha::emulator::Faults;
+    /// use aliyun_captcha_emulator::Faults;
     ///
     /// let faults = Faults::api_error("Throttling.User").with_retry_after(Duration::from_secs(3));
     /// assert_eq!(faults.retry_after(), Some(Duration::from_secs(3)));

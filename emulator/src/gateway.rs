@@ -13,8 +13,8 @@ use super::server::{Answer, CloseConnection, json};
 use super::state::{SceneKind, State};
 use super::stats::bump;
 use super::sts;
-use crate::VerifyCode;
-use crate::protocol::{REQUEST_ID_HEADER, RETRY_AFTER_HEADER};
+use tower_aliyun_captcha::VerifyCode;
+use tower_aliyun_captcha::protocol::{REQUEST_ID_HEADER, RETRY_AFTER_HEADER};
 
 pub(crate) fn request_id() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string().to_uppercase()

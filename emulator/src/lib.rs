@@ -1,4 +1,4 @@
-//! A local emulator of Alibaba Cloud's `VerifyIntelligentCaptcha` service (feature `emulator`).
+//! A local emulator of Alibaba Cloud's `VerifyIntelligentCaptcha` service.
 //!
 //! It is a real HTTP server (HTTP/1.1, and HTTP/2 with prior knowledge) that checks requests the
 //! way Alibaba's API gateway does — required headers, action and version, a 15-minute clock
@@ -28,10 +28,12 @@
 //! web page cannot mint passing params or switch faults on.
 //!
 //! The same server runs as a program: `aliyun-captcha-emulator` (installed with
-//! `cargo install tower-aliyun-captcha --features emulator`).
+//! `cargo install aliyun-captcha-emulator`, or `cargo install --path emulator` from a clone of
+//! the repository). It signs nothing of its own: the canonical request, the protocol's names
+//! and encryption mode come from `tower-aliyun-captcha`, the crate whose client it checks.
 //!
 //! ```
-//! use tower_aliyun_captcha::emulator::{Emulator, Mint};
+//! use aliyun_captcha_emulator::{Emulator, Mint};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let emulator = Emulator::builder()
@@ -47,9 +49,20 @@
 //! # }).unwrap();
 //! ```
 
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    unnameable_types
+)]
+#![forbid(unsafe_code)]
+
 mod access;
 mod auth;
 mod builder;
+#[doc(hidden)]
+pub mod cli;
 mod faults;
 mod gateway;
 mod mint;
@@ -108,9 +121,9 @@ pub fn fuzz_authenticate(method: &[u8], path: &[u8], headers: &[(&[u8], &[u8])],
 /// How a scene in test mode answers every param.
 ///
 /// ```
-/// use tower_aliyun_captcha::emulator::{Emulator, Mint, TestMode};
+/// use aliyun_captcha_emulator::{Emulator, Mint, TestMode};
 /// use tower_aliyun_captcha::{Credentials, VerifyCode};
-/// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+/// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
 /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
 /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
 /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -143,7 +156,7 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// for that.
 ///
 /// ```
-/// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+/// use aliyun_captcha_emulator::{Emulator, Mint};
 /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -191,7 +204,7 @@ impl Emulator {
     /// Starts configuring an emulator.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// let builder = Emulator::builder()
     ///     .access_key("id", "secret")
@@ -206,7 +219,7 @@ impl Emulator {
     /// The address it listens on.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder()
@@ -225,7 +238,7 @@ impl Emulator {
     /// Its base URL, `http://HOST:PORT`, to use as the client's endpoint.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder()
@@ -245,7 +258,7 @@ impl Emulator {
     /// address only after the emulator runs.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder().access_key("id", "secret").start("127.0.0.1:0").await?;
@@ -262,7 +275,7 @@ impl Emulator {
     /// Mints a param, as the front-end widget would after a challenge.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder()
@@ -284,7 +297,7 @@ impl Emulator {
     /// The faults in force.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults};
+    /// use aliyun_captcha_emulator::{Emulator, FaultMode, Faults};
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder()
@@ -305,9 +318,9 @@ impl Emulator {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_aliyun_captcha::emulator::{Emulator, FaultMode, Faults, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, FaultMode, Faults, Mint};
     /// use tower_aliyun_captcha::Credentials;
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -331,9 +344,9 @@ impl Emulator {
     /// The counters so far.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::Credentials;
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -359,7 +372,7 @@ impl Emulator {
     /// Stops accepting, closes every connection, and waits until the server has stopped.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let emulator = Emulator::builder()

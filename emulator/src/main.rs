@@ -2,13 +2,11 @@
 //! service, for front-end and back-end development without an Alibaba Cloud account.
 //!
 //! ```text
-//! cargo install tower-aliyun-captcha --features emulator
+//! cargo install --path emulator      # from a clone of the repository
 //! aliyun-captcha-emulator            # http://127.0.0.1:8787, development credentials
 //! aliyun-captcha-emulator --help
 //! ```
 
-mod cli;
-
 fn main() -> std::process::ExitCode {
-    cli::main()
+    aliyun_captcha_emulator::cli::main()
 }

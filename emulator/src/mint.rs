@@ -5,14 +5,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::ParamFormat;
-use crate::{SceneId, VerifyCode};
+use tower_aliyun_captcha::{SceneId, VerifyCode};
 
 /// What param to mint, as Alibaba's front-end widget would after a challenge. The JSON body
 /// of `POST /emulator/params` has the same fields (`scene`, `verdict`, `format`,
 /// `encryptedSceneId`, `userCertifyId`), each optional.
 ///
 /// ```
-/// use tower_aliyun_captcha::emulator::{Mint, ParamFormat};
+/// use aliyun_captcha_emulator::{Mint, ParamFormat};
 /// use tower_aliyun_captcha::{SceneId, VerifyCode};
 ///
 /// let failing_v2 = Mint::verdict(VerifyCode::F015)
@@ -106,9 +106,9 @@ impl Mint {
     /// A V3 param that passes (`T001`) in the default scene.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::{Credentials, VerifyCode};
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -128,9 +128,9 @@ impl Mint {
     /// A V3 param that gets `code` in the default scene.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, MintError};
+    /// use aliyun_captcha_emulator::{Emulator, Mint, MintError};
     /// use tower_aliyun_captcha::{Credentials, VerifyCode};
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -154,7 +154,7 @@ impl Mint {
     /// For `scene` instead of the default one.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -184,9 +184,9 @@ impl Mint {
     /// In `format`.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, ParamFormat};
+    /// use aliyun_captcha_emulator::{Emulator, Mint, ParamFormat};
     /// use tower_aliyun_captcha::{Credentials, VerifyCode};
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -211,7 +211,7 @@ impl Mint {
     /// mode (see [`EmulatorBuilder::encrypted_scene`](super::EmulatorBuilder::encrypted_scene)).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Mint;
+    /// use aliyun_captcha_emulator::Mint;
     ///
     /// let mint = Mint::pass().encrypted_scene_id("oKGio6Slpqeo…");
     /// assert_eq!(mint.encrypted_scene_id_token(), Some("oKGio6Slpqeo…"));
@@ -227,9 +227,9 @@ impl Mint {
     /// challenge's own id.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint, MintError};
+    /// use aliyun_captcha_emulator::{Emulator, Mint, MintError};
     /// use tower_aliyun_captcha::Credentials;
-    /// # async fn check(emulator: &tower_aliyun_captcha::emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
+    /// # async fn check(emulator: &aliyun_captcha_emulator::Emulator, credentials: &tower_aliyun_captcha::Credentials, param: String) -> Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error> {
     /// #     use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyRequest};
     /// #     let client = Client::builder().credentials(credentials.clone()).endpoint(emulator.url()).allow_http(true).build().unwrap();
     /// #     client.verify(VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap())).await
@@ -279,7 +279,7 @@ impl Mint {
 /// A param could not be minted.
 ///
 /// ```
-/// use tower_aliyun_captcha::emulator::{Emulator, Mint, MintError};
+/// use aliyun_captcha_emulator::{Emulator, Mint, MintError};
 /// use tower_aliyun_captcha::SceneId;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

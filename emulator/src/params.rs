@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
-use crate::VerifyCode;
+use tower_aliyun_captcha::VerifyCode;
 
 /// How long a V3 param stays valid after the challenge.
 pub(crate) const V3_LIFETIME: Duration = Duration::from_secs(90);

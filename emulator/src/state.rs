@@ -16,8 +16,8 @@ use super::params::{self, DecodedParam, ParamFormat, ParamStore};
 use super::stats::{self, Counters};
 use super::sts::StsConfig;
 use super::{Clock, Faults, TestMode};
-use crate::encryption::SceneKey;
-use crate::{SceneId, VerifyCode};
+use tower_aliyun_captcha::encryption::SceneKey;
+use tower_aliyun_captcha::{SceneId, VerifyCode};
 
 /// The most issued credentials remembered at once (a few hundred bytes each); past it the ones
 /// that expire first are forgotten, and a client still holding them is refused as with an
@@ -280,11 +280,11 @@ mod tests {
     use hyper_util::rt::TokioExecutor;
 
     use super::*;
-    use crate::client::Endpoint;
-    use crate::client::request::signed_request;
-    use crate::emulator::{Emulator, Mint};
-    use crate::protocol;
-    use crate::{CaptchaVerifyParam, Credentials, VerifyRequest};
+    use crate::{Emulator, Mint};
+    use tower_aliyun_captcha::client::Endpoint;
+    use tower_aliyun_captcha::client::request::signed_request;
+    use tower_aliyun_captcha::protocol;
+    use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, VerifyRequest};
 
     fn config() -> Config {
         Config {

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::Emulator;
 use super::auth::{Api, GatewayError, KnownKey};
 use super::state::State;
-use crate::protocol;
+use tower_aliyun_captcha::protocol;
 
 /// What the emulator's credential services are configured with.
 #[derive(Debug, Clone, Default)]

@@ -6,9 +6,9 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use aliyun_captcha_emulator::Emulator;
 use tower_aliyun_captcha::client::Region;
 use tower_aliyun_captcha::credentials::{DefaultChain, ProvideCredentials};
-use tower_aliyun_captcha::emulator::Emulator;
 use tower_aliyun_captcha::encryption::SceneKey;
 use tower_aliyun_captcha::{Client, Credentials, SceneId};
 

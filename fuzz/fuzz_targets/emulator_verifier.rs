@@ -64,6 +64,6 @@ fuzz_target!(|input: Input<'_>| {
         }
     }
     let headers: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (&n[..], &v[..])).collect();
-    tower_aliyun_captcha::emulator::fuzz_authenticate(&method, &path, &headers, &body);
+    aliyun_captcha_emulator::fuzz_authenticate(&method, &path, &headers, &body);
 });
 

@@ -28,7 +28,10 @@ mod builder;
 mod capped;
 mod endpoint;
 pub(crate) mod proxy;
-pub(crate) mod request;
+// The signed request, with a given date and nonce: for the emulator crate's tests of what it
+// checks. Not an API of its own.
+#[doc(hidden)]
+pub mod request;
 mod response;
 mod transport;
 
@@ -69,7 +72,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
 ///
 /// ```
-/// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+/// use aliyun_captcha_emulator::{Emulator, Mint};
 /// use tower_aliyun_captcha::{
 ///     CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest,
 /// };
@@ -244,7 +247,7 @@ impl Client {
     /// Verifies one param.
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::{Emulator, Mint};
+    /// use aliyun_captcha_emulator::{Emulator, Mint};
     /// use tower_aliyun_captcha::{
     ///     CaptchaVerifyParam, Client, Credentials, VerifyCode, VerifyRequest,
     /// };
@@ -285,7 +288,7 @@ impl Client {
     /// to do ([`Error::advice`]).
     ///
     /// ```
-    /// use tower_aliyun_captcha::emulator::Emulator;
+    /// use aliyun_captcha_emulator::Emulator;
     /// use tower_aliyun_captcha::{Client, Credentials};
     ///
     /// # #[cfg(feature = "emulator")]

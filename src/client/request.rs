@@ -15,12 +15,12 @@ pub(crate) const USER_AGENT_VALUE: &str =
     concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 
 /// A fresh random nonce: 32 hex digits, like the official SDKs'.
-pub(crate) fn fresh_nonce() -> String {
+pub fn fresh_nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Builds the request the official SDKs send, every header but `user-agent` signed.
-pub(crate) fn signed_request(
+pub fn signed_request(
     endpoint: &Endpoint,
     credentials: &Credentials,
     request: &VerifyRequest,

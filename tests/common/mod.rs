@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use aliyun_captcha_emulator::{Emulator, TestMode};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
@@ -15,7 +16,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tower_aliyun_captcha::client::ClientBuilder;
-use tower_aliyun_captcha::emulator::{Emulator, TestMode};
 use tower_aliyun_captcha::sign::{self, CanonicalRequest};
 use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
 

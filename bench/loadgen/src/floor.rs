@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use aliyun_captcha_emulator::Emulator;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{Request, Response, StatusCode};
@@ -49,7 +50,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower_aliyun_captcha::emulator::Emulator;
 use tower_aliyun_captcha::{CaptchaVerifyParam, Credentials, SceneId, VerifyRequest};
 
 use crate::measure::{Machine, Pinned, Usage, nanos, round3};

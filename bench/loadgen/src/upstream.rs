@@ -2,6 +2,7 @@
 
 use std::sync::Mutex;
 
+use aliyun_captcha_emulator::Emulator;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -11,7 +12,6 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use tower_aliyun_captcha::emulator::Emulator;
 use tower_aliyun_captcha::{Client, Credentials};
 
 pub const SCENE: &str = "bench-scene";
