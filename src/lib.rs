@@ -8,11 +8,13 @@
 //! # Quickstart
 //!
 //! ```sh
-//! cargo add tower-aliyun-captcha -F axum
+//! cargo add --git https://github.com/tower-aliyun-captcha/tower-aliyun-captcha tower-aliyun-captcha -F axum
 //! ```
 //!
+//! (`cargo add tower-aliyun-captcha -F axum` once the crate is published.)
+//!
 //! ```
-//! # #[cfg(all(feature = "axum", feature = "emulator"))]
+//! # #[cfg(feature = "axum")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! use axum::{Router, routing::post};
@@ -24,7 +26,7 @@
 //!     format!("welcome ({:?})", verified.code())
 //! }
 //!
-//! // Offline, against the emulator (feature `emulator`). In production:
+//! // Offline, against the emulator (the aliyun-captcha-emulator crate). In production:
 //! // `Client::builder().credentials(Credentials::from_env()?).build()?`.
 //! let credentials = Credentials::new("LTAI5tLocal", "local-secret");
 //! let emulator = Emulator::builder().credentials(&credentials).scene("login01").start("127.0.0.1:0").await?;
@@ -49,7 +51,7 @@
 //! assert_eq!(app.oneshot(request).await?.status(), 403);
 //! # Ok(()) })
 //! # }
-//! # #[cfg(not(all(feature = "axum", feature = "emulator")))] fn main() {}
+//! # #[cfg(not(feature = "axum"))] fn main() {}
 //! ```
 //!
 //! # Modules
@@ -63,8 +65,9 @@
 //! - [`credentials`]: AccessKey pairs and STS tokens, and where they come from (the default
 //!   chain of Alibaba's credentials libraries, STS roles, the ECS metadata service).
 //! - [`VerifyCode`], [`Verification`], [`Error`]: typed verdicts and failures.
-//! - `emulator` (feature `emulator`): a local emulator of the service for tests and offline
-//!   development.
+//!
+//! The emulator of the service, for tests and offline development, is a crate of its own:
+//! `aliyun-captcha-emulator` (a library, and the program of that name).
 //!
 //! The crate root re-exports the names a protected route needs end to end:
 //! [`CaptchaLayer`], [`CaptchaVerified`], [`Client`], [`Credentials`], [`SceneId`],
@@ -80,7 +83,6 @@
 //! |---|---|---|
 //! | `webpki-roots` | yes | trust Mozilla's root set, compiled in |
 //! | `native-roots` | no | trust the operating system's certificate store |
-//! | `emulator` | no | `emulator`: a local server of the API, for tests and offline development |
 //! | `axum` | no | [`CaptchaVerified`], `Option<CaptchaVerified>` and [`CaptchaPassed`](layer::CaptchaPassed) as axum extractors; routes also match axum's `OriginalUri` |
 //! | `tonic` | no | `layer::require_verified` for tonic requests; refusals in tonic's body type |
 //! | `metrics` | no | metrics through the [`metrics`](https://docs.rs/metrics) facade (see [`layer`]) |
@@ -88,7 +90,8 @@
 //!
 //! Runnable examples: `examples/login.rs` (axum), `examples/tonic.rs`, `examples/hyper.rs`,
 //! `examples/verify.rs` (the client alone); the emulator runs as the program
-//! `aliyun-captcha-emulator` (feature `emulator`; also `cargo run --example emulator`).
+//! `aliyun-captcha-emulator` (`cargo install --path emulator` in a clone of the repository; also
+//! `cargo run --example emulator`).
 //!
 //! [tower]: https://docs.rs/tower
 #![cfg_attr(docsrs, feature(doc_cfg))]

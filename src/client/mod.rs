@@ -77,7 +77,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 ///     CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest,
 /// };
 ///
-/// # #[cfg(feature = "emulator")]
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # tokio::runtime::Runtime::new()?.block_on(async {
 /// // Offline, against the emulator; in production, `.region(…)` and real credentials.
@@ -100,7 +99,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// assert_eq!(client.verify(request).await?.code(), &VerifyCode::F018);
 /// # Ok(()) })
 /// # }
-/// # #[cfg(not(feature = "emulator"))] fn main() {}
 /// ```
 #[derive(Clone)]
 pub struct Client {
@@ -252,7 +250,6 @@ impl Client {
     ///     CaptchaVerifyParam, Client, Credentials, VerifyCode, VerifyRequest,
     /// };
     ///
-    /// # #[cfg(feature = "emulator")]
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # tokio::runtime::Runtime::new()?.block_on(async {
     /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
@@ -274,7 +271,6 @@ impl Client {
     /// assert_eq!(verdict.code(), &VerifyCode::F015);
     /// # Ok(()) })
     /// # }
-    /// # #[cfg(not(feature = "emulator"))] fn main() {}
     /// ```
     pub fn verify(&self, request: VerifyRequest) -> VerifyFuture {
         let inner = Arc::clone(&self.inner);
@@ -291,7 +287,6 @@ impl Client {
     /// use aliyun_captcha_emulator::Emulator;
     /// use tower_aliyun_captcha::{Client, Credentials};
     ///
-    /// # #[cfg(feature = "emulator")]
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # tokio::runtime::Runtime::new()?.block_on(async {
     /// let emulator = Emulator::builder()
@@ -311,7 +306,6 @@ impl Client {
     /// assert!(error.advice().contains("secret"));
     /// # Ok(()) })
     /// # }
-    /// # #[cfg(not(feature = "emulator"))] fn main() {}
     /// ```
     pub async fn check(&self) -> Result<(), Error> {
         let dummy = VerifyRequest::new(CaptchaVerifyParam::startup_check());

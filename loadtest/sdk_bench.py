@@ -1,5 +1,5 @@
 """The official Python SDK against our emulator: signing, sequential and thread-pool
-verifications. Prints JSON lines like the load generator (bench/loadgen)."""
+verifications. Prints JSON lines like the load generator (loadtest/loadgen)."""
 
 import argparse
 import concurrent.futures

@@ -3,7 +3,7 @@
 # beyond it: a ladder of sequential ping-pongs, each adding one layer (Tokio, HTTP/1 in hyper,
 # hyper-util's pool, the emulator's server, the verification itself, the crate's client).
 # Prints the JSON lines, then a table of each step's p50 as a multiple of the floor's.
-# Usage: bench/floor.sh [ROUND_TRIPS per step, default 20000]. About half a minute once built.
+# Usage: loadtest/floor.sh [ROUND_TRIPS per step, default 20000]. About half a minute once built.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 requests=${1:-20000}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side by side, in one run: Alibaba's official Python SDK and this crate, against the same
-# emulator. Prints the JSON lines, then a table with ratios. Usage: bench/compare.sh [N]
+# emulator. Prints the JSON lines, then a table with ratios. Usage: loadtest/compare.sh [N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
