@@ -130,14 +130,23 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    // On stderr: stdout's first lines are the addresses other tooling reads.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    // On stderr: stdout's first lines are the addresses other tooling reads. RUST_LOG takes
+    // `level` and `target=level` entries, as env_logger's.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with(filter)
         .init();
     let args = backend::Args::parse("127.0.0.1:3000").await?;
     let login_scene = args.scene("CAPTCHA_LOGIN_SCENE", "login-scene");

@@ -88,8 +88,9 @@
 //! | `metrics` | no | metrics through the [`metrics`](https://docs.rs/metrics) facade (see [`layer`]) |
 //! | `encryption` | no | `encryption`: the `EncryptedSceneId` of V3 encryption mode (AES-256-CBC) |
 //!
-//! Runnable examples: `examples/login.rs` (axum), `examples/tonic.rs`, `examples/hyper.rs`,
-//! `examples/verify.rs` (the client alone); the emulator runs as the program
+//! Runnable examples: `examples/login.rs` (axum), `examples/hyper.rs`,
+//! `examples/verify.rs` (the client alone), and a tonic service in the repository's
+//! `integration/examples/tonic.rs`; the emulator runs as the program
 //! `aliyun-captcha-emulator` (`cargo install --path emulator` in a clone of the repository; also
 //! `cargo run --example emulator`).
 //!
@@ -139,26 +140,3 @@ pub use credentials::Credentials;
 pub use error::Error;
 pub use layer::{CaptchaLayer, CaptchaVerified};
 pub use verify::{CaptchaVerifyParam, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
-
-/// The README's code blocks, compiled as doctests so they stay true (the `rust` ones run).
-/// They hold no hidden `# ` lines: a reader copies exactly what compiles here. Its snippets use
-/// the `axum` feature, the emulator crate, and the dev-dependencies for the crates they name.
-#[cfg(all(doctest, feature = "axum"))]
-#[doc = include_str!("../README.md")]
-///
-/// And the README keeps it so:
-///
-/// ```
-/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-/// let readme = std::fs::read_to_string(path).unwrap();
-/// let mut in_rust = false;
-/// for (n, line) in readme.lines().enumerate() {
-///     let line = line.trim_start();
-///     if line.starts_with("```") {
-///         in_rust = line.starts_with("```rust");
-///     } else if in_rust {
-///         assert!(line != "#" && !line.starts_with("# "), "README.md:{}: a hidden line", n + 1);
-///     }
-/// }
-/// ```
-pub struct ReadmeDoctests;

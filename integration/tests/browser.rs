@@ -4,7 +4,7 @@
 //! emulator; Alibaba's V3 guide page as written, with and without a `UserCertifyId`.
 //! Screenshots of each step go to `target/browser-screenshots/`.
 //!
-//! An explicit opt-in, as it needs a browser: `cargo test --all-features -- --ignored`. It
+//! An explicit opt-in, as it needs a browser: `cargo test --workspace --all-features -- --ignored`. It
 //! finds Chromium (or Chrome) and ChromeDriver on `PATH`; `CHROME_BIN` and `CHROMEDRIVER` name
 //! other binaries. `.ci/run` installs Debian's `chromium` and `chromium-driver` and runs it.
 //! When asked to run without a browser, it fails and says what is missing; it never passes.
@@ -254,6 +254,11 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
+/// The workspace's root, where `cargo run --example login` runs.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 /// Builds and starts `examples/login.rs` with no credentials (so it emulates); returns the
 /// process and the two URLs it prints.
 fn start_demo(target: &Path) -> (Process, String, String) {
@@ -262,12 +267,12 @@ fn start_demo(target: &Path) -> (Process, String, String) {
         .args([
             "build",
             "--quiet",
+            "--package",
+            "tower-aliyun-captcha",
             "--example",
             "login",
-            "--features",
-            "emulator,axum,metrics",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace())
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the login example failed");
@@ -398,14 +403,14 @@ impl Browser {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium and chromedriver: cargo test --all-features -- --ignored"]
+#[ignore = "needs chromium and chromedriver: cargo test --workspace --all-features -- --ignored"]
 async fn the_demo_pages_work_in_a_real_browser() {
     // First, so that a missing browser fails at once rather than after building the demo.
     let browser = tool(BROWSER_VARIABLE, BROWSER_NAMES);
     let chromedriver = tool(DRIVER_VARIABLE, DRIVER_NAMES);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| workspace().join("target"));
     let (_demo, app, emulator) = start_demo(&target);
     let browser = Browser::start(&browser, &chromedriver, target.join("browser-screenshots")).await;
     let http: Http = HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new());

@@ -1,6 +1,7 @@
 //! Shared test fixtures: an emulator with known keys and scenes, and raw signed requests.
 #![allow(dead_code)]
 
+#[path = "../../../tests/common/vectors.rs"]
 pub mod vectors;
 
 use std::future::Future as _;

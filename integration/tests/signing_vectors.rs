@@ -1,7 +1,7 @@
 //! Every case in `tests/vectors/` reproduced byte for byte by the signer.
 
 // The loader alone: this test needs none of the emulator fixtures in `common`.
-#[path = "common/vectors.rs"]
+#[path = "../../tests/common/vectors.rs"]
 mod vectors;
 
 use serde_json::Value;

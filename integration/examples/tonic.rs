@@ -2,15 +2,15 @@
 //! `x-captcha-verify-param` metadata); every other method passes untouched.
 //!
 //! ```text
-//! cargo run --example tonic [-- --listen 127.0.0.1:50051] [--emulate]
+//! cargo run -p integration-tests --example tonic [-- --listen 127.0.0.1:50051] [--emulate]
 //! ```
 //!
 //! Emulates the service unless `ALIBABA_CLOUD_*` credentials are set. When emulating, it calls
 //! itself once with a fresh param and once without, and prints both outcomes.
 
-#[path = "support/accounts.rs"]
+#[path = "../../examples/support/accounts.rs"]
 mod accounts;
-#[path = "support/backend.rs"]
+#[path = "../../examples/support/backend.rs"]
 mod backend;
 
 use std::process::ExitCode;

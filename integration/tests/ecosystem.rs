@@ -7,7 +7,7 @@
 
 mod common;
 
-#[path = "../examples/support/accounts.rs"]
+#[path = "../../examples/support/accounts.rs"]
 mod accounts;
 
 use std::net::SocketAddr;
