@@ -356,3 +356,14 @@ fn plain_http_needs_consent() {
         .unwrap_err();
     assert!(error.to_string().contains("allow_http"), "{error}");
 }
+
+/// `Client::check` at startup: a working setup passes, a mistyped secret fails with advice
+/// that names the secret.
+#[tokio::test]
+async fn check_passes_a_working_setup_and_names_a_mistyped_secret() {
+    let emulator = emulator().await;
+    assert!(client_for(&emulator).check().await.is_ok());
+    let mistyped = client_with(emulator.url(), Credentials::new(KEY_ID, "mistyped-secret"));
+    let error = mistyped.check().await.unwrap_err();
+    assert!(error.advice().contains("secret"), "{}", error.advice());
+}

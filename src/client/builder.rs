@@ -383,6 +383,7 @@ impl ClientBuilder {
     /// use std::sync::Arc;
     /// use tower_aliyun_captcha::{Client, Credentials};
     ///
+    /// # #[allow(deprecated)] // ring's provider, for lack of post-quantum key exchange
     /// let provider = Arc::new(rustls::crypto::ring::default_provider());
     /// let config = rustls::ClientConfig::builder_with_provider(provider)
     ///     .with_safe_default_protocol_versions()?

@@ -71,35 +71,26 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
 ///
-/// ```
-/// use aliyun_captcha_emulator::{Emulator, Mint};
-/// use tower_aliyun_captcha::{
-///     CaptchaVerifyParam, Client, Credentials, SceneId, VerifyCode, VerifyRequest,
-/// };
+/// ```no_run
+/// use tower_aliyun_captcha::client::Region;
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # tokio::runtime::Runtime::new()?.block_on(async {
-/// // Offline, against the emulator; in production, `.region(…)` and real credentials.
-/// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
-/// let emulator = Emulator::builder()
-///     .credentials(&credentials)
-///     .scene("login001")
-///     .start("127.0.0.1:0")
-///     .await?;
+/// # async fn run(param_from_the_page: String) -> Result<(), Box<dyn std::error::Error>> {
 /// let client = Client::builder()
-///     .credentials(credentials)
-///     .endpoint(emulator.url())
-///     .allow_http(true)
+///     .credentials(Credentials::from_env()?)
+///     .region(Region::ApSoutheast1)
 ///     .build()?;
-///
-/// let param = CaptchaVerifyParam::new(emulator.mint(Mint::pass())?)?;
-/// let request = VerifyRequest::new(param).with_scene(SceneId::new("login001")?);
-/// assert!(client.verify(request.clone()).await?.passed());
-/// // Params are single-use: the same one again is refused.
-/// assert_eq!(client.verify(request).await?.code(), &VerifyCode::F018);
-/// # Ok(()) })
-/// # }
+/// let param = CaptchaVerifyParam::new(param_from_the_page)?;
+/// let verdict = client
+///     .verify(VerifyRequest::new(param).with_scene(SceneId::new("login001")?))
+///     .await?;
+/// // Params are single-use: the same one again fails (F018).
+/// println!("passed: {}, code {}", verdict.passed(), verdict.code());
+/// # Ok(()) }
 /// ```
+///
+/// Tests and examples run it against the emulator (the `aliyun-captcha-emulator` crate) with
+/// `.endpoint(emulator.url()).allow_http(true)`.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -242,35 +233,18 @@ impl Client {
         sign_now(&self.inner.endpoints[0], &credentials, request)
     }
 
-    /// Verifies one param.
+    /// Verifies one param. A failed captcha is a verdict (`Ok` with `passed()` false and its
+    /// code), not an error; an error means no verdict could be had.
     ///
-    /// ```
-    /// use aliyun_captcha_emulator::{Emulator, Mint};
-    /// use tower_aliyun_captcha::{
-    ///     CaptchaVerifyParam, Client, Credentials, VerifyCode, VerifyRequest,
-    /// };
+    /// ```no_run
+    /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyCode, VerifyRequest};
     ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
-    /// let credentials = Credentials::new("LTAI5tLocal", "local-secret");
-    /// let emulator = Emulator::builder()
-    ///     .credentials(&credentials)
-    ///     .scene("login001")
-    ///     .start("127.0.0.1:0")
-    ///     .await?;
-    /// let client = Client::builder()
-    ///     .credentials(credentials)
-    ///     .endpoint(emulator.url())
-    ///     .allow_http(true)
-    ///     .build()?;
-    ///
-    /// // A person who misplaced the slider: a verdict, not an error.
-    /// let param = CaptchaVerifyParam::new(emulator.mint(Mint::verdict(VerifyCode::F015))?)?;
+    /// # async fn run(client: Client, param: CaptchaVerifyParam) -> Result<(), tower_aliyun_captcha::Error> {
     /// let verdict = client.verify(VerifyRequest::new(param)).await?;
-    /// assert!(!verdict.passed());
-    /// assert_eq!(verdict.code(), &VerifyCode::F015);
-    /// # Ok(()) })
-    /// # }
+    /// if verdict.code() == &VerifyCode::F015 {
+    ///     // A person who misplaced the slider.
+    /// }
+    /// # Ok(()) }
     /// ```
     pub fn verify(&self, request: VerifyRequest) -> VerifyFuture {
         let inner = Arc::clone(&self.inner);
@@ -283,29 +257,14 @@ impl Client {
     /// clock stops the deployment instead of failing every person later. The error says what
     /// to do ([`Error::advice`]).
     ///
-    /// ```
-    /// use aliyun_captcha_emulator::Emulator;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
-    /// let emulator = Emulator::builder()
-    ///     .access_key("LTAI5tLocal", "local-secret")
-    ///     .scene("login001")
-    ///     .start("127.0.0.1:0")
-    ///     .await?;
-    /// let client = |secret: &str| {
-    ///     Client::builder()
-    ///         .credentials(Credentials::new("LTAI5tLocal", secret))
-    ///         .endpoint(emulator.url())
-    ///         .allow_http(true)
-    ///         .build()
-    /// };
-    /// assert!(client("local-secret")?.check().await.is_ok());
-    /// let error = client("mistyped-secret")?.check().await.unwrap_err();
-    /// assert!(error.advice().contains("secret"));
-    /// # Ok(()) })
-    /// # }
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = tower_aliyun_captcha::Client::from_env()?;
+    /// if let Err(error) = client.check().await {
+    ///     eprintln!("the captcha service cannot be used: {error}; {}", error.advice());
+    ///     std::process::exit(1);
+    /// }
+    /// # Ok(()) }
     /// ```
     pub async fn check(&self) -> Result<(), Error> {
         let dummy = VerifyRequest::new(CaptchaVerifyParam::startup_check());

@@ -101,6 +101,9 @@ pub(crate) fn connector_builder(
     roots: TlsRoots,
 ) -> Result<hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>, String>
 {
+    // rustls deprecates ring's provider for lacking post-quantum key exchange. ring stays the
+    // default here (no C toolchain to build); `ClientBuilder::tls_config` takes aws-lc-rs.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     match roots.0 {

@@ -106,6 +106,8 @@ impl<V> CaptchaLayer<V> {
     /// `verifier` (usually a [`Client`](crate::Client)) and the defaults.
     ///
     /// ```
+    /// # #[cfg(feature = "axum")]
+    /// # fn main() -> Result<(), tower_aliyun_captcha::verify::InvalidSceneId> {
     /// use axum::{Router, routing::post};
     /// use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId};
     /// # let client = |_r: tower_aliyun_captcha::VerifyRequest| async {
@@ -118,7 +120,8 @@ impl<V> CaptchaLayer<V> {
     ///     "/login",
     ///     post(login).layer(CaptchaLayer::new(client, SceneId::new("login-scene")?)),
     /// );
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "axum"))] fn main() {}
     /// ```
     pub fn new(verifier: V, scene: SceneId) -> Self
     where

@@ -18,8 +18,8 @@
 //! miss a path. A table is for a whole app, or for tonic, where a layer sees every method
 //! of a server.
 //!
-//! **What passes.** Only a verdict with `VerifyResult` true *and* a pass code (T001, T006;
-//! T005 only with [`allow_test_mode`](CaptchaLayerBuilder::allow_test_mode)). When no verdict
+//! **What passes.** Only a verdict with `VerifyResult` true *and* a pass code (every `T…`, as
+//! Alibaba documents; T005 only with [`allow_test_mode`](CaptchaLayerBuilder::allow_test_mode)). When no verdict
 //! could be had, the [`ErrorClass`](crate::error::ErrorClass) decides: an outage goes to the
 //! [`FailurePolicy`] and its [`DegradedBudget`]; local overload and throttling get 503 with
 //! `Retry-After`; configuration errors 503; bad requests 403.
@@ -42,22 +42,22 @@
 //! handler argument, so that a handler the layer does not cover fails closed.
 //!
 //! ```
+//! # #[cfg(feature = "axum")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{Json, Router, routing::post};
-//! use tower_aliyun_captcha::extract::{Header, JsonField};
 //! use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId, Verification, VerifyCode, VerifyRequest};
 //!
 //! # let client = |_r: VerifyRequest| async { Ok(Verification::pass(VerifyCode::T001, "r")) };
 //! // `client` is a `tower_aliyun_captcha::Client` in a real app.
-//! let login = CaptchaLayer::builder(client, SceneId::new("login-scene")?)
-//!     .extractor(Header::default().or(JsonField::default()))
-//!     .build()?;
+//! let login = CaptchaLayer::new(client, SceneId::new("login-scene")?);
 //!
 //! async fn login_handler(verified: CaptchaVerified, Json(body): Json<serde_json::Value>) -> String {
 //!     format!("welcome (captcha {:?}, degraded: {})", verified.code(), verified.is_degraded())
 //! }
 //!
 //! let app: Router = Router::new().route("/login", post(login_handler).layer(login));
-//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # Ok(()) }
+//! # #[cfg(not(feature = "axum"))] fn main() {}
 //! ```
 
 mod alarms;
