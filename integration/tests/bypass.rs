@@ -630,3 +630,125 @@ async fn extractors_only_read_where_they_are_told() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(runs.count(), 0);
 }
+
+/// The router matches the raw path (case, escapes and dot segments as sent); the table is
+/// written in normalised form. A path that reads as one route raw and another normalised must
+/// neither skip the captcha nor borrow another scene's verdict: each way's protecting route
+/// protects, and two scenes refuse (400). Handlers here run whatever verdict they get, and say
+/// which scene it was for.
+#[tokio::test]
+async fn a_path_the_router_reads_otherwise_neither_skips_nor_switches_the_scene() {
+    let emulator = emulator().await;
+    let client = client_for(&emulator);
+    let runs = Runs::default();
+    let handler = {
+        let runs = runs.clone();
+        axum::routing::any(move |verified: Option<CaptchaVerified>| {
+            let runs = runs.clone();
+            async move {
+                runs.0.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"scene": verified.map(|v| v.scene().as_str().to_owned())}))
+            }
+        })
+    };
+    let login_param = || emulator.mint(Mint::pass()).unwrap();
+
+    // Wrong scene: a login-scene param through the signup handler, by dot segments and escapes.
+    let table = Routes::new()
+        .route(Route::exact("/login", scene(LOGIN)))
+        .route(Route::prefix("/signup", scene(SIGNUP)));
+    let app = Router::new()
+        .route("/login", handler.clone())
+        .route("/signup/{step}", handler.clone())
+        .layer(exposing(client.clone(), table));
+    let addr = serve(app).await;
+    for path in [
+        "/signup/..%2Flogin",
+        "/signup/%2e%2e%2flogin",
+        "/signup/%2E%2E%2Flogin",
+    ] {
+        let param = login_param();
+        let (status, _, body) =
+            send(Method::POST, format!("http://{addr}{path}"), Some(&param)).await;
+        assert_eq!(status, 400, "POST {path}: {body}");
+        assert_eq!(body["reason"], "ambiguous_path", "POST {path}");
+    }
+    // No verdict at all: dot segments that normalise to no route at all.
+    for path in ["/signup/..", "/signup/%2e%2e", "/signup/%2E%2e"] {
+        let (status, _, body) = send(Method::POST, format!("http://{addr}{path}"), None).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::FORBIDDEN, &json!("F002")),
+            "POST {path}"
+        );
+    }
+
+    // Case and escapes beside a catch-all of another scene.
+    let table = Routes::new()
+        .route(Route::exact("/login", scene(LOGIN)))
+        .route(Route::prefix("/", scene(SIGNUP)).exempt(Method::GET));
+    let app = Router::new()
+        .route("/login", handler.clone())
+        .route("/{page}", handler.clone())
+        .layer(exposing(client.clone(), table));
+    let addr = serve(app).await;
+    for path in ["/Login", "/LOGIN", "/log%69n"] {
+        let param = login_param();
+        let (status, _, body) =
+            send(Method::POST, format!("http://{addr}{path}"), Some(&param)).await;
+        assert_eq!(status, 400, "POST {path}: {body}");
+    }
+
+    // A prefix's exemption, reached from below by dot segments; an exemption throughout, by an
+    // escaped slash.
+    let table = Routes::new()
+        .route(Route::prefix("/admin", scene(LOGIN)).exempt(Method::GET))
+        .route(Route::prefix("/public", scene(NEWSLETTER_FREE)).exempt_throughout(Method::GET))
+        .route(Route::prefix("/", scene(SIGNUP)));
+    let app = Router::new()
+        .route("/admin/{*rest}", handler.clone())
+        .route("/{page}", handler.clone())
+        .layer(exposing(client.clone(), table));
+    let addr = serve(app).await;
+    for path in [
+        "/admin/delete-all/..",
+        "/admin/delete-all/%2e%2e",
+        "/public%2Faccount",
+        "/public%2faccount",
+    ] {
+        let (status, _, body) = send(Method::GET, format!("http://{addr}{path}"), None).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::FORBIDDEN, &json!("F002")),
+            "GET {path}"
+        );
+    }
+
+    // Behind Router::nest.
+    let table = Routes::new().route(Route::prefix("/api/users", scene(LOGIN)));
+    let api = Router::new()
+        .route("/users/{id}", handler.clone())
+        .layer(exposing(client.clone(), table));
+    let addr = serve(Router::new().nest("/api", api)).await;
+    for path in ["/api/users/..", "/api/users/%2e%2e"] {
+        let (status, _, body) = send(Method::POST, format!("http://{addr}{path}"), None).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::FORBIDDEN, &json!("F002")),
+            "POST {path}"
+        );
+    }
+
+    assert_eq!(runs.count(), 0, "a handler ran");
+    // The honest paths still work.
+    let param = login_param();
+    let (status, _, body) = send(
+        Method::POST,
+        format!("http://{addr}/api/users/7"),
+        Some(&param),
+    )
+    .await;
+    assert_eq!((status, &body["scene"]), (StatusCode::OK, &json!(LOGIN)));
+}
+
+const NEWSLETTER_FREE: &str = "public-pages";

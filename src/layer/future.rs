@@ -101,6 +101,11 @@ enum State<ExtractFuture, VerifyFuture, InnerFuture, B> {
         /// Spends the verdict this layer gave, once the inner service has answered.
         issued: Option<Issued>,
     },
+    /// Refused before anything else: the route could not be told.
+    Refusing {
+        refusal: Refusal,
+        request: Request<CaptchaBody<B>>,
+    },
     Done,
 }
 
@@ -123,6 +128,22 @@ where
             shared,
             route,
             earlier,
+        }
+    }
+
+    /// A request refused before extraction (its path reads as two scenes' routes).
+    pub(crate) fn refuse(
+        inner: S,
+        shared: Arc<Shared<V, E, R>>,
+        refusal: Refusal,
+        request: Request<CaptchaBody<B>>,
+    ) -> Self {
+        Self {
+            state: State::Refusing { refusal, request },
+            inner,
+            shared,
+            route: 0,
+            earlier: None,
         }
     }
 
@@ -175,6 +196,19 @@ where
                     return Poll::Ready(Ok(response));
                 }
                 StateProjection::Done => panic!("ResponseFuture polled after completion"),
+                StateProjection::Refusing { .. } => {
+                    let StateOwned::Refusing { refusal, request } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Refusing a moment ago")
+                    };
+                    tracing::debug!(
+                        captcha.refusal = refusal.code(),
+                        path = request.uri().path(),
+                        "captcha refused: the path reads as routes of two scenes"
+                    );
+                    Next::Refuse(refusal, request)
+                }
                 StateProjection::Extracting { future } => {
                     let Extracted { request, param } = ready!(future.poll(cx));
                     extracted(request, param, this.earlier.take(), scene, shared)

@@ -64,6 +64,10 @@ pub enum Refusal {
     BodyTimeout,
     /// The body could not be read.
     BadBody,
+    /// The request's path reads as two routes of different scenes: raw, as the router matches
+    /// it, and normalised (`/signup/..%2Flogin`, `/Login` beside a catch-all). No browser
+    /// sends such a path.
+    AmbiguousPath,
 }
 
 impl Refusal {
@@ -80,7 +84,7 @@ impl Refusal {
             Self::Unavailable { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::BadBody | Self::AmbiguousPath => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -99,6 +103,7 @@ impl Refusal {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",
+            Self::AmbiguousPath => "ambiguous_path",
         }
     }
 
@@ -149,6 +154,7 @@ impl Refusal {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",
+            Self::AmbiguousPath => "ambiguous_path",
         }
     }
 
@@ -177,6 +183,7 @@ impl Refusal {
             Self::PayloadTooLarge => "request body too large",
             Self::BodyTimeout => "request body not received in time",
             Self::BadBody => "request body could not be read",
+            Self::AmbiguousPath => "the request's path is ambiguous",
         }
     }
 
@@ -200,7 +207,7 @@ impl Refusal {
             Self::Unavailable { .. } => 14, // UNAVAILABLE
             Self::PayloadTooLarge => 8, // RESOURCE_EXHAUSTED
             Self::BodyTimeout => 4,     // DEADLINE_EXCEEDED
-            Self::BadBody => 3,         // INVALID_ARGUMENT
+            Self::BadBody | Self::AmbiguousPath => 3, // INVALID_ARGUMENT
         }
     }
 }

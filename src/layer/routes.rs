@@ -352,6 +352,18 @@ impl fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
+/// What the table says of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protection {
+    /// No route protects it: straight to the inner service.
+    Unprotected,
+    /// The route at this index protects it.
+    Route(usize),
+    /// Its raw path and its normalised path fall under routes of two scenes (`/signup/..%2Flogin`,
+    /// `/Login` beside a catch-all): refused.
+    Ambiguous,
+}
+
 /// A validated route: its path normalised once, at build time.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -445,21 +457,34 @@ impl Table {
 
     /// The route that protects `request`, if any (see `resolve`): by its path, and with axum
     /// by the path before an outer router stripped a prefix.
-    pub(crate) fn protecting<B>(&self, request: &Request<B>) -> Option<usize> {
+    pub(crate) fn protecting<B>(&self, request: &Request<B>) -> Protection {
         #[cfg(feature = "axum")]
         let original = request
             .extensions()
             .get::<axum::extract::OriginalUri>()
-            .map(|original| normalise(original.0.path()));
+            .map(|original| original.0.path());
         #[cfg(not(feature = "axum"))]
-        let original: Option<Cow<'_, str>> = None;
-        let path = normalise(request.uri().path());
-        self.resolve(
-            request.method(),
-            is_grpc(request),
-            original.as_deref(),
-            &path,
-        )
+        let original: Option<&str> = None;
+        let (method, grpc, path) = (request.method(), is_grpc(request), request.uri().path());
+        // The router matches the raw path (case, percent-escapes, dot segments and all) while
+        // the table is written in normalised form, so a request is looked up both ways. Each
+        // way's protecting route protects it; two scenes mean the two disagree on what the
+        // request is, which no honest client causes: refused.
+        let normalised = self.resolve(
+            method,
+            grpc,
+            original.map(normalise).as_deref(),
+            &normalise(path),
+        );
+        let raw = self.resolve(method, grpc, original, path);
+        match (normalised, raw) {
+            (None, None) => Protection::Unprotected,
+            (Some(index), None) | (None, Some(index)) => Protection::Route(index),
+            (Some(a), Some(b)) if self.entries[a].scene == self.entries[b].scene => {
+                Protection::Route(a)
+            }
+            (Some(_), Some(_)) => Protection::Ambiguous,
+        }
     }
 
     /// The route that protects a request with these (normalised) paths: `original` is the
@@ -670,9 +695,11 @@ mod tests {
     }
 
     fn scene_for(table: &Table, method: Method, path: &str) -> Option<String> {
-        table
-            .protecting(&request(method, path))
-            .map(|i| table.entry(i).scene.as_str().to_owned())
+        match table.protecting(&request(method, path)) {
+            Protection::Unprotected => None,
+            Protection::Route(i) => Some(table.entry(i).scene.as_str().to_owned()),
+            Protection::Ambiguous => Some("ambiguous".to_owned()),
+        }
     }
 
     #[test]
@@ -752,8 +779,11 @@ mod tests {
             http::header::CONTENT_TYPE,
             "application/grpc+proto".parse().unwrap(),
         );
-        assert_eq!(table.protecting(&grpc), Some(0));
-        assert_eq!(table.protecting(&request(Method::GET, "/demo.A/B")), None);
+        assert_eq!(table.protecting(&grpc), Protection::Route(0));
+        assert_eq!(
+            table.protecting(&request(Method::GET, "/demo.A/B")),
+            Protection::Unprotected
+        );
     }
 
     #[test]
@@ -868,12 +898,21 @@ mod tests {
         for (method, path, protected_by) in [
             (Method::GET, "/signup", None),
             (Method::HEAD, "/signup", None),
-            (Method::GET, "/Signup/", None),
+            // The router sees the raw path: below the catch-all's own path, so protected.
+            (Method::GET, "/Signup/", Some("site")),
             (Method::POST, "/signup", Some("signup")),
             (Method::GET, "/signup/email", Some("signup")),
             (Method::HEAD, "/signup/email", Some("signup")),
             (Method::GET, "/signup/./email", Some("signup")),
-            (Method::GET, "/signup/email/../..", None),
+            // The router sees `/signup/{..}`: below the prefix, protected (it was let through).
+            (Method::GET, "/signup/email/../..", Some("signup")),
+            (Method::GET, "/signup/..", Some("signup")),
+            (Method::GET, "/signup/%2e%2e", Some("signup")),
+            // Raw and normalised fall under two scenes' routes: refused.
+            (Method::POST, "/signup/..%2Flogin", Some("ambiguous")),
+            (Method::POST, "/signup/%2e%2e%2flogin", Some("ambiguous")),
+            (Method::POST, "/Login", Some("ambiguous")),
+            (Method::POST, "/log%69n", Some("ambiguous")),
             (Method::GET, "/docs", None),
             (Method::GET, "/docs/a/b", None),
             (Method::HEAD, "/docs/a", None),

@@ -9,7 +9,8 @@ use tower::Service;
 
 use super::builder::Shared;
 use super::future::Extraction;
-use super::{CaptchaVerified, Respond, ResponseFuture};
+use super::routes::Protection;
+use super::{CaptchaVerified, Refusal, Respond, ResponseFuture};
 use crate::Verify;
 use crate::extract::{CaptchaBody, ExtractParam};
 
@@ -81,8 +82,15 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        let Some(route) = shared.table.protecting(&request) else {
-            return ResponseFuture::pass_through(inner, shared, request.map(CaptchaBody::new));
+        let route = match shared.table.protecting(&request) {
+            Protection::Route(route) => route,
+            Protection::Unprotected => {
+                return ResponseFuture::pass_through(inner, shared, request.map(CaptchaBody::new));
+            }
+            Protection::Ambiguous => {
+                let request = request.map(CaptchaBody::new);
+                return ResponseFuture::refuse(inner, shared, Refusal::AmbiguousPath, request);
+            }
         };
         // A verdict already here is trusted only if an outer layer of this crate gave it to
         // this very request, for the same scene and param: checked once the param is known.
