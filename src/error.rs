@@ -262,7 +262,7 @@ impl From<CredentialsError> for Error {
 /// | class | examples | the layer's answer |
 /// |---|---|---|
 /// | [`Outage`](Self::Outage) | connect or I/O failure, timeout, 5xx, `InternalError`, `ServiceUnavailable`, a malformed or truncated answer | the failure policy (open: pass within the degraded budget; closed: 503) |
-/// | [`Overloaded`](Self::Overloaded) | no connection slot freed in time; a connect failed amid a burst of our own connects, or for want of descriptors or ports | 503 with `Retry-After` |
+/// | [`Overloaded`](Self::Overloaded) | no connection slot freed in time; a connect failed amid a burst of our own connects, or for want of descriptors or ports; a timeout while the service answered others | 503 with `Retry-After` |
 /// | [`Throttled`](Self::Throttled) | `Throttling*`, or an answer with `x-acs-retry-after` | 503 with `Retry-After` |
 /// | [`Configuration`](Self::Configuration) | `SignatureDoesNotMatch`, `InvalidAccessKeyId.*`, `InvalidSecurityToken.*`, `Forbidden.*`, `InvalidTimeStamp.Expired`, `SignatureNonceUsed`, TLS failures, a failing credentials provider, unknown codes | 503, logged at error (opt-in: the failure policy) |
 /// | [`BadRequest`](Self::BadRequest) | `InvalidParameter`, `MissingParameter` | 403, like a failed captcha |
@@ -636,9 +636,11 @@ pub enum TransportErrorKind {
     Timeout,
     /// The connection broke while the request or response was under way.
     Io,
-    /// All of the client's connection slots stayed busy for longer than it waits for one, or
-    /// a connect failed amid a burst of the client's own connects (or for want of a local
-    /// resource): our load, which says nothing about the service. Nothing was sent.
+    /// Our own load, which says nothing about the service: all of the client's connection
+    /// slots stayed busy for longer than it waits for one, a connect failed amid a burst of the
+    /// client's own connects (or for want of a local resource), or the verification ran out
+    /// of time while the service answered others (a flood, a starved runtime; then it may
+    /// have been sent).
     Overloaded,
     /// The outbound proxy refused the tunnel (authentication, policy). Nothing was sent.
     Proxy,

@@ -129,6 +129,15 @@ pub(crate) struct Site<'a> {
 /// Admits a request to the emulator's API, with the origin to answer CORS headers for when it
 /// comes from an allowed page.
 pub(crate) fn admit(parts: &Parts, site: &Site<'_>) -> Result<Option<HeaderValue>, Refusal> {
+    // One of each, or the check below reads one and a proxy or framework another.
+    if parts.headers.get_all(header::HOST).iter().count() > 1 {
+        return Err(Refusal::UnknownHost);
+    }
+    if parts.headers.get_all(header::ORIGIN).iter().count() > 1 {
+        return Err(Refusal::OriginNotAllowed(
+            "(more than one Origin)".to_owned(),
+        ));
+    }
     let host = parts
         .headers
         .get(header::HOST)
@@ -215,6 +224,26 @@ mod tests {
             hosts: &[],
             origins,
         }
+    }
+
+    #[test]
+    fn a_second_host_or_origin_is_refused() {
+        let origins = [Origin::parse("http://127.0.0.1:3000").unwrap()];
+        let loopback = site("127.0.0.1:8787", "127.0.0.1:8787", &origins);
+        let mut two_hosts = parts(Some("127.0.0.1:8787"), None);
+        two_hosts
+            .headers
+            .append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert_eq!(admit(&two_hosts, &loopback), Err(Refusal::UnknownHost));
+        let mut two_origins = parts(Some("127.0.0.1:8787"), Some("http://127.0.0.1:3000"));
+        two_origins.headers.append(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(admit(&two_origins, &loopback).is_err());
+        // One of each still passes.
+        let honest = parts(Some("127.0.0.1:8787"), Some("http://127.0.0.1:3000"));
+        assert!(admit(&honest, &loopback).is_ok());
     }
 
     #[test]

@@ -695,3 +695,68 @@ async fn the_adaptive_budget_learns_the_pass_rate_and_routes_share_it() {
         "{degraded} got in over {elapsed:.1} s: the budget did not learn the pass rate"
     );
 }
+
+/// A stand-in for the service that answers every verification at once with a failing
+/// verdict, except those whose param contains `hang`, which it never answers.
+async fn selective_upstream() -> String {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service =
+                    service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        if body.windows(4).any(|w| w == b"hang") {
+                            std::future::pending::<()>().await;
+                        }
+                        let verdict = json!({"RequestId": "R", "Success": true, "Code": "Success",
+                        "Result": {"VerifyResult": false, "VerifyCode": "F015"}});
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from(verdict.to_string()),
+                        )))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+/// A verification that runs out of time while the service answers others was held up on our
+/// side (a flood, a starved runtime: an attacker can cause both), so it is overload (503),
+/// never a degraded pass; a timeout with nobody answered is an outage, and follows the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_while_the_service_answers_others_is_overload_not_an_outage() {
+    let upstream = selective_upstream().await;
+    let app = |url: String| {
+        let client = client_builder(url)
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        CaptchaLayer::new(client, SceneId::new(LOGIN).unwrap())
+    };
+
+    let runs = Runs::default();
+    let addr = serve(app(upstream.clone()), &runs).await;
+    let held = tokio::spawn(async move { login(&http(), addr, "eyJoYW5nIjoxfQ-hang").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answered = login(&http(), addr, "eyJib3QiOjF9").await;
+    assert_eq!(answered.status, 403);
+    let held = held.await.unwrap();
+    assert_eq!(held.status, 503, "{}", held.json);
+    assert_eq!(held.json["reason"], "too_many_requests", "{}", held.json);
+    assert_eq!(runs.all(), 0, "the held request got in");
+
+    // Nobody answered since it was sent: an outage, under the open policy a degraded pass.
+    let runs = Runs::default();
+    let addr = serve(app(upstream), &runs).await;
+    let alone = login(&http(), addr, "eyJoYW5nIjoxfQ-hang").await;
+    assert_eq!(alone.status, 200, "{}", alone.json);
+    assert_eq!(runs.degraded(), 1);
+}

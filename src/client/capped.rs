@@ -67,6 +67,15 @@ pub(crate) struct Crowded {
     source: Option<BoxError>,
 }
 
+impl Crowded {
+    pub(crate) fn new(why: &str) -> Self {
+        Self {
+            why: why.to_owned(),
+            source: None,
+        }
+    }
+}
+
 impl std::fmt::Display for Crowded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.why)?;

@@ -108,6 +108,11 @@ struct Inner {
     connection_wait: Duration,
     /// The degraded budgets of the layers that verify with this client.
     budgets: crate::layer::SharedBudgets,
+    /// When the service last answered anything, in nanoseconds since `epoch`: a verification
+    /// that times out while the service answers others was held up here (a flood, a starved
+    /// runtime), which is overload, not an outage.
+    answered: std::sync::atomic::AtomicU64,
+    epoch: Instant,
 }
 
 impl Client {
@@ -129,6 +134,8 @@ impl Client {
                 slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
                 connection_wait,
                 budgets: crate::layer::SharedBudgets::default(),
+                answered: std::sync::atomic::AtomicU64::new(0),
+                epoch: Instant::now(),
             }),
         }
     }
@@ -314,12 +321,21 @@ impl Inner {
             })??;
         let slot_deadline = tokio::time::Instant::now() + self.connection_wait.min(self.timeout);
         let outcome = match tokio::time::timeout_at(slot_deadline, self.slots.acquire()).await {
-            Ok(Ok(_slot)) => tokio::time::timeout_at(
-                deadline,
-                self.attempt_each_endpoint(&credentials, &request, span),
-            )
-            .await
-            .unwrap_or_else(|_| Err(transport::timed_out())),
+            Ok(Ok(_slot)) => {
+                let sent = Instant::now();
+                tokio::time::timeout_at(
+                    deadline,
+                    self.attempt_each_endpoint(&credentials, &request, span),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(if self.answered_since(sent) {
+                        transport::timed_out_under_load()
+                    } else {
+                        transport::timed_out()
+                    })
+                })
+            }
             // The semaphore is never closed; either way nothing was sent.
             Ok(Err(_)) | Err(_) => Err(transport::overloaded()),
         };
@@ -363,6 +379,7 @@ impl Inner {
             let http_request = sign_now(endpoint, credentials, request)?;
             match self.transport.send(http_request).await {
                 Ok(answer) => {
+                    self.note_answer();
                     span.record("http.response.status_code", answer.status);
                     return response::parse_answer(answer.status, &answer.headers, &answer.body);
                 }
@@ -375,6 +392,20 @@ impl Inner {
             }
         }
         Err(last_error.unwrap_or_else(transport::no_endpoint))
+    }
+}
+
+impl Inner {
+    fn note_answer(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.answered
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the service answered any verification after `instant`.
+    fn answered_since(&self, instant: Instant) -> bool {
+        let since = instant.saturating_duration_since(self.epoch).as_nanos();
+        u128::from(self.answered.load(std::sync::atomic::Ordering::Relaxed)) > since
     }
 }
 

@@ -291,6 +291,17 @@ pub(crate) fn timed_out() -> Error {
     TransportError::possibly_sent(TransportErrorKind::Timeout).into()
 }
 
+/// Out of time while the service answered other verifications: held up on our side (a flood,
+/// a starved runtime), which an attacker can cause; never evidence of an outage. The request
+/// may have been written.
+pub(crate) fn timed_out_under_load() -> Error {
+    TransportError::possibly_sent(TransportErrorKind::Overloaded)
+        .with_source(Box::new(Crowded::new(
+            "out of time while the service answered other verifications",
+        )))
+        .into()
+}
+
 pub(crate) fn overloaded() -> Error {
     TransportError::unsent(TransportErrorKind::Overloaded).into()
 }
