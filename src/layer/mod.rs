@@ -70,6 +70,7 @@ mod policy;
 mod rejection;
 mod routes;
 mod service;
+mod steps;
 mod verified;
 
 pub use budget::{DegradedBudget, SharedBudgets};

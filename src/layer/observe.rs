@@ -2,9 +2,12 @@
 //! [module docs](crate::layer#metrics)) and for a hook of the application's own.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::{Error, SceneId};
+use super::alarms::Alarms;
+use super::{FailurePolicy, Refusal};
+use crate::error::ErrorClass;
+use crate::{Error, SceneId, Verification, VerifyCode};
 
 /// What became of a protected request.
 ///
@@ -225,4 +228,130 @@ pub(crate) fn describe() {
             "Verifications under way."
         );
     }
+}
+
+/// Logs a verdict that says something about the setup rather than the person (another scene,
+/// test mode, encryption mode), a pass code or any code this crate does not know, and a
+/// contradiction: at warn, with the fix, one line per kind per interval. A person's (or a
+/// bot's) ordinary failure stays at debug.
+pub(crate) fn verdict_alarm(
+    alarms: &Alarms,
+    now: Instant,
+    verdict: &Verification,
+    scene: &SceneId,
+    passed: bool,
+) {
+    let code = verdict.code();
+    let action = if passed { "passed" } else { "refused" };
+    let (alarm, what) = if let Some((kind, fix)) = code.setup_problem() {
+        (kind, fix)
+    } else if verdict.passed() != code.is_pass() {
+        (
+            "contradiction",
+            "VerifyResult contradicts VerifyCode, so neither is trusted",
+        )
+    } else if let VerifyCode::Unknown(_) = code {
+        (
+            "unknown_code",
+            "a verification code this crate does not know (every T code passes, as Alibaba \
+             documents); update tower-aliyun-captcha to know its meaning",
+        )
+    } else {
+        return;
+    };
+    alarms.raise(alarm, now, |unlogged| {
+        tracing::warn!(
+            captcha.scene = scene.as_str(),
+            captcha.code = code.as_str(),
+            captcha.verify_result = verdict.passed(),
+            captcha.request_id = verdict.request_id(),
+            captcha.unlogged = unlogged,
+            "captcha {action} with {code} for scene {scene}: {what}",
+            scene = scene.as_str(),
+        )
+    });
+}
+
+/// Logs a failed verification: one line per kind per interval, at error for configuration.
+/// `refusal` is what the request got, or `None` when it went on degraded.
+pub(crate) fn alarm(
+    alarms: &Alarms,
+    policy: FailurePolicy,
+    now: Instant,
+    error: &Error,
+    refusal: Option<&Refusal>,
+) {
+    let class = error.class();
+    let action = match refusal {
+        None => "let through, degraded".to_owned(),
+        Some(refusal) => format!("refused ({})", refusal.status().as_u16()),
+    };
+    // Errors of one kind but different classes (an API error may be any) are told apart.
+    let key = match (error, class) {
+        (Error::Api(_), ErrorClass::Outage) => "api_outage",
+        (Error::Api(_), ErrorClass::Configuration) => "api_configuration",
+        (Error::Api(_), ErrorClass::BadRequest) => "api_bad_request",
+        (Error::Api(_), ErrorClass::Throttled) => "api_throttled",
+        _ => error.kind(),
+    };
+    alarms.raise(key, now, |unlogged| {
+        let request_id = match error {
+            Error::Api(api) => Some(api.request_id()),
+            _ => None,
+        };
+        if class == ErrorClass::Configuration {
+            tracing::error!(
+                captcha.error_class = class.as_str(),
+                captcha.error_kind = error.kind(),
+                captcha.request_id = request_id,
+                captcha.advice = error.advice(),
+                captcha.unlogged = unlogged,
+                "captcha verification failed: {error}; {action}"
+            );
+        } else {
+            tracing::warn!(
+                captcha.error_class = class.as_str(),
+                captcha.error_kind = error.kind(),
+                captcha.request_id = request_id,
+                captcha.policy = ?policy,
+                captcha.unlogged = unlogged,
+                "captcha verification failed: {error}; {action}"
+            );
+        }
+    });
+    let budget_spent = policy == FailurePolicy::Open
+        && matches!(
+            refusal,
+            Some(Refusal::Unavailable {
+                class: ErrorClass::Outage | ErrorClass::Configuration,
+                retry_after: Some(_)
+            })
+        );
+    if budget_spent {
+        alarms.raise("budget_spent", now, |unlogged| {
+            tracing::warn!(
+                captcha.unlogged = unlogged,
+                "captcha outage outlasted the degraded budget: refusing (503) until the service answers"
+            )
+        });
+    }
+}
+
+/// Counts and logs a request turned away because the layer's in-flight bound was full.
+pub(crate) fn turned_away(hook: Option<&Hook>, alarms: &Alarms, scene: &SceneId) {
+    let outcome = Outcome {
+        scene,
+        kind: OutcomeKind::Overloaded,
+        code: "overloaded",
+        latency: None,
+        error: None,
+    };
+    record(hook, &outcome);
+    alarms.raise("layer_overloaded", Instant::now(), |unlogged| {
+        tracing::warn!(
+            captcha.scene = scene.as_str(),
+            captcha.unlogged = unlogged,
+            "captcha verifications over the layer's in-flight bound: turned away (503)"
+        )
+    });
 }

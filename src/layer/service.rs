@@ -8,8 +8,8 @@ use http::{Request, Response};
 use tower::Service;
 
 use super::builder::Shared;
-use super::future::Extraction;
 use super::routes::Protection;
+use super::steps::Extraction;
 use super::{CaptchaVerified, Refusal, Respond, ResponseFuture};
 use crate::Verify;
 use crate::extract::{CaptchaBody, ExtractParam};
@@ -85,11 +85,14 @@ where
         let route = match shared.table.protecting(&request) {
             Protection::Route(route) => route,
             Protection::Unprotected => {
-                return ResponseFuture::pass_through(inner, shared, request.map(CaptchaBody::new));
+                let start = Start::PassThrough(request.map(CaptchaBody::new));
+                return ResponseFuture::new(inner, shared, start);
             }
             Protection::Ambiguous => {
                 let request = request.map(CaptchaBody::new);
-                return ResponseFuture::refuse(inner, shared, Refusal::AmbiguousPath, request);
+                super::steps::refused_early(&Refusal::AmbiguousPath, &request);
+                let start = Start::Refuse(Refusal::AmbiguousPath, request);
+                return ResponseFuture::new(inner, shared, start);
             }
         };
         // A verdict already here is trusted only if an outer layer of this crate gave it to
@@ -101,6 +104,25 @@ where
             Some(source) => Extraction::Route(source.extract(request, limits)),
             None => Extraction::Layer(shared.extractor.extract(request, limits)),
         };
-        ResponseFuture::new(extraction, inner, shared, route, earlier)
+        let start = Start::Extract {
+            extraction,
+            route,
+            earlier,
+        };
+        ResponseFuture::new(inner, shared, start)
     }
+}
+
+/// How a request enters the layer's future.
+pub(crate) enum Start<F, B> {
+    /// Protected by the route at `route`: its param is looked for.
+    Extract {
+        extraction: F,
+        route: usize,
+        earlier: Option<CaptchaVerified>,
+    },
+    /// Refused before its param is looked for.
+    Refuse(Refusal, Request<CaptchaBody<B>>),
+    /// No route protects it: straight to the inner service.
+    PassThrough(Request<CaptchaBody<B>>),
 }

@@ -1,0 +1,292 @@
+//! The steps between the response future's states: what follows an extraction, starting a
+//! verification under the layer's bound, and settling its outcome. The future only moves
+//! between states; everything it decides on its way is here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::Request;
+use pin_project::pin_project;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::builder::Shared;
+use super::decision::{Decision, Outcome, decide, overloaded};
+use super::observe::{self, OutcomeKind};
+use super::verified::Issued;
+use super::{CaptchaVerified, Refusal};
+use crate::error::{ErrorClass, TransportError, TransportErrorKind};
+use crate::extract::{BodyError, BoxExtractFuture, CaptchaBody, ExtractError, Extracted};
+use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
+
+/// The layer's extractor at work, or the one the route named (boxed: chosen at run time).
+#[pin_project(project = ExtractionProjection)]
+pub(crate) enum Extraction<F, B> {
+    Layer(#[pin] F),
+    Route(BoxExtractFuture<B>),
+}
+
+impl<F, B> Future for Extraction<F, B>
+where
+    F: Future<Output = Extracted<B>>,
+{
+    type Output = Extracted<B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ExtractionProjection::Layer(future) => future.poll(cx),
+            ExtractionProjection::Route(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// What the layer does next.
+pub(crate) enum Next<B> {
+    Call(Request<CaptchaBody<B>>, Option<Issued>),
+    Verify(Request<CaptchaBody<B>>, CaptchaVerifyParam),
+    Refuse(Refusal, Request<CaptchaBody<B>>),
+}
+
+/// What a verification under way holds besides its future: its place under the layer's
+/// bound and its span.
+pub(crate) struct Held {
+    slot: Slot,
+    span: tracing::Span,
+}
+
+impl Held {
+    /// Polls the verification inside its span, so that the client's span nests under it. Past
+    /// the layer's deadline it is an outage, like a client timeout.
+    pub(crate) fn poll<F: Future<Output = Result<Verification, Error>>>(
+        &self,
+        future: Pin<&mut tokio::time::Timeout<F>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Verification, Error>> {
+        let _entered = self.span.enter();
+        future
+            .poll(cx)
+            .map(|result| result.unwrap_or_else(|_elapsed| Err(layer_deadline())))
+    }
+}
+
+/// Starts verifying `param` under the layer's in-flight bound and deadline, or refuses the
+/// request at once (503) when the bound is full: nothing queues.
+pub(crate) fn start<V: Verify, E, R>(
+    shared: &Shared<V, E, R>,
+    scene: &SceneId,
+    param: &CaptchaVerifyParam,
+) -> Result<(tokio::time::Timeout<V::Future>, Held), Refusal> {
+    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
+        observe::turned_away(shared.hook.as_ref(), &shared.alarms, scene);
+        return Err(overloaded());
+    };
+    let slot = Slot::new(permit, scene);
+    let span = tracing::info_span!(
+        "captcha.verify_request",
+        captcha.scene = scene.as_str(),
+        captcha.code = tracing::field::Empty,
+        captcha.request_id = tracing::field::Empty,
+        captcha.outcome = tracing::field::Empty,
+    );
+    let verify = VerifyRequest::new(param.clone()).with_scene(scene.clone());
+    let future = span
+        .in_scope(|| tokio::time::timeout(shared.verify_timeout, shared.verifier.verify(verify)));
+    Ok((future, Held { slot, span }))
+}
+
+/// Logs a request refused before its param was looked for.
+pub(crate) fn refused_early<B>(refusal: &Refusal, request: &Request<CaptchaBody<B>>) {
+    tracing::debug!(
+        captcha.refusal = refusal.code(),
+        path = request.uri().path(),
+        "captcha refused: the path reads as routes of two scenes"
+    );
+}
+
+/// A place under the layer's in-flight bound, counted in the in-flight gauge while held
+/// (dropped with the future too, if the client goes away mid-verification).
+pub(crate) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    scene: SceneId,
+    since: Instant,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, scene: &SceneId) -> Self {
+        observe::in_flight(scene, 1.0);
+        Self {
+            _permit: permit,
+            scene: scene.clone(),
+            since: Instant::now(),
+        }
+    }
+
+    /// Gives the place back; says when it was taken.
+    pub(crate) fn release(self) -> Instant {
+        self.since
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        observe::in_flight(&self.scene, -1.0);
+    }
+}
+
+/// The next step once the param is (or is not) in hand.
+pub(crate) fn extracted<V, E, R, B>(
+    mut request: Request<CaptchaBody<B>>,
+    param: Result<Option<CaptchaVerifyParam>, ExtractError>,
+    earlier: Option<CaptchaVerified>,
+    scene: &SceneId,
+    shared: &Shared<V, E, R>,
+) -> Next<B> {
+    let local = |code| Refusal::Rejected { code, local: true };
+    let refusal = match param {
+        Ok(Some(param)) => {
+            return match earlier.filter(|verdict| verdict.claim(&param, scene)) {
+                Some(verdict) => {
+                    request.extensions_mut().insert(verdict);
+                    Next::Call(request, None)
+                }
+                None => Next::Verify(request, param),
+            };
+        }
+        // No param, or one that cannot be real: refused without a paid call.
+        Ok(None) => local(VerifyCode::F002),
+        Err(ExtractError::Invalid(invalid)) => local(invalid.code()),
+        Err(ExtractError::Body(BodyError::TooLarge)) => Refusal::PayloadTooLarge,
+        Err(ExtractError::Body(BodyError::TimedOut)) => Refusal::BodyTimeout,
+        Err(ExtractError::Body(BodyError::Unreadable)) => Refusal::BadBody,
+    };
+    tracing::debug!(
+        captcha.scene = scene.as_str(),
+        captcha.refusal = refusal.code(),
+        "captcha refused before verification"
+    );
+    let outcome = observe::Outcome {
+        scene,
+        kind: OutcomeKind::LocalRefusal,
+        code: refusal.code(),
+        latency: None,
+        error: None,
+    };
+    observe::record(shared.hook.as_ref(), &outcome);
+    Next::Refuse(refusal, request)
+}
+
+/// The verification ran out the layer's own deadline: an outage, like a client timeout.
+fn layer_deadline() -> Error {
+    TransportError::possibly_sent(TransportErrorKind::Timeout).into()
+}
+
+/// Decides on a verification's outcome, and logs what deserves it.
+pub(crate) fn settle<V, E, R, B>(
+    outcome: Result<Verification, Error>,
+    mut request: Request<CaptchaBody<B>>,
+    param: CaptchaVerifyParam,
+    scene: &SceneId,
+    shared: &Shared<V, E, R>,
+    held: Held,
+) -> Next<B> {
+    let Held { slot, span } = held;
+    // The place under the bound is free again; the span closes here, with the verdict.
+    let started = slot.release();
+    let span = &span;
+    let now = Instant::now();
+    let decision = match &outcome {
+        Ok(verdict) => {
+            span.record("captcha.code", verdict.code().as_str());
+            span.record("captcha.request_id", verdict.request_id());
+            decide(Outcome::Verdict(verdict), shared.rules, || false)
+        }
+        Err(error) => {
+            if error.class() == ErrorClass::Outage {
+                shared.budget.outage(now);
+            }
+            decide(Outcome::Failed(error), shared.rules, || {
+                shared.budget.take(now)
+            })
+        }
+    };
+    let kind = match &decision {
+        Decision::Pass => OutcomeKind::Pass,
+        Decision::Degraded(_) => OutcomeKind::Degraded,
+        Decision::Refuse(Refusal::Rejected { .. }) => OutcomeKind::Refused,
+        Decision::Refuse(Refusal::Overloaded { .. }) => OutcomeKind::Overloaded,
+        Decision::Refuse(_) => OutcomeKind::Unavailable,
+    };
+    let observed = observe::Outcome {
+        scene,
+        kind,
+        code: match &outcome {
+            Ok(verdict) => verdict.code().as_str(),
+            Err(error) => error.kind(),
+        },
+        latency: Some(now.saturating_duration_since(started)),
+        error: outcome.as_ref().err(),
+    };
+    observe::record(shared.hook.as_ref(), &observed);
+    let _entered = span.enter();
+    match (decision, outcome) {
+        (Decision::Pass, Ok(verdict)) => {
+            span.record("captcha.outcome", "pass");
+            // Test mode passes everyone: no measure of how many people come.
+            if verdict.code() != &VerifyCode::T005 {
+                shared.budget.genuine_pass(now);
+            }
+            tracing::info!(captcha.code = verdict.code().as_str(), "captcha passed");
+            observe::verdict_alarm(&shared.alarms, now, &verdict, scene, true);
+            let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
+            let issued = verified.issued();
+            request.extensions_mut().insert(verified);
+            Next::Call(request, Some(issued))
+        }
+        (Decision::Degraded(class), outcome) => {
+            span.record("captcha.outcome", "degraded");
+            let request_id = outcome.err().and_then(|error| {
+                observe::alarm(&shared.alarms, shared.rules.policy, now, &error, None);
+                match error {
+                    Error::Api(api) => Some(api.request_id().to_owned()),
+                    _ => None,
+                }
+            });
+            let verified = CaptchaVerified::degraded(class, request_id, scene.clone(), param);
+            let issued = verified.issued();
+            request.extensions_mut().insert(verified);
+            Next::Call(request, Some(issued))
+        }
+        (Decision::Refuse(refusal), outcome) => {
+            span.record("captcha.outcome", "refused");
+            match outcome {
+                Ok(verdict) => observe::verdict_alarm(&shared.alarms, now, &verdict, scene, false),
+                Err(error) => observe::alarm(
+                    &shared.alarms,
+                    shared.rules.policy,
+                    now,
+                    &error,
+                    Some(&refusal),
+                ),
+            }
+            tracing::debug!(captcha.refusal = refusal.code(), "captcha refused");
+            Next::Refuse(refusal, request)
+        }
+        // A pass always comes from a verdict.
+        (Decision::Pass, Err(error)) => {
+            let refusal = Refusal::Unavailable {
+                class: error.class(),
+                retry_after: None,
+            };
+            observe::alarm(
+                &shared.alarms,
+                shared.rules.policy,
+                now,
+                &error,
+                Some(&refusal),
+            );
+            Next::Refuse(refusal, request)
+        }
+    }
+}
