@@ -10,15 +10,6 @@ use crate::{Error, Verification, VerifyCode};
 /// How long a client is asked to wait after a 503 the layer chose itself.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// What came of trying to verify a request's param.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Outcome<'a> {
-    /// The service answered.
-    Verdict(&'a Verification),
-    /// No verdict.
-    Failed(&'a Error),
-}
-
 /// The layer's settings that bear on the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rules {
@@ -27,58 +18,76 @@ pub(crate) struct Rules {
     pub(crate) open_on_configuration_errors: bool,
 }
 
+/// What a verdict means for the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub(crate) enum OnVerdict {
     /// A person passed.
     Pass,
-    /// No verdict could be had; the request goes on marked degraded.
-    Degraded(ErrorClass),
+    /// The captcha was not passed here.
     Refuse(Refusal),
 }
 
-/// The decision for `outcome`. `take_budget` is asked only when the request would pass
-/// degraded, and answers whether the degraded budget allows one more.
-pub(crate) fn decide(
-    outcome: Outcome<'_>,
+/// What a verification without a verdict means for the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    /// The request goes on marked degraded, within the budget.
+    Degraded(ErrorClass),
+    /// Refused for what the failure is (or under the closed policy).
+    Refuse(Refusal),
+    /// It would have gone on degraded, but the budget is spent: 503 until the service answers.
+    OverBudget(ErrorClass),
+}
+
+impl OnFailure {
+    /// The class the request goes on degraded for, or the refusal it is answered with.
+    pub(crate) fn answer(&self) -> Result<ErrorClass, Refusal> {
+        match self {
+            Self::Degraded(class) => Ok(*class),
+            Self::Refuse(refusal) => Err(refusal.clone()),
+            Self::OverBudget(class) => Err(Refusal::Unavailable {
+                class: *class,
+                retry_after: Some(RETRY_AFTER),
+            }),
+        }
+    }
+}
+
+/// The decision when no verdict could be had. `take_budget` is asked only when the request
+/// would pass degraded, and answers whether the degraded budget allows one more.
+pub(crate) fn on_failure(
+    error: &Error,
     rules: Rules,
     take_budget: impl FnOnce() -> bool,
-) -> Decision {
-    let error = match outcome {
-        Outcome::Verdict(verdict) => return judge(verdict, rules),
-        Outcome::Failed(error) => error,
-    };
+) -> OnFailure {
     let class = error.class();
     let may_open = match class {
         ErrorClass::Outage => true,
         ErrorClass::Configuration => rules.open_on_configuration_errors,
         // The service refused what we sent: the same as a param that is not valid.
         ErrorClass::BadRequest => {
-            return Decision::Refuse(Refusal::Rejected {
+            return OnFailure::Refuse(Refusal::Rejected {
                 code: VerifyCode::F003,
                 local: false,
             });
         }
         // Asked to slow down, or out of our own connections: passing would reward a flood.
         ErrorClass::Throttled => {
-            return Decision::Refuse(Refusal::Unavailable {
+            return OnFailure::Refuse(Refusal::Unavailable {
                 class,
                 retry_after: Some(error.retry_after().unwrap_or(RETRY_AFTER)),
             });
         }
-        ErrorClass::Overloaded => return Decision::Refuse(overloaded()),
+        ErrorClass::Overloaded => return OnFailure::Refuse(overloaded()),
     };
     match rules.policy {
         FailurePolicy::Open if may_open => {
             if take_budget() {
-                Decision::Degraded(class)
+                OnFailure::Degraded(class)
             } else {
-                Decision::Refuse(Refusal::Unavailable {
-                    class,
-                    retry_after: Some(RETRY_AFTER),
-                })
+                OnFailure::OverBudget(class)
             }
         }
-        _ => Decision::Refuse(Refusal::Unavailable {
+        _ => OnFailure::Refuse(Refusal::Unavailable {
             class,
             retry_after: None,
         }),
@@ -96,16 +105,16 @@ pub(crate) fn overloaded() -> Refusal {
 /// A verdict passes only when `VerifyResult` is true *and* its code is a pass code (every
 /// `T…`, as Alibaba documents, so a pass code added later does not lock people out); test
 /// mode's T005 only when allowed. Anything else, contradictions included, is refused.
-fn judge(verdict: &Verification, rules: Rules) -> Decision {
+pub(crate) fn on_verdict(verdict: &Verification, rules: Rules) -> OnVerdict {
     let code = verdict.code();
     let pass_code = match code {
         VerifyCode::T005 => rules.allow_test_mode,
         _ => code.is_pass(),
     };
     if verdict.passed() && pass_code {
-        Decision::Pass
+        OnVerdict::Pass
     } else {
-        Decision::Refuse(Refusal::Rejected {
+        OnVerdict::Refuse(Refusal::Rejected {
             code: code.clone(),
             local: false,
         })
@@ -149,23 +158,29 @@ mod tests {
         ..OPEN
     };
 
-    fn pass() -> Decision {
-        Decision::Pass
+    fn pass() -> OnVerdict {
+        OnVerdict::Pass
     }
-    fn rejected(code: &str) -> Decision {
-        Decision::Refuse(Refusal::Rejected {
+    fn rejected(code: &str) -> OnVerdict {
+        OnVerdict::Refuse(Refusal::Rejected {
             code: VerifyCode::from(code),
             local: false,
         })
     }
-    fn unavailable(class: ErrorClass, retry_after: Option<u64>) -> Decision {
-        Decision::Refuse(Refusal::Unavailable {
+    fn failed_as(code: &str) -> OnFailure {
+        OnFailure::Refuse(Refusal::Rejected {
+            code: VerifyCode::from(code),
+            local: false,
+        })
+    }
+    fn unavailable(class: ErrorClass, retry_after: Option<u64>) -> OnFailure {
+        OnFailure::Refuse(Refusal::Unavailable {
             class,
             retry_after: retry_after.map(Duration::from_secs),
         })
     }
-    fn overloaded() -> Decision {
-        Decision::Refuse(super::overloaded())
+    fn overloaded() -> OnFailure {
+        OnFailure::Refuse(super::overloaded())
     }
 
     #[test]
@@ -194,39 +209,45 @@ mod tests {
             (verdict(false, ""), OPEN, rejected("")),
         ];
         for (verdict, rules, expected) in &verdicts {
-            for budget in [true, false] {
-                let decided = decide(Outcome::Verdict(verdict), *rules, || budget);
-                assert_eq!(&decided, expected, "{verdict:?} {rules:?}");
-            }
+            assert_eq!(
+                &on_verdict(verdict, *rules),
+                expected,
+                "{verdict:?} {rules:?}"
+            );
         }
 
         // No verdict: (error, rules, budget left, decision).
-        let errors: Vec<(Error, Rules, bool, Decision)> = vec![
+        let errors: Vec<(Error, Rules, bool, OnFailure)> = vec![
             // Outages: the policy, within the budget.
             (
                 api(500, "InternalError"),
                 OPEN,
                 true,
-                Decision::Degraded(Outage),
+                OnFailure::Degraded(Outage),
             ),
             (
                 api(503, "ServiceUnavailable"),
                 OPEN,
                 false,
-                unavailable(Outage, Some(1)),
+                OnFailure::OverBudget(Outage),
             ),
-            (api(502, "Odd.Code"), OPEN, true, Decision::Degraded(Outage)),
+            (
+                api(502, "Odd.Code"),
+                OPEN,
+                true,
+                OnFailure::Degraded(Outage),
+            ),
             (
                 transport(TransportErrorKind::Timeout),
                 OPEN,
                 true,
-                Decision::Degraded(Outage),
+                OnFailure::Degraded(Outage),
             ),
             (
                 transport(TransportErrorKind::Connect),
                 OPEN,
                 true,
-                Decision::Degraded(Outage),
+                OnFailure::Degraded(Outage),
             ),
             (
                 transport(TransportErrorKind::Io),
@@ -238,7 +259,7 @@ mod tests {
                 ResponseError::new(ResponseErrorKind::Malformed, 200, "x").into(),
                 OPEN,
                 true,
-                Decision::Degraded(Outage),
+                OnFailure::Degraded(Outage),
             ),
             (
                 ResponseError::new(ResponseErrorKind::TooLarge, 200, "x").into(),
@@ -323,13 +344,13 @@ mod tests {
                 api(400, "SignatureDoesNotMatch"),
                 OPEN_ON_CONFIG,
                 true,
-                Decision::Degraded(Configuration),
+                OnFailure::Degraded(Configuration),
             ),
             (
                 api(400, "SignatureDoesNotMatch"),
                 OPEN_ON_CONFIG,
                 false,
-                unavailable(Configuration, Some(1)),
+                OnFailure::OverBudget(Configuration),
             ),
             (
                 api(400, "SignatureDoesNotMatch"),
@@ -338,8 +359,13 @@ mod tests {
                 unavailable(Configuration, None),
             ),
             // Bad request content: refused like a failed captcha.
-            (api(400, "InvalidParameter"), OPEN, true, rejected("F003")),
-            (api(400, "MissingParameter"), CLOSED, true, rejected("F003")),
+            (api(400, "InvalidParameter"), OPEN, true, failed_as("F003")),
+            (
+                api(400, "MissingParameter"),
+                CLOSED,
+                true,
+                failed_as("F003"),
+            ),
             // Throttling: 503 with a wait, never a pass.
             (
                 api(400, "Throttling"),
@@ -375,16 +401,22 @@ mod tests {
         ];
         for (error, rules, budget, expected) in &errors {
             let mut asked = false;
-            let decided = decide(Outcome::Failed(error), *rules, || {
+            let decided = on_failure(error, *rules, || {
                 asked = true;
                 *budget
             });
             assert_eq!(&decided, expected, "{error:?} {rules:?} budget {budget}");
-            // The budget is spent only on a degraded pass.
-            let degrades = matches!(expected, Decision::Degraded(_))
-                || matches!(expected, Decision::Refuse(Refusal::Unavailable { retry_after: Some(_), class })
-                    if *class != Throttled);
+            // The budget is asked only where a degraded pass is possible.
+            let degrades = matches!(expected, OnFailure::Degraded(_) | OnFailure::OverBudget(_));
             assert_eq!(asked, degrades, "{error:?} {rules:?}");
+            // Over budget is answered like any unavailability, with a wait.
+            if let OnFailure::OverBudget(class) = expected {
+                let waits = Refusal::Unavailable {
+                    class: *class,
+                    retry_after: Some(RETRY_AFTER),
+                };
+                assert_eq!(decided.answer(), Err(waits));
+            }
         }
 
         // The layer's own bound: 503 with a wait.

@@ -280,6 +280,7 @@ pub(crate) fn alarm(
     now: Instant,
     error: &Error,
     refusal: Option<&Refusal>,
+    over_budget: bool,
 ) {
     let class = error.class();
     let action = match refusal {
@@ -319,15 +320,7 @@ pub(crate) fn alarm(
             );
         }
     });
-    let budget_spent = policy == FailurePolicy::Open
-        && matches!(
-            refusal,
-            Some(Refusal::Unavailable {
-                class: ErrorClass::Outage | ErrorClass::Configuration,
-                retry_after: Some(_)
-            })
-        );
-    if budget_spent {
+    if over_budget {
         alarms.raise("budget_spent", now, |unlogged| {
             tracing::warn!(
                 captcha.unlogged = unlogged,

@@ -13,7 +13,7 @@ use pin_project::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::builder::Shared;
-use super::decision::{Decision, Outcome, decide, overloaded};
+use super::decision::{OnFailure, OnVerdict, on_failure, on_verdict, overloaded};
 use super::observe::{self, OutcomeKind};
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal};
@@ -194,99 +194,97 @@ pub(crate) fn settle<V, E, R, B>(
     let Held { slot, span } = held;
     // The place under the bound is free again; the span closes here, with the verdict.
     let started = slot.release();
-    let span = &span;
     let now = Instant::now();
-    let decision = match &outcome {
+    let latency = Some(now.saturating_duration_since(started));
+    let _entered = span.enter();
+    match outcome {
         Ok(verdict) => {
             span.record("captcha.code", verdict.code().as_str());
             span.record("captcha.request_id", verdict.request_id());
-            decide(Outcome::Verdict(verdict), shared.rules, || false)
+            let decision = on_verdict(&verdict, shared.rules);
+            let kind = match decision {
+                OnVerdict::Pass => OutcomeKind::Pass,
+                OnVerdict::Refuse(_) => OutcomeKind::Refused,
+            };
+            let code = verdict.code().as_str();
+            let observed = observe::Outcome {
+                scene,
+                kind,
+                code,
+                latency,
+                error: None,
+            };
+            observe::record(shared.hook.as_ref(), &observed);
+            let passed = decision == OnVerdict::Pass;
+            observe::verdict_alarm(&shared.alarms, now, &verdict, scene, passed);
+            match decision {
+                OnVerdict::Pass => {
+                    span.record("captcha.outcome", "pass");
+                    // Test mode passes everyone: no measure of how many people come.
+                    if verdict.code() != &VerifyCode::T005 {
+                        shared.budget.genuine_pass(now);
+                    }
+                    tracing::info!(captcha.code = verdict.code().as_str(), "captcha passed");
+                    let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
+                    let issued = verified.issued();
+                    request.extensions_mut().insert(verified);
+                    Next::Call(request, Some(issued))
+                }
+                OnVerdict::Refuse(refusal) => {
+                    span.record("captcha.outcome", "refused");
+                    tracing::debug!(captcha.refusal = refusal.code(), "captcha refused");
+                    Next::Refuse(refusal, request)
+                }
+            }
         }
         Err(error) => {
             if error.class() == ErrorClass::Outage {
                 shared.budget.outage(now);
             }
-            decide(Outcome::Failed(error), shared.rules, || {
-                shared.budget.take(now)
-            })
-        }
-    };
-    let kind = match &decision {
-        Decision::Pass => OutcomeKind::Pass,
-        Decision::Degraded(_) => OutcomeKind::Degraded,
-        Decision::Refuse(Refusal::Rejected { .. }) => OutcomeKind::Refused,
-        Decision::Refuse(Refusal::Overloaded { .. }) => OutcomeKind::Overloaded,
-        Decision::Refuse(_) => OutcomeKind::Unavailable,
-    };
-    let observed = observe::Outcome {
-        scene,
-        kind,
-        code: match &outcome {
-            Ok(verdict) => verdict.code().as_str(),
-            Err(error) => error.kind(),
-        },
-        latency: Some(now.saturating_duration_since(started)),
-        error: outcome.as_ref().err(),
-    };
-    observe::record(shared.hook.as_ref(), &observed);
-    let _entered = span.enter();
-    match (decision, outcome) {
-        (Decision::Pass, Ok(verdict)) => {
-            span.record("captcha.outcome", "pass");
-            // Test mode passes everyone: no measure of how many people come.
-            if verdict.code() != &VerifyCode::T005 {
-                shared.budget.genuine_pass(now);
-            }
-            tracing::info!(captcha.code = verdict.code().as_str(), "captcha passed");
-            observe::verdict_alarm(&shared.alarms, now, &verdict, scene, true);
-            let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
-            let issued = verified.issued();
-            request.extensions_mut().insert(verified);
-            Next::Call(request, Some(issued))
-        }
-        (Decision::Degraded(class), outcome) => {
-            span.record("captcha.outcome", "degraded");
-            let request_id = outcome.err().and_then(|error| {
-                observe::alarm(&shared.alarms, shared.rules.policy, now, &error, None);
-                match error {
-                    Error::Api(api) => Some(api.request_id().to_owned()),
-                    _ => None,
-                }
-            });
-            let verified = CaptchaVerified::degraded(class, request_id, scene.clone(), param);
-            let issued = verified.issued();
-            request.extensions_mut().insert(verified);
-            Next::Call(request, Some(issued))
-        }
-        (Decision::Refuse(refusal), outcome) => {
-            span.record("captcha.outcome", "refused");
-            match outcome {
-                Ok(verdict) => observe::verdict_alarm(&shared.alarms, now, &verdict, scene, false),
-                Err(error) => observe::alarm(
-                    &shared.alarms,
-                    shared.rules.policy,
-                    now,
-                    &error,
-                    Some(&refusal),
-                ),
-            }
-            tracing::debug!(captcha.refusal = refusal.code(), "captcha refused");
-            Next::Refuse(refusal, request)
-        }
-        // A pass always comes from a verdict.
-        (Decision::Pass, Err(error)) => {
-            let refusal = Refusal::Unavailable {
-                class: error.class(),
-                retry_after: None,
+            let decision = on_failure(&error, shared.rules, || shared.budget.take(now));
+            let kind = match &decision {
+                OnFailure::Degraded(_) => OutcomeKind::Degraded,
+                OnFailure::Refuse(Refusal::Rejected { .. }) => OutcomeKind::Refused,
+                OnFailure::Refuse(Refusal::Overloaded { .. }) => OutcomeKind::Overloaded,
+                OnFailure::Refuse(_) | OnFailure::OverBudget(_) => OutcomeKind::Unavailable,
             };
+            let observed = observe::Outcome {
+                scene,
+                kind,
+                code: error.kind(),
+                latency,
+                error: Some(&error),
+            };
+            observe::record(shared.hook.as_ref(), &observed);
+            let over_budget = matches!(decision, OnFailure::OverBudget(_));
+            let answer = decision.answer();
             observe::alarm(
                 &shared.alarms,
                 shared.rules.policy,
                 now,
                 &error,
-                Some(&refusal),
+                answer.as_ref().err(),
+                over_budget,
             );
-            Next::Refuse(refusal, request)
+            match answer {
+                Ok(class) => {
+                    span.record("captcha.outcome", "degraded");
+                    let request_id = match error {
+                        Error::Api(api) => Some(api.request_id().to_owned()),
+                        _ => None,
+                    };
+                    let verified =
+                        CaptchaVerified::degraded(class, request_id, scene.clone(), param);
+                    let issued = verified.issued();
+                    request.extensions_mut().insert(verified);
+                    Next::Call(request, Some(issued))
+                }
+                Err(refusal) => {
+                    span.record("captcha.outcome", "refused");
+                    tracing::debug!(captcha.refusal = refusal.code(), "captcha refused");
+                    Next::Refuse(refusal, request)
+                }
+            }
         }
     }
 }
