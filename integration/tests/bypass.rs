@@ -752,3 +752,59 @@ async fn a_path_the_router_reads_otherwise_neither_skips_nor_switches_the_scene(
 }
 
 const NEWSLETTER_FREE: &str = "public-pages";
+
+/// Two layers on one route: the inner one takes the outer one's verdict only where its own
+/// rules would have given it. A closed inner layer behind an open table refuses a degraded
+/// pass (503); an inner layer that does not allow test mode refuses a T005 pass (403).
+#[tokio::test]
+async fn a_stricter_inner_layer_stays_strict_behind_an_outer_one() {
+    let emulator = emulator_with_newsletter().await;
+    let client = client_for(&emulator);
+    let runs = Runs::default();
+
+    // Open table outside, closed route layer inside; the service has an outage.
+    let outer = CaptchaLayer::builder(client.clone(), Route::exact("/pay", scene(LOGIN)))
+        .build()
+        .unwrap();
+    let inner = CaptchaLayer::builder(client.clone(), scene(LOGIN))
+        .failure_policy(FailurePolicy::Closed)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/pay", runs.handler().layer(inner))
+        .layer(outer);
+    let addr = serve(app).await;
+    emulator.set_faults(Faults::mode(
+        aliyun_captcha_emulator::FaultMode::InternalError,
+    ));
+    let (status, _, body) = send(
+        Method::POST,
+        format!("http://{addr}/pay"),
+        Some("eyJhbnkiOjF9"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    emulator.set_faults(Faults::none());
+
+    // Test mode allowed outside only, on a scene left in test mode.
+    let outer = CaptchaLayer::builder(client.clone(), Route::exact("/pay", scene("test-pass")))
+        .allow_test_mode(true)
+        .build()
+        .unwrap();
+    let inner = exposing(client.clone(), scene("test-pass"));
+    let app = Router::new()
+        .route("/pay", runs.handler().layer(inner))
+        .layer(outer);
+    let addr = serve(app).await;
+    let param = emulator
+        .mint(Mint::pass().in_scene(scene("test-pass")))
+        .unwrap();
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/pay"), Some(&param)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("T005")),
+        "{body}"
+    );
+
+    assert_eq!(runs.count(), 0, "the handler ran");
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{FailurePolicy, Refusal};
+use super::{CaptchaVerified, FailurePolicy, Refusal};
 use crate::error::ErrorClass;
 use crate::{Error, Verification, VerifyCode};
 
@@ -118,6 +118,35 @@ pub(crate) fn on_verdict(verdict: &Verification, rules: Rules) -> OnVerdict {
             code: code.clone(),
             local: false,
         })
+    }
+}
+
+/// Whether a layer may take the verdict an outer layer of this crate gave the same request:
+/// only one its own rules would have given. A degraded pass needs this layer's policy open
+/// for its class; test mode's T005 needs this layer to allow it. (The outer layer already
+/// counted a degraded pass against the budget.)
+pub(crate) fn on_earlier(verified: &CaptchaVerified, rules: Rules) -> Result<(), Refusal> {
+    match (verified.degraded_by(), verified.code()) {
+        (Some(class), _) => {
+            let may_open = match class {
+                ErrorClass::Outage => true,
+                ErrorClass::Configuration => rules.open_on_configuration_errors,
+                _ => false,
+            };
+            if rules.policy == FailurePolicy::Open && may_open {
+                Ok(())
+            } else {
+                Err(Refusal::Unavailable {
+                    class,
+                    retry_after: None,
+                })
+            }
+        }
+        (None, Some(VerifyCode::T005)) if !rules.allow_test_mode => Err(Refusal::Rejected {
+            code: VerifyCode::T005,
+            local: false,
+        }),
+        (None, _) => Ok(()),
     }
 }
 
@@ -422,5 +451,41 @@ mod tests {
         // The layer's own bound: 503 with a wait.
         assert_eq!(super::overloaded().status(), 503);
         assert_eq!(super::overloaded().retry_after(), Some(RETRY_AFTER));
+    }
+
+    #[test]
+    fn an_outer_verdict_is_taken_only_where_these_rules_would_give_it() {
+        use ErrorClass::*;
+        let scene = crate::SceneId::new("s").unwrap();
+        let param = crate::CaptchaVerifyParam::new("p").unwrap();
+        let passed =
+            |code: &str| CaptchaVerified::passed(verdict(true, code), scene.clone(), param.clone());
+        let degraded = |class| CaptchaVerified::degraded(class, None, scene.clone(), param.clone());
+        let rejected_t005 = Err(Refusal::Rejected {
+            code: VerifyCode::T005,
+            local: false,
+        });
+        let unavailable = |class| {
+            Err(Refusal::Unavailable {
+                class,
+                retry_after: None,
+            })
+        };
+        let rows = [
+            (passed("T001"), CLOSED, Ok(())),
+            (passed("T005"), OPEN, rejected_t005.clone()),
+            (passed("T005"), TEST_MODE, Ok(())),
+            (degraded(Outage), OPEN, Ok(())),
+            (degraded(Outage), CLOSED, unavailable(Outage)),
+            (degraded(Configuration), OPEN, unavailable(Configuration)),
+            (degraded(Configuration), OPEN_ON_CONFIG, Ok(())),
+        ];
+        for (verified, rules, expected) in rows {
+            assert_eq!(
+                on_earlier(&verified, rules),
+                expected,
+                "{verified:?} {rules:?}"
+            );
+        }
     }
 }

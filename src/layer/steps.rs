@@ -13,7 +13,7 @@ use pin_project::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::builder::Shared;
-use super::decision::{OnFailure, OnVerdict, on_failure, on_verdict, overloaded};
+use super::decision::{OnFailure, OnVerdict, on_earlier, on_failure, on_verdict, overloaded};
 use super::observe::{self, OutcomeKind};
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal};
@@ -146,13 +146,18 @@ pub(crate) fn extracted<V, E, R, B>(
     let local = |code| Refusal::Rejected { code, local: true };
     let refusal = match param {
         Ok(Some(param)) => {
-            return match earlier.filter(|verdict| verdict.claim(&param, scene)) {
-                Some(verdict) => {
-                    request.extensions_mut().insert(verdict);
-                    Next::Call(request, None)
-                }
-                None => Next::Verify(request, param),
+            let Some(verdict) = earlier.filter(|verdict| verdict.claim(&param, scene)) else {
+                return Next::Verify(request, param);
             };
+            // Only a verdict this layer's own rules would have given (a stricter inner layer
+            // stays strict); verifying again could only answer that the param was used.
+            match on_earlier(&verdict, shared.rules) {
+                Ok(()) => {
+                    request.extensions_mut().insert(verdict);
+                    return Next::Call(request, None);
+                }
+                Err(refusal) => refusal,
+            }
         }
         // No param, or one that cannot be real: refused without a paid call.
         Ok(None) => local(VerifyCode::F002),
