@@ -127,6 +127,9 @@ pub(crate) fn encode(format: ParamFormat, scene_id: &str, certify_id: &str) -> S
 /// A param the emulator issued.
 #[derive(Debug)]
 struct Minted {
+    /// The scene it was minted for. The real param is signed, scene included: one whose scene
+    /// was edited fails its check.
+    scene: String,
     verdict: VerifyCode,
     /// The page's `UserCertifyId`, which the verdict reports instead of the param's own id.
     user_certify_id: Option<String>,
@@ -150,6 +153,7 @@ impl ParamStore {
     pub(crate) fn insert(
         &mut self,
         certify_id: String,
+        scene: &str,
         verdict: VerifyCode,
         user_certify_id: Option<String>,
         now: SystemTime,
@@ -161,6 +165,7 @@ impl ParamStore {
         self.minted.insert(
             certify_id,
             Minted {
+                scene: scene.to_owned(),
                 verdict,
                 user_certify_id,
                 minted_at: now,
@@ -193,6 +198,10 @@ impl ParamStore {
         let Some(minted) = self.minted.get_mut(&param.certify_id) else {
             return param.format.expired();
         };
+        if minted.scene != param.scene_id {
+            // Edited after it was made: its signature would not hold. Not used up.
+            return VerifyCode::F003;
+        }
         if minted.used {
             return param.format.reused();
         }
@@ -243,7 +252,7 @@ mod tests {
         let start = SystemTime::now();
         for i in 0..1000u64 {
             let at = start + Duration::from_millis(i);
-            store.insert(format!("cid{i}"), VerifyCode::T001, None, at);
+            store.insert(format!("cid{i}"), "scene1", VerifyCode::T001, None, at);
             assert!(
                 store.minted.len() <= 100,
                 "{} after {i}",
@@ -281,8 +290,8 @@ mod tests {
     fn a_param_is_single_use_and_expires() {
         let mut store = ParamStore::default();
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        store.insert("a".into(), VerifyCode::T001, None, start);
-        store.insert("b".into(), VerifyCode::T001, None, start);
+        store.insert("a".into(), "s", VerifyCode::T001, None, start);
+        store.insert("b".into(), "s", VerifyCode::T001, None, start);
         let v3 = |id: &str| DecodedParam {
             format: ParamFormat::V3,
             scene_id: "s".into(),
@@ -293,5 +302,19 @@ mod tests {
         let late = start + V3_LIFETIME + Duration::from_secs(1);
         assert_eq!(store.verdict(&v3("b"), late), VerifyCode::F019);
         assert_eq!(store.verdict(&v3("never"), start), VerifyCode::F019);
+    }
+
+    #[test]
+    fn a_param_whose_scene_was_edited_fails_and_is_not_used_up() {
+        let mut store = ParamStore::default();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        store.insert("a".into(), "login", VerifyCode::T001, None, start);
+        let param = |scene: &str| DecodedParam {
+            format: ParamFormat::V3,
+            scene_id: scene.into(),
+            certify_id: "a".into(),
+        };
+        assert_eq!(store.verdict(&param("signup"), start), VerifyCode::F003);
+        assert_eq!(store.verdict(&param("login"), start), VerifyCode::T001);
     }
 }

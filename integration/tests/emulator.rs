@@ -1022,3 +1022,22 @@ async fn encryption_mode_scenes_need_a_valid_encrypted_scene_id() {
         assert_eq!(verdict.code().as_str(), "T001", "V2 with {token:?}");
     }
 }
+
+/// A param whose scene was edited after it was made fails (its signature would not hold at
+/// Alibaba's), and is not used up: the untouched param still passes in its own scene.
+#[tokio::test]
+async fn a_param_with_an_edited_scene_fails() {
+    use base64::Engine as _;
+    let emulator = emulator().await;
+    let client = client_for(&emulator);
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut fields: Value = serde_json::from_slice(&engine.decode(&param).unwrap()).unwrap();
+    assert_eq!(fields["sceneId"], LOGIN);
+    fields["sceneId"] = json!(SIGNUP);
+    let edited = engine.encode(fields.to_string());
+    let verdict = client.verify(request(&edited, Some(SIGNUP))).await.unwrap();
+    assert_eq!(verdict.code(), &VerifyCode::F003);
+    let verdict = client.verify(request(&param, Some(LOGIN))).await.unwrap();
+    assert_eq!(verdict.code(), &VerifyCode::T001);
+}
