@@ -808,3 +808,55 @@ async fn a_stricter_inner_layer_stays_strict_behind_an_outer_one() {
 
     assert_eq!(runs.count(), 0, "the handler ran");
 }
+
+/// tonic serves a method whatever the HTTP method and content type, so an exemption must not
+/// reach a gRPC call that leaves out (or misspells) `content-type: application/grpc`: a
+/// request with a body takes no exemption (a page's GET has none), and the content type is
+/// read without regard to case.
+#[tokio::test]
+async fn an_exemption_never_reaches_a_grpc_call_without_its_content_type() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let layer = CaptchaLayer::builder(
+        client_for(&emulator),
+        Route::every_path(scene(SIGNUP)).exempt(Method::GET),
+    )
+    .extractor(GrpcMetadata::default())
+    .build()
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = CountingGrpc(runs.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let h2: HyperClient<HttpConnector, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new());
+    // A unary call's message: the 5-byte frame header and a small protobuf.
+    let message = Bytes::from_static(b"\x00\x00\x00\x00\x03\x0a\x01x");
+    for method in [Method::GET, Method::HEAD] {
+        for content_type in [
+            None,
+            Some("Application/GRPC"),
+            Some("application/x-protobuf"),
+        ] {
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(format!("http://{addr}{GRPC_PATH}"));
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let request = request.body(Full::new(message.clone())).unwrap();
+            let response = h2.request(request).await.expect("the server answers");
+            let ran = response.headers().get("grpc-status").map(|v| v.as_bytes()) == Some(b"0");
+            assert!(!ran, "{method} {content_type:?}: {response:?}");
+        }
+    }
+    assert_eq!(runs.count(), 0, "the gRPC handler ran without a verdict");
+}

@@ -116,7 +116,9 @@ impl Route {
     /// method (axum's `any`) stays protected; [`exempt_throughout`](Self::exempt_throughout)
     /// reaches below. On the route for every path, it is every request. Exempting `GET`
     /// exempts `HEAD` too (servers answer `HEAD` with the `GET` handler); `HEAD` cannot be
-    /// exempted alone. gRPC requests ignore exemptions.
+    /// exempted alone. A request that carries a body, or says it is gRPC, takes no exemption:
+    /// a page's `GET` has none, while tonic serves a method whatever the HTTP method and
+    /// content type, and a call's message is its body.
     ///
     /// ```
     /// use http::Method;
@@ -457,7 +459,8 @@ impl Table {
 
     /// The route that protects `request`, if any (see `resolve`): by its path, and with axum
     /// by the path before an outer router stripped a prefix.
-    pub(crate) fn protecting<B>(&self, request: &Request<B>) -> Protection {
+    /// What protects `request`; `has_body` when it carries a body (or may).
+    pub(crate) fn protecting<B>(&self, request: &Request<B>, has_body: bool) -> Protection {
         #[cfg(feature = "axum")]
         let original = request
             .extensions()
@@ -465,7 +468,9 @@ impl Table {
             .map(|original| original.0.path());
         #[cfg(not(feature = "axum"))]
         let original: Option<&str> = None;
-        let (method, grpc, path) = (request.method(), is_grpc(request), request.uri().path());
+        // Exemptions are for a page's GET (no body); a gRPC call always has one.
+        let grpc = is_grpc(request) || has_body;
+        let (method, path) = (request.method(), request.uri().path());
         // The router matches the raw path (case, percent-escapes, dot segments and all) while
         // the table is written in normalised form, so a request is looked up both ways. Each
         // way's protecting route protects it; two scenes mean the two disagree on what the
@@ -602,7 +607,8 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
     request
         .headers()
         .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .and_then(|v| v.as_bytes().get(..16))
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"application/grpc"))
 }
 
 fn under(path: &str, prefix: &str) -> bool {
@@ -695,7 +701,7 @@ mod tests {
     }
 
     fn scene_for(table: &Table, method: Method, path: &str) -> Option<String> {
-        match table.protecting(&request(method, path)) {
+        match table.protecting(&request(method, path), false) {
             Protection::Unprotected => None,
             Protection::Route(i) => Some(table.entry(i).scene.as_str().to_owned()),
             Protection::Ambiguous => Some("ambiguous".to_owned()),
@@ -779,9 +785,19 @@ mod tests {
             http::header::CONTENT_TYPE,
             "application/grpc+proto".parse().unwrap(),
         );
-        assert_eq!(table.protecting(&grpc), Protection::Route(0));
+        assert_eq!(table.protecting(&grpc, false), Protection::Route(0));
+        // The content type in any case; and any request with a body, whatever it says.
+        grpc.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            "Application/GRPC".parse().unwrap(),
+        );
+        assert_eq!(table.protecting(&grpc, false), Protection::Route(0));
         assert_eq!(
-            table.protecting(&request(Method::GET, "/demo.A/B")),
+            table.protecting(&request(Method::GET, "/demo.A/B"), true),
+            Protection::Route(0)
+        );
+        assert_eq!(
+            table.protecting(&request(Method::GET, "/demo.A/B"), false),
             Protection::Unprotected
         );
     }

@@ -82,7 +82,8 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        let route = match shared.table.protecting(&request) {
+        let has_body = !http_body::Body::is_end_stream(request.body());
+        let route = match shared.table.protecting(&request, has_body) {
             Protection::Route(route) => route,
             Protection::Unprotected => {
                 let start = Start::PassThrough(request.map(CaptchaBody::new));
