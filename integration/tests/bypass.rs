@@ -138,6 +138,22 @@ impl<B: Send + 'static> tower::Service<http::Request<B>> for CountingGrpc {
     }
 }
 
+/// A tonic server with `layer` in front of a [`CountingGrpc`] service.
+async fn serve_grpc(layer: CaptchaLayer<Client, GrpcMetadata>, runs: &Runs) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = CountingGrpc(runs.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
 /// tonic routes by path and never looks at the HTTP method: raw HTTP/2 requests with `PUT`,
 /// `GET`, `PATCH` and a lowercase `post` must be refused like `POST`.
 #[tokio::test]
@@ -151,17 +167,7 @@ async fn grpc_methods_are_protected_whatever_the_http_method() {
     .extractor(GrpcMetadata::default())
     .build()
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = CountingGrpc(runs.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(service)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-            .await
-            .unwrap();
-    });
+    let addr = serve_grpc(layer, &runs).await;
 
     let h2: HyperClient<HttpConnector, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
         .http2_only(true)
@@ -824,17 +830,7 @@ async fn an_exemption_never_reaches_a_grpc_call_without_its_content_type() {
     .extractor(GrpcMetadata::default())
     .build()
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = CountingGrpc(runs.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(service)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-            .await
-            .unwrap();
-    });
+    let addr = serve_grpc(layer, &runs).await;
     let h2: HyperClient<HttpConnector, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
         .http2_only(true)
         .build(HttpConnector::new());
