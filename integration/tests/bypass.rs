@@ -612,8 +612,8 @@ async fn two_layers_verify_a_param_once() {
     assert_eq!(runs.count(), 0);
 }
 
-/// The header extractor is the default; a param in the body of a route-local layer that only
-/// reads the header is not looked at, so the route refuses it rather than guessing.
+/// A route-local layer told to read the header only does not look at the body: a param there
+/// is not found, and the route refuses rather than guessing.
 #[tokio::test]
 async fn extractors_only_read_where_they_are_told() {
     let emulator = emulator().await;
