@@ -115,13 +115,7 @@ async fn expect_recovery(open: SocketAddr, closed: SocketAddr, emulator: &Emulat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_under_both_policies() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = Captured::install();
 
     let clock = TestClock::default();
     let emulator = emulator_with_clock(clock.clone()).await;

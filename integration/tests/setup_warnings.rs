@@ -52,13 +52,7 @@ fn warnings(logs: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_mistakes_warn_with_the_fix_and_bots_do_not() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = Captured::install();
     let emulator = emulator().await;
     let login_route = app(client_for(&emulator), LOGIN).await;
 

@@ -302,6 +302,18 @@ impl http_body::Body for Trickle {
 pub struct Captured(pub Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl Captured {
+    /// Installs the process-wide subscriber (once per test binary) at debug, writing here.
+    pub fn install() -> Self {
+        let captured = Self::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        captured
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
