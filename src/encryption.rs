@@ -37,7 +37,7 @@ type Encryptor = cbc::Encryptor<aes::Aes256>;
 type Decryptor = cbc::Decryptor<aes::Aes256>;
 
 /// The longest lifetime of an `EncryptedSceneId` the service accepts.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 
 const IV_LEN: usize = 16;
 
@@ -98,7 +98,7 @@ impl SceneKey {
         Ok(BASE64.encode(key))
     }
 
-    /// An `EncryptedSceneId` for `scene`, valid for `lifetime` (1 s to [`MAX_LIFETIME`]) from
+    /// An `EncryptedSceneId` for `scene`, valid for `lifetime` (1 s to 24 hours) from
     /// now.
     ///
     /// ```

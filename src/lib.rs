@@ -46,8 +46,8 @@
 //!   services, with its route table, failure policy and refusals.
 //! - [`extract`]: where the param comes from (header, query, form, JSON, gRPC metadata, several,
 //!   or a closure).
-//! - [`sign`]: the ACS3-HMAC-SHA256 request signature, pure and I/O-free.
-//! - [`Client`]: the signed, pooled verification client; implements [`Verify`].
+//! - [`Client`]: the pooled verification client, signing each call with ACS3-HMAC-SHA256;
+//!   implements [`Verify`].
 //! - [`credentials`]: AccessKey pairs and STS tokens, and where they come from (the default
 //!   chain of Alibaba's credentials libraries, STS roles, the ECS metadata service).
 //! - [`VerifyCode`], [`Verification`], [`Error`]: typed verdicts and failures.
@@ -108,6 +108,9 @@ pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod layer;
+// The request signature: public for the emulator crate (aliyun-captcha-emulator), which
+// verifies what the client signs with the same canonical request; not an API of its own.
+#[doc(hidden)]
 pub mod sign;
 pub mod verify;
 

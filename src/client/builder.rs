@@ -55,13 +55,13 @@ impl fmt::Debug for ClientBuilder {
 
 /// The environment variable with the region (`cn-shanghai`, `ap-southeast-1`, …), read by
 /// [`ClientBuilder::from_env`].
-pub const ENV_REGION: &str = "ALIBABA_CLOUD_REGION_ID";
+pub(crate) const ENV_REGION: &str = "ALIBABA_CLOUD_REGION_ID";
 /// The environment variable with an endpoint URL that replaces the region's, e.g. a local
 /// emulator: `http://127.0.0.1:8787`.
-pub const ENV_ENDPOINT: &str = "ALIBABA_CLOUD_CAPTCHA_ENDPOINT";
+pub(crate) const ENV_ENDPOINT: &str = "ALIBABA_CLOUD_CAPTCHA_ENDPOINT";
 /// Set to `true` to allow a plain `http://` endpoint in [`ENV_ENDPOINT`] on a host other than
 /// the loopback (an emulator in another container).
-pub const ENV_ALLOW_HTTP: &str = "ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP";
+pub(crate) const ENV_ALLOW_HTTP: &str = "ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP";
 
 impl ClientBuilder {
     /// A builder configured from the environment, so that a deployment (or a test) can point
@@ -247,7 +247,7 @@ impl ClientBuilder {
     }
 
     /// The deadline for a whole verification: connecting (to every endpoint tried), sending,
-    /// and reading the answer. Default [`DEFAULT_TIMEOUT`].
+    /// and reading the answer. Default 5 s.
     ///
     /// ```
     /// use std::time::Duration;
@@ -266,7 +266,7 @@ impl ClientBuilder {
         self
     }
 
-    /// The deadline for opening one connection. Default [`DEFAULT_CONNECT_TIMEOUT`]; keep it
+    /// The deadline for opening one connection. Default 1 s; keep it
     /// well below [`timeout`](Self::timeout), so that failover has time to happen.
     ///
     /// ```
@@ -289,7 +289,7 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest response body accepted. Default [`DEFAULT_MAX_RESPONSE_BYTES`].
+    /// The largest response body accepted. Default 64 KiB.
     ///
     /// ```
     /// use tower_aliyun_captcha::{Client, Credentials};
@@ -306,8 +306,7 @@ impl ClientBuilder {
         self
     }
 
-    /// The most connections open at once, across endpoints. Default
-    /// [`DEFAULT_MAX_CONNECTIONS`]. Set it to the number of verifications you allow in flight:
+    /// The most connections open at once, across endpoints. Default 256. Set it to the number of verifications you allow in flight:
     /// past it, a verification waits (within its timeout) for a pooled connection.
     ///
     /// ```
@@ -331,7 +330,7 @@ impl ClientBuilder {
 
     /// How long a verification waits for one of the [`max_connections`](Self::max_connections)
     /// slots before failing as [overloaded](crate::error::ErrorClass::Overloaded), with nothing
-    /// sent. Default [`DEFAULT_CONNECTION_WAIT`]: under a flood, verifications are turned away
+    /// sent. Default 250 ms: under a flood, verifications are turned away
     /// at once instead of queueing until they time out.
     ///
     /// ```

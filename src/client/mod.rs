@@ -42,10 +42,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-pub use builder::{BuildError, ClientBuilder, ENV_ALLOW_HTTP, ENV_ENDPOINT, ENV_REGION};
+pub use builder::{BuildError, ClientBuilder};
 pub use endpoint::{Endpoint, InvalidEndpoint, Region, UnknownRegion};
 pub use proxy::Proxy;
 pub(crate) use proxy::ProxyConnector;
+// Public for the benchmarks and fuzz targets only.
+#[doc(hidden)]
 pub use response::parse_response;
 pub use transport::TlsRoots;
 pub(crate) use transport::connector_builder;
@@ -56,18 +58,18 @@ use crate::verify::{CaptchaVerifyParam, Verification, Verify, VerifyRequest};
 use tracing::Instrument as _;
 
 /// The default deadline of a whole verification: Alibaba's own samples use 5 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default deadline for opening one connection: well within [`DEFAULT_TIMEOUT`], so that a
 /// black-holed endpoint leaves time for its dual-stack twin.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a verification waits, by default, for one of the client's
 /// [connection slots](ClientBuilder::max_connections) before it gives up as overloaded.
-pub const DEFAULT_CONNECTION_WAIT: Duration = Duration::from_millis(250);
+pub(crate) const DEFAULT_CONNECTION_WAIT: Duration = Duration::from_millis(250);
 /// The default cap on a response body. Real answers are a few hundred bytes.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The default cap on connections open at once, across endpoints, and so on verifications in
 /// flight through one client. The layer's default bound is the same number.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
 ///

@@ -73,9 +73,9 @@ pub use source::ParamSource;
 use crate::verify::{CaptchaVerifyParam, InvalidParam};
 
 /// The field name Alibaba's front-end template posts the param under.
-pub const DEFAULT_FIELD: &str = "captchaVerifyParam";
+pub(crate) const DEFAULT_FIELD: &str = "captchaVerifyParam";
 /// The default header (and gRPC metadata key) for the param.
-pub const DEFAULT_HEADER: &str = "x-captcha-verify-param";
+pub(crate) const DEFAULT_HEADER: &str = "x-captcha-verify-param";
 
 /// What an extractor found: the request back (its body possibly buffered) and the param.
 ///

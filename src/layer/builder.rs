@@ -20,12 +20,12 @@ use crate::extract::{BodyLimits, HeaderOrBody};
 
 /// The default bound on verifications in flight at once, per layer: the client's default
 /// number of connections, so that the layer never admits more than the client can send.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = crate::client::DEFAULT_MAX_CONNECTIONS;
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = crate::client::DEFAULT_MAX_CONNECTIONS;
 
 /// The default deadline of one verification as the layer sees it: past it, the verification
-/// counts as an outage. Longer than the client's own [timeout](crate::client::DEFAULT_TIMEOUT),
+/// counts as an outage. Longer than the client's own timeout,
 /// which gives the better error; it bounds custom verifiers that have no timeout of their own.
-pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the services of one layer (and its clones) share: the verifier, the routes, the rules,
 /// the in-flight bound, the degraded budget and the alarms.
@@ -49,7 +49,7 @@ pub(crate) struct Shared<V, E, R> {
 /// the defaults: the [`HeaderOrBody`] extractor (the header, else a JSON or form field),
 /// [`FailurePolicy::Open`] within the
 /// [`DegradedBudget::adaptive`] budget, the [`DefaultResponder`], [`BodyLimits::DEFAULT`],
-/// [`DEFAULT_MAX_IN_FLIGHT`] and [`DEFAULT_VERIFY_TIMEOUT`]. [`builder`](Self::builder)
+/// 256 verifications in flight and a 10 s deadline. [`builder`](Self::builder)
 /// changes any of them, or protects a table of [`Routes`]. Services made from one layer (and
 /// its clones) share its in-flight bound and degraded budget.
 ///
@@ -407,7 +407,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
 
     /// The most verifications in flight at once; past it, requests are answered 503 with
     /// `Retry-After` at once (gRPC `RESOURCE_EXHAUSTED`), whatever the failure policy. Default
-    /// [`DEFAULT_MAX_IN_FLIGHT`]; keep it no larger than the client's
+    /// 256; keep it no larger than the client's
     /// [`max_connections`](crate::client::ClientBuilder::max_connections). Zero is refused.
     ///
     /// ```
@@ -429,7 +429,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     }
 
     /// The longest a verification may take as the layer sees it; past it, it counts as an
-    /// outage. Default [`DEFAULT_VERIFY_TIMEOUT`]; zero is refused.
+    /// outage. Default 10 s; zero is refused.
     ///
     /// ```
     /// use std::time::Duration;

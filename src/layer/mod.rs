@@ -74,9 +74,7 @@ mod steps;
 mod verified;
 
 pub use budget::{DegradedBudget, SharedBudgets};
-pub use builder::{
-    CaptchaLayer, CaptchaLayerBuilder, ConfigError, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VERIFY_TIMEOUT,
-};
+pub use builder::{CaptchaLayer, CaptchaLayerBuilder, ConfigError};
 pub use future::ResponseFuture;
 pub use observe::{Outcome, OutcomeKind};
 pub use policy::FailurePolicy;

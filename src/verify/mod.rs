@@ -11,9 +11,7 @@ use std::sync::Arc;
 use crate::Error;
 
 pub use code::VerifyCode;
-pub use param::{
-    CaptchaVerifyParam, InvalidParam, InvalidSceneId, MAX_PARAM_LEN, MAX_SCENE_ID_LEN, SceneId,
-};
+pub use param::{CaptchaVerifyParam, InvalidParam, InvalidSceneId, SceneId};
 pub use verdict::{Verification, VerifyRequest};
 
 /// Something that can verify a param: the [`Client`](crate::Client), or a stand-in in tests.

@@ -11,13 +11,13 @@ use super::VerifyCode;
 /// Real params are a few KiB at most (a V3 param is a few hundred bytes of base64; a V2 param a
 /// JSON object with a device token). Anything longer is not from Alibaba's widget, and is
 /// refused locally as [`VerifyCode::F003`] instead of being sent (and billed).
-pub const MAX_PARAM_LEN: usize = 16 * 1024;
+pub(crate) const MAX_PARAM_LEN: usize = 16 * 1024;
 
 /// The longest scene id accepted, in bytes. Alibaba's are 8 characters.
-pub const MAX_SCENE_ID_LEN: usize = 128;
+pub(crate) const MAX_SCENE_ID_LEN: usize = 128;
 
 /// A `CaptchaVerifyParam` as the front-end widget produced it: non-empty, at most
-/// [`MAX_PARAM_LEN`] bytes, passed on unchanged.
+/// 16 KiB, passed on unchanged.
 ///
 /// Its `Debug` output shows only its length and first characters: the full param is a
 /// single-use token and is never logged.
@@ -133,7 +133,7 @@ impl FromStr for CaptchaVerifyParam {
 pub enum InvalidParam {
     /// No param, or only white space.
     Empty,
-    /// Longer than [`MAX_PARAM_LEN`]; holds the length.
+    /// Longer than 16 KiB; holds the length.
     TooLong(usize),
     /// Not UTF-8 text.
     NotUtf8,
@@ -193,7 +193,7 @@ impl std::error::Error for InvalidParam {}
 pub struct SceneId(Arc<str>);
 
 impl SceneId {
-    /// Checks and wraps a scene id: 1 to [`MAX_SCENE_ID_LEN`] bytes, no control characters.
+    /// Checks and wraps a scene id: 1 to 128 bytes, no control characters.
     ///
     /// ```
     /// use tower_aliyun_captcha::SceneId;
