@@ -139,7 +139,7 @@ impl<B: Send + 'static> tower::Service<http::Request<B>> for CountingGrpc {
 }
 
 /// A tonic server with `layer` in front of a [`CountingGrpc`] service.
-async fn serve_grpc(layer: CaptchaLayer<Client, GrpcMetadata>, runs: &Runs) -> SocketAddr {
+async fn serve_grpc(layer: CaptchaLayer<Client>, runs: &Runs) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = CountingGrpc(runs.clone());

@@ -10,9 +10,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_aliyun_captcha::extract::{
-    CaptchaBody, ExtractParam, FormField, Header, JsonField, Query,
-};
+use tower_aliyun_captcha::extract::{CaptchaBody, FormField, Header, JsonField, Query};
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified};
 use tower_aliyun_captcha::{
     CaptchaVerifyParam, Client, Credentials, Error, SceneId, Verification, Verify, VerifyCode,
@@ -63,14 +61,10 @@ fn run_default(request: Request<Full<Bytes>>, recorder: &Recorder) -> (StatusCod
 }
 
 /// Runs one request through `layer` in front of a handler that echoes the body it got.
-fn run_through<V, E>(
-    layer: CaptchaLayer<V, E>,
+fn run_through<V: Verify>(
+    layer: CaptchaLayer<V>,
     request: Request<Full<Bytes>>,
-) -> (StatusCode, Bytes)
-where
-    V: Verify,
-    E: ExtractParam<Full<Bytes>>,
-{
+) -> (StatusCode, Bytes) {
     let service = ServiceBuilder::new().layer(layer).service_fn(
         |request: Request<CaptchaBody<Full<Bytes>>>| async move {
             let body = request.into_body().collect().await.unwrap().to_bytes();

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tower_aliyun_captcha::Client;
 use tower_aliyun_captcha::SceneId;
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::extract::{BodyLimits, FirstOf, FormField, Header, JsonField, Query};
+use tower_aliyun_captcha::extract::{BodyLimits, FormField, Header, JsonField, Query};
 use tower_aliyun_captcha::layer::{
     CaptchaLayer, CaptchaVerified, DefaultResponder, FailurePolicy, Route, Routes,
 };
@@ -44,18 +44,12 @@ async fn json_handler(
     axum::Json(json!({"name": body["name"], "degraded": verified.is_degraded()}))
 }
 
-/// Header, then JSON, then form, then query.
-type Anywhere = FirstOf<FirstOf<FirstOf<Header, JsonField>, FormField>, Query>;
-
-fn layer(
-    emulator: &Emulator,
-    scene: &str,
-    policy: FailurePolicy,
-) -> CaptchaLayer<Client, Anywhere> {
+fn layer(emulator: &Emulator, scene: &str, policy: FailurePolicy) -> CaptchaLayer<Client> {
     let client = client_builder(emulator.url())
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
+    // Header, then JSON, then form, then query.
     CaptchaLayer::builder(client, SceneId::new(scene).unwrap())
         .extractor(
             Header::default()

@@ -11,7 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use pin_project::pin_project;
 
-use super::{ExtractError, Extracted};
+use super::{ExtractError, ExtractFuture, Extracted};
 use crate::verify::CaptchaVerifyParam;
 
 /// How much of a body the extractors read, and for how long.
@@ -158,6 +158,48 @@ where
     }
 }
 
+/// What a request's `Content-Type` says its body is: the one parser of it, for the body
+/// extractors, the route table and the refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContentKind {
+    Json,
+    Form,
+    /// gRPC in any encoding (`application/grpc`, `+proto`, `+json`, any case): framed
+    /// messages, often a stream, never buffered.
+    Grpc,
+    Other,
+}
+
+impl ContentKind {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+            return Self::Other;
+        };
+        let bytes = value.as_bytes();
+        let essence = bytes
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        let starts = |prefix: &[u8]| {
+            essence
+                .get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+        };
+        if starts(b"application/grpc") {
+            Self::Grpc
+        } else if essence.eq_ignore_ascii_case(b"application/json")
+            || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
+        {
+            Self::Json
+        } else if essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+            Self::Form
+        } else {
+            Self::Other
+        }
+    }
+}
+
 /// Reads the request's body into memory (once: a body already read is reused), within
 /// `limits`, and puts the same bytes back in the request.
 pub(crate) async fn buffer<B>(
@@ -214,19 +256,59 @@ where
     (Request::from_parts(parts, body), outcome)
 }
 
-/// Reads the body (as [`buffer`] does) and looks for the param in its bytes with `find`.
-pub(crate) async fn find_in_body<B>(
+/// The skeleton of the body extractors: a body of the `kind` they read is buffered (as
+/// [`buffer`] does) and searched with `find` for `name`; any other body is passed over
+/// unread, with no param.
+pub(crate) fn find_in_body<B>(
     request: Request<CaptchaBody<B>>,
     limits: BodyLimits,
-    find: impl FnOnce(&[u8]) -> Result<Option<CaptchaVerifyParam>, ExtractError>,
-) -> Extracted<B>
+    kind: ContentKind,
+    name: impl AsRef<str> + Send + 'static,
+    find: fn(&[u8], &str) -> Result<Option<CaptchaVerifyParam>, ExtractError>,
+) -> ExtractFuture<B>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
-    let (request, bytes) = buffer(request, limits).await;
-    let param = bytes
-        .map_err(ExtractError::Body)
-        .and_then(|bytes| find(&bytes));
-    Extracted { request, param }
+    if ContentKind::of(request.headers()) != kind {
+        return ExtractFuture::ready(request, Ok(None));
+    }
+    ExtractFuture::reading(async move {
+        let (request, bytes) = buffer(request, limits).await;
+        let param = bytes
+            .map_err(ExtractError::Body)
+            .and_then(|bytes| find(&bytes, name.as_ref()));
+        Extracted { request, param }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_reading_of_the_content_type() {
+        for (value, kind) in [
+            ("application/json", ContentKind::Json),
+            ("Application/JSON; charset=utf-8", ContentKind::Json),
+            ("application/problem+json", ContentKind::Json),
+            ("application/x-www-form-urlencoded", ContentKind::Form),
+            (
+                " application/x-www-form-urlencoded ;charset=utf-8",
+                ContentKind::Form,
+            ),
+            ("application/grpc", ContentKind::Grpc),
+            ("application/grpc+json", ContentKind::Grpc),
+            ("Application/GRPC-web+json", ContentKind::Grpc),
+            ("APPLICATION/GRPC+proto", ContentKind::Grpc),
+            ("text/plain", ContentKind::Other),
+            ("multipart/form-data; boundary=x", ContentKind::Other),
+            ("+json", ContentKind::Other),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(ContentKind::of(&headers), kind, "{value}");
+        }
+        assert_eq!(ContentKind::of(&HeaderMap::new()), ContentKind::Other);
+    }
 }

@@ -8,8 +8,7 @@ use http_body::Body;
 
 use super::body::find_in_body;
 use super::{
-    BodyLimits, BoxExtractFuture, CaptchaBody, DEFAULT_FIELD, ExtractError, ExtractParam,
-    Extracted, check_only,
+    BodyLimits, CaptchaBody, ContentKind, DEFAULT_FIELD, ExtractError, ExtractFuture, check_only,
 };
 use crate::verify::CaptchaVerifyParam;
 
@@ -48,20 +47,6 @@ impl Default for FormField {
     }
 }
 
-pub(super) fn has_content_type<B>(request: &Request<B>, expected: &str) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
-}
-
-/// Whether the body is a urlencoded form.
-pub(super) fn is_form<B>(request: &Request<B>) -> bool {
-    has_content_type(request, "application/x-www-form-urlencoded")
-}
-
 /// The param in the form field `name` of a body already in memory.
 pub(super) fn in_form(form: &[u8], name: &str) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
     // Names are compared decoded: `captcha%56erifyParam` is a second copy too.
@@ -72,21 +57,23 @@ pub(super) fn in_form(form: &[u8], name: &str) -> Result<Option<CaptchaVerifyPar
     )
 }
 
-impl<B> ExtractParam<B> for FormField
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<crate::BoxError>,
-{
-    type Future = BoxExtractFuture<B>;
-
-    fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
-        let name = Arc::clone(&self.name);
-        Box::pin(async move {
-            if !is_form(&request) {
-                return Extracted::new(request, None);
-            }
-            find_in_body(request, limits, |form| in_form(form, &name)).await
-        })
+impl FormField {
+    pub(super) fn extract<B>(
+        &self,
+        request: Request<CaptchaBody<B>>,
+        limits: BodyLimits,
+    ) -> ExtractFuture<B>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        find_in_body(
+            request,
+            limits,
+            ContentKind::Form,
+            Arc::clone(&self.name),
+            in_form,
+        )
     }
 }
 

@@ -1,12 +1,8 @@
 //! The param from a request header, or from gRPC metadata (which travels as headers).
 
-use std::future::{Ready, ready};
-
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
-use super::{
-    BodyLimits, CaptchaBody, DEFAULT_HEADER, ExtractError, ExtractParam, Extracted, check_only,
-};
+use super::{CaptchaBody, DEFAULT_HEADER, ExtractError, ExtractFuture, check_only};
 use crate::verify::CaptchaVerifyParam;
 
 /// The param from a header, by default `x-captcha-verify-param`. The header sent twice is
@@ -43,12 +39,10 @@ impl Default for Header {
     }
 }
 
-impl<B: Send + 'static> ExtractParam<B> for Header {
-    type Future = Ready<Extracted<B>>;
-
-    fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
+impl Header {
+    pub(super) fn extract<B>(&self, request: Request<CaptchaBody<B>>) -> ExtractFuture<B> {
         let param = in_header(request.headers(), &self.name);
-        ready(Extracted { request, param })
+        ExtractFuture::ready(request, param)
     }
 }
 
@@ -97,11 +91,9 @@ impl GrpcMetadata {
     }
 }
 
-impl<B: Send + 'static> ExtractParam<B> for GrpcMetadata {
-    type Future = Ready<Extracted<B>>;
-
-    fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
-        self.header.extract(request, limits)
+impl GrpcMetadata {
+    pub(super) fn into_header(self) -> Header {
+        self.header
     }
 }
 

@@ -10,10 +10,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::body::find_in_body;
-use super::form::has_content_type;
 use super::{
-    BodyLimits, BoxExtractFuture, CaptchaBody, DEFAULT_FIELD, ExtractError, ExtractParam,
-    Extracted, check,
+    BodyLimits, CaptchaBody, ContentKind, DEFAULT_FIELD, ExtractError, ExtractFuture, check,
 };
 use crate::verify::{CaptchaVerifyParam, InvalidParam};
 
@@ -53,24 +51,6 @@ impl Default for JsonField {
     fn default() -> Self {
         Self::new(DEFAULT_FIELD)
     }
-}
-
-/// Whether the body is JSON: `application/json` or `…+json`, but not gRPC's JSON, whose
-/// body is framed messages (and often a stream) that must not be buffered.
-pub(super) fn is_json<B>(request: &Request<B>) -> bool {
-    let Some(essence) = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim)
-    else {
-        return false;
-    };
-    let is_grpc = essence
-        .get(.."application/grpc".len())
-        .is_some_and(|start| start.eq_ignore_ascii_case("application/grpc"));
-    has_content_type(request, "application/json") || (essence.ends_with("+json") && !is_grpc)
 }
 
 /// The param at `path` in a JSON document already in memory.
@@ -259,21 +239,23 @@ impl<'de> Visitor<'de> for CheckedVisitor {
     }
 }
 
-impl<B> ExtractParam<B> for JsonField
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<crate::BoxError>,
-{
-    type Future = BoxExtractFuture<B>;
-
-    fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
-        let path = Arc::clone(&self.path);
-        Box::pin(async move {
-            if !is_json(&request) {
-                return Extracted::new(request, None);
-            }
-            find_in_body(request, limits, |json| in_json(json, &path)).await
-        })
+impl JsonField {
+    pub(super) fn extract<B>(
+        &self,
+        request: Request<CaptchaBody<B>>,
+        limits: BodyLimits,
+    ) -> ExtractFuture<B>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        find_in_body(
+            request,
+            limits,
+            ContentKind::Json,
+            Arc::clone(&self.path),
+            in_json,
+        )
     }
 }
 
@@ -369,21 +351,5 @@ mod tests {
             "]".repeat(500)
         );
         assert_eq!(find(deep.as_bytes(), DEFAULT_FIELD), Found::Missing);
-    }
-
-    #[test]
-    fn grpc_json_is_not_json_to_read() {
-        let with = |content_type: &str| {
-            Request::post("/")
-                .header("content-type", content_type)
-                .body(())
-                .unwrap()
-        };
-        assert!(is_json(&with("application/json; charset=utf-8")));
-        assert!(is_json(&with("application/problem+json")));
-        assert!(!is_json(&with("application/grpc+json")));
-        assert!(!is_json(&with("Application/GRPC-web+json")));
-        assert!(!is_json(&with("application/grpc")));
-        assert!(!is_json(&with("text/plain")));
     }
 }

@@ -13,22 +13,17 @@
 //! name, or two JSON keys) is refused as [`InvalidParam::Ambiguous`], without a call to the
 //! service: servers and proxies disagree on which copy counts.
 //!
+//! Each built-in converts into a [`ParamSource`], the one type the layer and its routes take;
+//! `or` chains them, and [`ParamSource::from_fn`] makes one of a closure of your own.
+//!
 //! ```
-//! use tower_aliyun_captcha::extract::{ExtractParam, Header, JsonField};
+//! use tower_aliyun_captcha::extract::{Header, JsonField, ParamSource};
 //!
 //! // The param from a header, or else from the `captchaVerifyParam` field of a JSON body.
-//! let extractor = Header::default().or(JsonField::default());
-//! # fn check<E: ExtractParam<axum::body::Body>>(_: E) {}
-//! # check(extractor);
-//! ```
+//! let chained: ParamSource = Header::default().or(JsonField::default());
 //!
-//! Any closure over the request's head that returns a future of `Option<String>` is an
-//! extractor too:
-//!
-//! ```
-//! use tower_aliyun_captcha::extract::ExtractParam;
-//!
-//! let from_cookie = |parts: &http::request::Parts| {
+//! // Or from a cookie, read by a closure over the request's head.
+//! let from_cookie = ParamSource::from_fn(|parts: &http::request::Parts| {
 //!     let cookie = parts
 //!         .headers
 //!         .get("cookie")
@@ -39,13 +34,10 @@
 //!             .split("; ")
 //!             .find_map(|c| c.strip_prefix("captcha=").map(str::to_owned))
 //!     }
-//! };
-//! # fn check<E: ExtractParam<axum::body::Body>>(_: E) {}
-//! # check(from_cookie);
+//! });
 //! ```
 
 mod body;
-mod first_of;
 mod form;
 mod header;
 mod header_or_body;
@@ -55,17 +47,15 @@ mod source;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::Request;
-use http::request::Parts;
-use pin_project::pin_project;
 
+pub(crate) use body::ContentKind;
 pub use body::{BodyError, BodyLimits, CaptchaBody};
-pub use first_of::{FirstOf, FirstOfFuture};
 pub use form::FormField;
 pub use header::{GrpcMetadata, Header, InvalidMetadataKey};
-pub use header_or_body::{HeaderOrBody, HeaderOrBodyFuture};
+pub use header_or_body::HeaderOrBody;
 pub use json::JsonField;
 pub use query::Query;
 pub use source::ParamSource;
@@ -74,71 +64,19 @@ use crate::verify::{CaptchaVerifyParam, InvalidParam};
 
 /// The field name Alibaba's front-end template posts the param under.
 pub(crate) const DEFAULT_FIELD: &str = "captchaVerifyParam";
-/// The default header (and gRPC metadata key) for the param.
+/// The header the default extractors read.
 pub(crate) const DEFAULT_HEADER: &str = "x-captcha-verify-param";
 
-/// What an extractor found: the request back (its body possibly buffered) and the param.
-///
-/// ```
-/// use http::Request;
-/// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, ExtractParam, JsonField};
-///
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let body = r#"{"user":"ann","captchaVerifyParam":"eyJ4IjoxfQ=="}"#;
-/// let request = Request::post("/login")
-///     .header("content-type", "application/json")
-///     .body(CaptchaBody::new(body.to_owned()))
-///     .unwrap();
-/// let found = JsonField::default().extract(request, BodyLimits::DEFAULT).await;
-/// assert_eq!(found.param.unwrap().unwrap().as_str(), "eyJ4IjoxfQ==");
-/// // The inner service still gets the body, byte for byte.
-/// let bytes = http_body_util::BodyExt::collect(found.request.into_body()).await.unwrap().to_bytes();
-/// assert_eq!(bytes, body.as_bytes());
-/// # });
-/// ```
+/// What an extractor found, with the request to hand on (its body replayed if it was read).
 #[derive(Debug)]
-pub struct Extracted<B> {
-    /// The request, to hand on to the inner service.
-    pub request: Request<CaptchaBody<B>>,
-    /// `Ok(None)` when the request carries no param at all.
-    pub param: Result<Option<CaptchaVerifyParam>, ExtractError>,
+pub(crate) struct Extracted<B> {
+    pub(crate) request: Request<CaptchaBody<B>>,
+    /// `Ok(None)`: no param in the request.
+    pub(crate) param: Result<Option<CaptchaVerifyParam>, ExtractError>,
 }
 
-impl<B> Extracted<B> {
-    /// The request and what was found in it: `raw` is checked as a param (`None`: nothing).
-    ///
-    /// ```
-    /// use http::Request;
-    /// use tower_aliyun_captcha::extract::{CaptchaBody, Extracted};
-    ///
-    /// let request = Request::post("/login")
-    ///     .body(CaptchaBody::new(String::new()))
-    ///     .unwrap();
-    /// let nothing = Extracted::new(request, None);
-    /// assert!(matches!(nothing.param, Ok(None)));
-    ///
-    /// let request = Request::post("/login")
-    ///     .body(CaptchaBody::new(String::new()))
-    ///     .unwrap();
-    /// let empty = Extracted::new(request, Some(b""));
-    /// assert!(empty.param.is_err()); // refused locally as F002, never sent upstream
-    /// ```
-    pub fn new(request: Request<CaptchaBody<B>>, raw: Option<&[u8]>) -> Self {
-        let param = check(raw);
-        Self { request, param }
-    }
-}
-
-/// Checks raw bytes found in a request as a param; `None` means none was found.
-///
-/// ```
-/// use tower_aliyun_captcha::extract::{ExtractError, check};
-///
-/// assert!(check(Some(b"eyJ4IjoxfQ==")).unwrap().is_some());
-/// assert!(check(None).unwrap().is_none());
-/// assert!(matches!(check(Some(b"")), Err(ExtractError::Invalid(_))));
-/// ```
-pub fn check(raw: Option<&[u8]>) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
+/// Checks raw param bytes, if any, into a `CaptchaVerifyParam`.
+pub(crate) fn check(raw: Option<&[u8]>) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
     raw.map(CaptchaVerifyParam::from_bytes)
         .transpose()
         .map_err(ExtractError::Invalid)
@@ -158,19 +96,7 @@ pub(crate) fn check_only<T: AsRef<[u8]>>(
     check(first.as_ref().map(AsRef::as_ref))
 }
 
-/// Why no usable param came out of a request.
-///
-/// ```
-/// use tower_aliyun_captcha::VerifyCode;
-/// use tower_aliyun_captcha::extract::{BodyError, ExtractError, check};
-///
-/// match check(Some(b"")) {
-///     Err(ExtractError::Invalid(invalid)) => assert_eq!(invalid.code(), VerifyCode::F002),
-///     other => panic!("{other:?}"),
-/// }
-/// let too_large = ExtractError::Body(BodyError::TooLarge);
-/// # let _ = too_large;
-/// ```
+/// Why no usable param could be taken from a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExtractError {
@@ -180,146 +106,53 @@ pub enum ExtractError {
     Body(BodyError),
 }
 
-/// Takes the param out of a request.
-///
-/// `extract` receives the whole request and must give it back in [`Extracted`]: an extractor
-/// that reads the body puts the same bytes back. The future is `'static` so the layer can
-/// hold it without boxing.
-///
-/// An extractor of your own, reading a cookie:
-///
-/// ```
-/// use http::Request;
-/// use std::future::{Ready, ready};
-/// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, ExtractParam, Extracted};
-///
-/// #[derive(Clone)]
-/// struct Cookie(&'static str);
-///
-/// impl<B: Send + 'static> ExtractParam<B> for Cookie {
-///     type Future = Ready<Extracted<B>>;
-///
-///     fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
-///         let prefix = format!("{}=", self.0);
-///         let value = request
-///             .headers()
-///             .get_all(http::header::COOKIE)
-///             .iter()
-///             .filter_map(|v| v.to_str().ok())
-///             .flat_map(|v| v.split("; "))
-///             .find_map(|c| c.strip_prefix(prefix.as_str()))
-///             .map(str::to_owned);
-///         ready(Extracted::new(request, value.as_deref().map(str::as_bytes)))
-///     }
-/// }
-///
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let request = Request::post("/login")
-///     .header("cookie", "theme=dark; captcha=eyJ4IjoxfQ==")
-///     .body(CaptchaBody::new(
-///         http_body_util::Empty::<bytes::Bytes>::new(),
-///     ))
-///     .unwrap();
-/// let found = Cookie("captcha")
-///     .extract(request, BodyLimits::DEFAULT)
-///     .await;
-/// assert_eq!(found.param.unwrap().unwrap().as_str(), "eyJ4IjoxfQ==");
-/// # });
-/// ```
-pub trait ExtractParam<B>: Clone + Send + Sync + 'static {
-    /// The future of [`extract`](Self::extract).
-    type Future: Future<Output = Extracted<B>> + Send + 'static;
-
-    /// Looks for the param; reads at most `limits` of the body.
-    ///
-    /// ```
-    /// use http::Request;
-    /// use tower_aliyun_captcha::extract::{BodyError, BodyLimits, CaptchaBody, ExtractError, ExtractParam, FormField};
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let limits = BodyLimits { max_bytes: 16, ..BodyLimits::DEFAULT };
-    /// let request = Request::post("/login")
-    ///     .header("content-type", "application/x-www-form-urlencoded")
-    ///     .body(CaptchaBody::new("captchaVerifyParam=much-longer-than-sixteen-bytes".to_owned()))
-    ///     .unwrap();
-    /// let found = FormField::default().extract(request, limits).await;
-    /// assert_eq!(found.param.unwrap_err(), ExtractError::Body(BodyError::TooLarge));
-    /// # });
-    /// ```
-    fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future;
+/// The future of every extraction: answered at once from the request's head, or reading
+/// the body.
+// The request is held inline: boxing it would cost the header case an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ExtractFuture<B> {
+    Ready(Option<Extracted<B>>),
+    Reading(Pin<Box<dyn Future<Output = Extracted<B>> + Send>>),
 }
 
-impl<B, F, Fut> ExtractParam<B> for F
-where
-    B: Send + 'static,
-    F: Fn(&Parts) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Option<String>> + Send + 'static,
-{
-    type Future = ClosureFuture<B, Fut>;
+impl<B> ExtractFuture<B> {
+    pub(crate) fn ready(
+        request: Request<CaptchaBody<B>>,
+        param: Result<Option<CaptchaVerifyParam>, ExtractError>,
+    ) -> Self {
+        Self::Ready(Some(Extracted { request, param }))
+    }
 
-    fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
-        let (parts, body) = request.into_parts();
-        let future = self(&parts);
-        ClosureFuture {
-            future,
-            request: Some(Request::from_parts(parts, body)),
+    pub(crate) fn reading(future: impl Future<Output = Extracted<B>> + Send + 'static) -> Self {
+        Self::Reading(Box::pin(future))
+    }
+}
+
+// Nothing in it is pinned: the body's future is boxed, and the answer is moved out whole.
+impl<B> Unpin for ExtractFuture<B> {}
+
+impl<B> Future for ExtractFuture<B> {
+    type Output = Extracted<B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Ready(extracted) => Poll::Ready(
+                extracted
+                    .take()
+                    .expect("an extraction polled after it answered"),
+            ),
+            Self::Reading(future) => future.as_mut().poll(cx),
         }
     }
 }
 
-/// The future of a closure extractor.
-///
-/// ```
-/// use http::Request;
-/// use http::request::Parts;
-/// use tower_aliyun_captcha::extract::{BodyLimits, CaptchaBody, ExtractParam};
-///
-/// // Any `Fn(&Parts) -> impl Future<Output = Option<String>>` is an extractor; its future is
-/// // a `ClosureFuture`, polled by the layer without boxing.
-/// let from_path = |parts: &Parts| {
-///     let param = parts.uri.path().strip_prefix("/verify/").map(str::to_owned);
-///     async move { param }
-/// };
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let request = Request::get("/verify/eyJ4IjoxfQ")
-///     .body(CaptchaBody::new(String::new()))
-///     .unwrap();
-/// let found = from_path.extract(request, BodyLimits::DEFAULT).await;
-/// assert_eq!(found.param.unwrap().unwrap().as_str(), "eyJ4IjoxfQ");
-/// # });
-/// ```
-#[pin_project]
-#[derive(Debug)]
-pub struct ClosureFuture<B, Fut> {
-    #[pin]
-    future: Fut,
-    request: Option<Request<CaptchaBody<B>>>,
-}
-
-impl<B, Fut> Future for ClosureFuture<B, Fut>
-where
-    Fut: Future<Output = Option<String>>,
-{
-    type Output = Extracted<B>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let raw = ready!(this.future.poll(cx));
-        let request = this
-            .request
-            .take()
-            .expect("ClosureFuture polled after completion");
-        Poll::Ready(Extracted::new(request, raw.as_deref().map(str::as_bytes)))
-    }
-}
-
-/// Adds `or` to the built-in extractors: `Header::default().or(JsonField::default())`.
 macro_rules! impl_or {
-    ($($ty:ident $(<$($param:ident),*>)?),*) => {$(
-        impl$(<$($param),*>)? $ty$(<$($param),*>)? {
-            /// Tries `self`, then `other` when `self` found no param.
-            pub fn or<Next>(self, other: Next) -> FirstOf<Self, Next> {
-                FirstOf::new(self, other)
+    ($($ty:ident),*) => {$(
+        impl $ty {
+            /// This extractor, or else `other` when this one finds no param (an invalid or
+            /// ambiguous param is an answer, and stops there).
+            pub fn or(self, other: impl Into<ParamSource>) -> ParamSource {
+                ParamSource::from(self).or(other)
             }
         }
     )*};
@@ -331,10 +164,5 @@ impl_or!(
     GrpcMetadata,
     Query,
     FormField,
-    JsonField,
-    ParamSource,
-    FirstOf<A, B>
+    JsonField
 );
-
-/// A boxed future, for the extractors that read the body (which allocates anyway).
-pub type BoxExtractFuture<B> = Pin<Box<dyn Future<Output = Extracted<B>> + Send>>;

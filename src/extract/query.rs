@@ -1,10 +1,8 @@
 //! The param from the URL's query string.
 
-use std::future::{Ready, ready};
-
 use http::Request;
 
-use super::{BodyLimits, CaptchaBody, DEFAULT_FIELD, ExtractParam, Extracted, check_only};
+use super::{CaptchaBody, DEFAULT_FIELD, ExtractFuture, check_only};
 
 /// The param from a query parameter, by default `captchaVerifyParam`. The parameter given
 /// twice is refused ([`InvalidParam::Ambiguous`](crate::verify::InvalidParam::Ambiguous)).
@@ -40,16 +38,14 @@ impl Default for Query {
     }
 }
 
-impl<B: Send + 'static> ExtractParam<B> for Query {
-    type Future = Ready<Extracted<B>>;
-
-    fn extract(&self, request: Request<CaptchaBody<B>>, _limits: BodyLimits) -> Self::Future {
+impl Query {
+    pub(super) fn extract<B>(&self, request: Request<CaptchaBody<B>>) -> ExtractFuture<B> {
         let query = request.uri().query().unwrap_or_default();
         let param = check_only(
             form_urlencoded::parse(query.as_bytes())
                 .filter(|(key, _)| *key == *self.name)
                 .map(|(_, value)| value.into_owned()),
         );
-        ready(Extracted { request, param })
+        ExtractFuture::ready(request, param)
     }
 }

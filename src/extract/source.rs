@@ -1,48 +1,157 @@
-//! A built-in extractor chosen at run time, for route tables that pick one per route.
+//! [`ParamSource`]: the one type that says where a layer, or a route, finds the param.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Request;
+use http::request::Parts;
 use http_body::Body;
 
 use super::{
-    BodyLimits, BoxExtractFuture, CaptchaBody, ExtractParam, FirstOf, FormField, GrpcMetadata,
-    Header, HeaderOrBody, JsonField, Query,
+    BodyLimits, CaptchaBody, ExtractError, ExtractFuture, Extracted, FormField, GrpcMetadata,
+    Header, HeaderOrBody, JsonField, Query, check,
 };
+use crate::verify::CaptchaVerifyParam;
 
-/// Any built-in extractor, or a chain of them made with `or`, with its type erased: what a
-/// [`Route`](crate::layer::Route) takes when it overrides the layer's extractor. Every built-in
-/// (and every `or` of built-ins) converts into one.
-///
-/// ```
-/// use tower_aliyun_captcha::extract::{FormField, JsonField, ParamSource};
-///
-/// let json_or_form: ParamSource = JsonField::default().or(FormField::default()).into();
-/// assert!(matches!(json_or_form, ParamSource::FirstOf(_)));
-/// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ParamSource {
-    /// The layer's default: a header, else a JSON or form field.
+type Closure = dyn Fn(&Parts) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync;
+
+/// Where the param is: a built-in extractor ([`HeaderOrBody`], [`Header`], [`Query`],
+/// [`FormField`], [`JsonField`], [`GrpcMetadata`]), several in order (`or`), or a closure of
+/// your own ([`from_fn`](Self::from_fn)). The layer's builder and each
+/// [`Route`](crate::layer::Route) take one; every built-in converts into it.
+#[derive(Clone)]
+pub struct ParamSource(Kind);
+
+#[derive(Clone)]
+enum Kind {
     HeaderOrBody(HeaderOrBody),
-    /// A header.
     Header(Header),
-    /// A query parameter.
     Query(Query),
-    /// A urlencoded form field.
     Form(FormField),
-    /// A JSON body field.
     Json(JsonField),
-    /// gRPC metadata.
-    Grpc(GrpcMetadata),
-    /// Two sources tried in order, made by `or`.
-    FirstOf(Box<FirstOf<ParamSource, ParamSource>>),
+    FirstOf(Arc<(ParamSource, ParamSource)>),
+    Closure(Arc<Closure>),
+}
+
+impl ParamSource {
+    /// The param from a closure over the request's head (a cookie, a header of your own
+    /// format): a future of the raw param, or `None` when the request has none. What it returns
+    /// is checked like any other param (empty, too long, not text: refused locally).
+    pub fn from_fn<F, Fut>(closure: F) -> Self
+    where
+        F: Fn(&Parts) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        Self(Kind::Closure(Arc::new(move |parts: &Parts| {
+            Box::pin(closure(parts)) as Pin<Box<dyn Future<Output = Option<String>> + Send>>
+        })))
+    }
+
+    /// This source, or else `other` when this one finds no param. An invalid or ambiguous
+    /// param is an answer, and stops there: a bad header does not fall through to the body.
+    pub fn or(self, other: impl Into<ParamSource>) -> ParamSource {
+        Self(Kind::FirstOf(Arc::new((self, other.into()))))
+    }
+
+    pub(crate) fn extract<B>(
+        &self,
+        request: Request<CaptchaBody<B>>,
+        limits: BodyLimits,
+    ) -> ExtractFuture<B>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        match &self.0 {
+            Kind::HeaderOrBody(e) => e.extract(request, limits),
+            Kind::Header(e) => e.extract(request),
+            Kind::Query(e) => e.extract(request),
+            Kind::Form(e) => e.extract(request, limits),
+            Kind::Json(e) => e.extract(request, limits),
+            Kind::FirstOf(chain) => match chain.0.extract(request, limits) {
+                // Answered from the head: the second is asked at once, without a box.
+                ExtractFuture::Ready(Some(Extracted {
+                    request,
+                    param: Ok(None),
+                })) => chain.1.extract(request, limits),
+                ExtractFuture::Reading(first) => {
+                    let chain = Arc::clone(chain);
+                    ExtractFuture::reading(async move {
+                        let found = first.await;
+                        match found.param {
+                            Ok(None) => chain.1.extract(found.request, limits).await,
+                            _ => found,
+                        }
+                    })
+                }
+                answered => answered,
+            },
+            Kind::Closure(closure) => {
+                let (parts, body) = request.into_parts();
+                let future = closure(&parts);
+                ExtractFuture::reading(async move {
+                    let raw = future.await;
+                    Extracted {
+                        request: Request::from_parts(parts, body),
+                        param: check(raw.as_deref().map(str::as_bytes)),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Runs the extraction alone: for the fuzz targets, which check that the body handed on
+    /// is the body received.
+    #[doc(hidden)]
+    pub async fn extract_alone<B>(
+        &self,
+        request: Request<CaptchaBody<B>>,
+        limits: BodyLimits,
+    ) -> (
+        Request<CaptchaBody<B>>,
+        Result<Option<CaptchaVerifyParam>, ExtractError>,
+    )
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        let found = self.extract(request, limits).await;
+        (found.request, found.param)
+    }
+}
+
+impl Default for ParamSource {
+    fn default() -> Self {
+        HeaderOrBody.into()
+    }
+}
+
+impl fmt::Debug for ParamSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Kind::HeaderOrBody(e) => e.fmt(f),
+            Kind::Header(e) => e.fmt(f),
+            Kind::Query(e) => e.fmt(f),
+            Kind::Form(e) => e.fmt(f),
+            Kind::Json(e) => e.fmt(f),
+            Kind::FirstOf(chain) => f
+                .debug_tuple("FirstOf")
+                .field(&chain.0)
+                .field(&chain.1)
+                .finish(),
+            Kind::Closure(_) => f.write_str("Closure"),
+        }
+    }
 }
 
 macro_rules! into_source {
     ($($ty:ident => $variant:ident),*) => {$(
         impl From<$ty> for ParamSource {
             fn from(extractor: $ty) -> Self {
-                Self::$variant(extractor)
+                Self(Kind::$variant(extractor))
             }
         }
     )*};
@@ -53,33 +162,12 @@ into_source!(
     Header => Header,
     Query => Query,
     FormField => Form,
-    JsonField => Json,
-    GrpcMetadata => Grpc
+    JsonField => Json
 );
 
-impl<A: Into<ParamSource>, B: Into<ParamSource>> From<FirstOf<A, B>> for ParamSource {
-    fn from(chain: FirstOf<A, B>) -> Self {
-        let (first, second) = chain.into_parts();
-        Self::FirstOf(Box::new(FirstOf::new(first.into(), second.into())))
-    }
-}
-
-impl<B> ExtractParam<B> for ParamSource
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<crate::BoxError>,
-{
-    type Future = BoxExtractFuture<B>;
-
-    fn extract(&self, request: Request<CaptchaBody<B>>, limits: BodyLimits) -> Self::Future {
-        match self {
-            Self::HeaderOrBody(e) => Box::pin(e.extract(request, limits)),
-            Self::Header(e) => Box::pin(e.extract(request, limits)),
-            Self::Query(e) => Box::pin(e.extract(request, limits)),
-            Self::Form(e) => e.extract(request, limits),
-            Self::Json(e) => e.extract(request, limits),
-            Self::Grpc(e) => Box::pin(e.extract(request, limits)),
-            Self::FirstOf(chain) => Box::pin(chain.extract(request, limits)),
-        }
+impl From<GrpcMetadata> for ParamSource {
+    fn from(metadata: GrpcMetadata) -> Self {
+        // ASCII metadata is an HTTP/2 header.
+        Self(Kind::Header(metadata.into_header()))
     }
 }

@@ -16,7 +16,7 @@ use super::routes::{RouteError, Routes, Table};
 use super::{CaptchaService, FailurePolicy};
 use crate::SceneId;
 use crate::Verify;
-use crate::extract::{BodyLimits, HeaderOrBody};
+use crate::extract::{BodyLimits, ParamSource};
 
 /// The default bound on verifications in flight at once, per layer: the client's default
 /// number of connections, so that the layer never admits more than the client can send.
@@ -29,9 +29,9 @@ pub(crate) const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the services of one layer (and its clones) share: the verifier, the routes, the rules,
 /// the in-flight bound, the degraded budget and the alarms.
-pub(crate) struct Shared<V, E, R> {
+pub(crate) struct Shared<V, R> {
     pub(crate) verifier: V,
-    pub(crate) extractor: E,
+    pub(crate) extractor: ParamSource,
     pub(crate) table: Table,
     pub(crate) rules: Rules,
     pub(crate) responder: R,
@@ -78,11 +78,11 @@ pub(crate) struct Shared<V, E, R> {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct CaptchaLayer<V, E = HeaderOrBody, R = DefaultResponder> {
-    shared: Arc<Shared<V, E, R>>,
+pub struct CaptchaLayer<V, R = DefaultResponder> {
+    shared: Arc<Shared<V, R>>,
 }
 
-impl<V, E, R> Clone for CaptchaLayer<V, E, R> {
+impl<V, R> Clone for CaptchaLayer<V, R> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -90,7 +90,7 @@ impl<V, E, R> Clone for CaptchaLayer<V, E, R> {
     }
 }
 
-impl<V, E: fmt::Debug, R> fmt::Debug for CaptchaLayer<V, E, R> {
+impl<V, R> fmt::Debug for CaptchaLayer<V, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaLayer")
             .field("extractor", &self.shared.extractor)
@@ -157,7 +157,7 @@ impl<V> CaptchaLayer<V> {
     pub fn builder(verifier: V, routes: impl Into<Routes>) -> CaptchaLayerBuilder<V> {
         CaptchaLayerBuilder {
             verifier,
-            extractor: HeaderOrBody::default(),
+            extractor: ParamSource::default(),
             routes: routes.into(),
             rules: Rules {
                 policy: FailurePolicy::default(),
@@ -174,8 +174,8 @@ impl<V> CaptchaLayer<V> {
     }
 }
 
-impl<S, V, E, R> Layer<S> for CaptchaLayer<V, E, R> {
-    type Service = CaptchaService<S, V, E, R>;
+impl<S, V, R> Layer<S> for CaptchaLayer<V, R> {
+    type Service = CaptchaService<S, V, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CaptchaService::new(inner, Arc::clone(&self.shared))
@@ -204,9 +204,9 @@ impl<S, V, E, R> Layer<S> for CaptchaLayer<V, E, R> {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct CaptchaLayerBuilder<V, E = HeaderOrBody, R = DefaultResponder> {
+pub struct CaptchaLayerBuilder<V, R = DefaultResponder> {
     verifier: V,
-    extractor: E,
+    extractor: ParamSource,
     routes: Routes,
     rules: Rules,
     responder: R,
@@ -217,7 +217,7 @@ pub struct CaptchaLayerBuilder<V, E = HeaderOrBody, R = DefaultResponder> {
     hook: Option<Hook>,
 }
 
-impl<V, E: fmt::Debug, R> fmt::Debug for CaptchaLayerBuilder<V, E, R> {
+impl<V, R> fmt::Debug for CaptchaLayerBuilder<V, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaLayerBuilder")
             .field("extractor", &self.extractor)
@@ -227,10 +227,11 @@ impl<V, E: fmt::Debug, R> fmt::Debug for CaptchaLayerBuilder<V, E, R> {
     }
 }
 
-impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
+impl<V, R> CaptchaLayerBuilder<V, R> {
     /// Where the param comes from, on routes that do not name their own extractor. Default
-    /// [`HeaderOrBody`]: the header, else a JSON or form field. Compose with `or`:
-    /// `Header::default().or(JsonField::default())`.
+    /// [`HeaderOrBody`](crate::extract::HeaderOrBody): the header, else a JSON or form field.
+    /// Compose with `or`: `Header::default().or(JsonField::default())`; a closure of your own
+    /// with [`ParamSource::from_fn`]. A route's own extractor takes the same.
     ///
     /// ```
     /// use tower_aliyun_captcha::extract::{Header, JsonField};
@@ -245,19 +246,9 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// # let _ = layer;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
-    pub fn extractor<E2>(self, extractor: E2) -> CaptchaLayerBuilder<V, E2, R> {
-        CaptchaLayerBuilder {
-            verifier: self.verifier,
-            extractor,
-            routes: self.routes,
-            rules: self.rules,
-            responder: self.responder,
-            limits: self.limits,
-            max_in_flight: self.max_in_flight,
-            verify_timeout: self.verify_timeout,
-            budget: self.budget,
-            hook: self.hook,
-        }
+    pub fn extractor(mut self, extractor: impl Into<ParamSource>) -> Self {
+        self.extractor = extractor.into();
+        self
     }
 
     /// What to do when the service has an outage. Default [`FailurePolicy::Open`].
@@ -367,7 +358,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// # let _ = layer;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
-    pub fn responder<R2>(self, responder: R2) -> CaptchaLayerBuilder<V, E, R2> {
+    pub fn responder<R2>(self, responder: R2) -> CaptchaLayerBuilder<V, R2> {
         CaptchaLayerBuilder {
             verifier: self.verifier,
             extractor: self.extractor,
@@ -490,7 +481,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
     /// assert!(matches!(refused, ConfigError::Zero("max_in_flight")));
     /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
     /// ```
-    pub fn build(mut self) -> Result<CaptchaLayer<V, E, R>, ConfigError>
+    pub fn build(mut self) -> Result<CaptchaLayer<V, R>, ConfigError>
     where
         V: Verify,
     {
@@ -513,7 +504,7 @@ impl<V, E, R> CaptchaLayerBuilder<V, E, R> {
         Ok(self.finish(table))
     }
 
-    fn finish(self, table: Table) -> CaptchaLayer<V, E, R>
+    fn finish(self, table: Table) -> CaptchaLayer<V, R>
     where
         V: Verify,
     {

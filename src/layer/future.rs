@@ -14,34 +14,32 @@ use super::service::Start;
 use super::steps;
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal, Respond};
-use crate::extract::{CaptchaBody, ExtractParam, Extracted};
+use crate::extract::{CaptchaBody, ExtractFuture, Extracted};
 use crate::{CaptchaVerifyParam, Verify};
 
 /// The future of [`CaptchaService`](super::CaptchaService): a small state machine, not boxed.
 #[pin_project]
 #[must_use = "futures do nothing unless polled"]
-pub struct ResponseFuture<S, V, E, R, B>
+pub struct ResponseFuture<S, V, R, B>
 where
     S: Service<Request<CaptchaBody<B>>>,
     V: Verify,
-    E: ExtractParam<B>,
 {
     #[pin]
-    state: State<steps::Extraction<E::Future, B>, V::Future, S::Future, B>,
+    state: State<ExtractFuture<B>, V::Future, S::Future, B>,
     /// The inner service, ready; called once.
     inner: S,
-    shared: Arc<Shared<V, E, R>>,
+    shared: Arc<Shared<V, R>>,
     /// The protecting route's index in the table.
     route: usize,
     /// A verdict the request carried when it reached the layer.
     earlier: Option<CaptchaVerified>,
 }
 
-impl<S, V, E, R, B> std::fmt::Debug for ResponseFuture<S, V, E, R, B>
+impl<S, V, R, B> std::fmt::Debug for ResponseFuture<S, V, R, B>
 where
     S: Service<Request<CaptchaBody<B>>>,
     V: Verify,
-    E: ExtractParam<B>,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
@@ -54,10 +52,10 @@ where
 // per request to save stack in a future that is pinned once.
 #[allow(clippy::large_enum_variant)]
 #[pin_project(project = StateProjection, project_replace = StateOwned)]
-enum State<ExtractFuture, VerifyFuture, InnerFuture, B> {
+enum State<Extraction, VerifyFuture, InnerFuture, B> {
     Extracting {
         #[pin]
-        future: ExtractFuture,
+        future: Extraction,
     },
     Verifying {
         #[pin]
@@ -81,17 +79,12 @@ enum State<ExtractFuture, VerifyFuture, InnerFuture, B> {
     Done,
 }
 
-impl<S, V, E, R, B> ResponseFuture<S, V, E, R, B>
+impl<S, V, R, B> ResponseFuture<S, V, R, B>
 where
     S: Service<Request<CaptchaBody<B>>>,
     V: Verify,
-    E: ExtractParam<B>,
 {
-    pub(crate) fn new(
-        mut inner: S,
-        shared: Arc<Shared<V, E, R>>,
-        start: Start<steps::Extraction<E::Future, B>, B>,
-    ) -> Self {
+    pub(crate) fn new(mut inner: S, shared: Arc<Shared<V, R>>, start: Start<B>) -> Self {
         let (state, route, earlier) = match start {
             Start::Extract {
                 extraction,
@@ -121,11 +114,10 @@ where
     }
 }
 
-impl<S, V, E, R, B, ResBody> Future for ResponseFuture<S, V, E, R, B>
+impl<S, V, R, B, ResBody> Future for ResponseFuture<S, V, R, B>
 where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>>,
     V: Verify,
-    E: ExtractParam<B>,
     R: Respond<ResBody>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,

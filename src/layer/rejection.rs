@@ -9,6 +9,7 @@ use http_body_util::Full;
 
 use crate::VerifyCode;
 use crate::error::ErrorClass;
+use crate::extract::ContentKind;
 
 /// Why the layer answered a request itself.
 ///
@@ -409,16 +410,9 @@ impl DefaultResponder {
     }
 }
 
-fn is_grpc(request: &Parts) -> bool {
-    request
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
 impl<B: RefusalBody> Respond<B> for DefaultResponder {
     fn respond(&self, refusal: &Refusal, request: &Parts) -> Response<B> {
-        if is_grpc(request) {
+        if ContentKind::of(&request.headers) == ContentKind::Grpc {
             // A trailers-only gRPC response: HTTP 200, the status in the headers.
             let mut response = Response::new(B::from_refusal(Bytes::new()));
             let headers = response.headers_mut();

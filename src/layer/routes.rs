@@ -8,7 +8,7 @@ use std::fmt;
 use http::{Method, Request};
 
 use crate::SceneId;
-use crate::extract::ParamSource;
+use crate::extract::{ContentKind, ParamSource};
 
 /// One protected route: which paths, under which scene, and what it lets through.
 ///
@@ -469,7 +469,7 @@ impl Table {
         #[cfg(not(feature = "axum"))]
         let original: Option<&str> = None;
         // Exemptions are for a page's GET (no body); a gRPC call always has one.
-        let grpc = is_grpc(request) || has_body;
+        let grpc = ContentKind::of(request.headers()) == ContentKind::Grpc || has_body;
         let (method, path) = (request.method(), request.uri().path());
         // The router matches the raw path (case, percent-escapes, dot segments and all) while
         // the table is written in normalised form, so a request is looked up both ways. Each
@@ -601,14 +601,6 @@ fn nest_sharing_a_request(full: &Paths, nested: &Paths) -> Option<String> {
 /// `b_below`), in segments.
 fn meet(a: &[&str], a_below: bool, b: &[&str], b_below: bool) -> bool {
     (a_below && b.starts_with(a)) || (b_below && a.starts_with(b)) || a == b
-}
-
-fn is_grpc<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.as_bytes().get(..16))
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"application/grpc"))
 }
 
 fn under(path: &str, prefix: &str) -> bool {

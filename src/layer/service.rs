@@ -9,20 +9,19 @@ use tower::Service;
 
 use super::builder::Shared;
 use super::routes::Protection;
-use super::steps::Extraction;
 use super::{CaptchaVerified, Refusal, Respond, ResponseFuture};
 use crate::Verify;
-use crate::extract::{CaptchaBody, ExtractParam};
+use crate::extract::{CaptchaBody, ExtractFuture};
 
 /// The service made by [`CaptchaLayer`](super::CaptchaLayer). The inner service receives
 /// `Request<CaptchaBody<B>>`: the original body, or the same bytes when an extractor read it.
-pub struct CaptchaService<S, V, E, R> {
+pub struct CaptchaService<S, V, R> {
     inner: S,
-    shared: Arc<Shared<V, E, R>>,
+    shared: Arc<Shared<V, R>>,
 }
 
-impl<S, V, E, R> CaptchaService<S, V, E, R> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared<V, E, R>>) -> Self {
+impl<S, V, R> CaptchaService<S, V, R> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<V, R>>) -> Self {
         Self { inner, shared }
     }
 
@@ -42,7 +41,7 @@ impl<S, V, E, R> CaptchaService<S, V, E, R> {
     }
 }
 
-impl<S: Clone, V, E, R> Clone for CaptchaService<S, V, E, R> {
+impl<S: Clone, V, R> Clone for CaptchaService<S, V, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -51,7 +50,7 @@ impl<S: Clone, V, E, R> Clone for CaptchaService<S, V, E, R> {
     }
 }
 
-impl<S: fmt::Debug, V, E: fmt::Debug, R> fmt::Debug for CaptchaService<S, V, E, R> {
+impl<S: fmt::Debug, V, R> fmt::Debug for CaptchaService<S, V, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptchaService")
             .field("inner", &self.inner)
@@ -60,18 +59,17 @@ impl<S: fmt::Debug, V, E: fmt::Debug, R> fmt::Debug for CaptchaService<S, V, E, 
     }
 }
 
-impl<S, V, E, R, B, ResBody> Service<Request<B>> for CaptchaService<S, V, E, R>
+impl<S, V, R, B, ResBody> Service<Request<B>> for CaptchaService<S, V, R>
 where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>> + Clone,
     V: Verify,
-    E: ExtractParam<B>,
     R: Respond<ResBody>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, V, E, R, B>;
+    type Future = ResponseFuture<S, V, R, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -101,10 +99,8 @@ where
         let earlier = request.extensions_mut().remove::<CaptchaVerified>();
         let request = request.map(CaptchaBody::new);
         let limits = shared.limits;
-        let extraction = match &shared.table.entry(route).extractor {
-            Some(source) => Extraction::Route(source.extract(request, limits)),
-            None => Extraction::Layer(shared.extractor.extract(request, limits)),
-        };
+        let source = shared.table.entry(route).extractor.as_ref();
+        let extraction = source.unwrap_or(&shared.extractor).extract(request, limits);
         let start = Start::Extract {
             extraction,
             route,
@@ -115,10 +111,10 @@ where
 }
 
 /// How a request enters the layer's future.
-pub(crate) enum Start<F, B> {
+pub(crate) enum Start<B> {
     /// Protected by the route at `route`: its param is looked for.
     Extract {
-        extraction: F,
+        extraction: ExtractFuture<B>,
         route: usize,
         earlier: Option<CaptchaVerified>,
     },

@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::Request;
-use pin_project::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::builder::Shared;
@@ -18,29 +17,8 @@ use super::observe::{self, OutcomeKind};
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal};
 use crate::error::{ErrorClass, TransportError, TransportErrorKind};
-use crate::extract::{BodyError, BoxExtractFuture, CaptchaBody, ExtractError, Extracted};
+use crate::extract::{BodyError, CaptchaBody, ExtractError};
 use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
-
-/// The layer's extractor at work, or the one the route named (boxed: chosen at run time).
-#[pin_project(project = ExtractionProjection)]
-pub(crate) enum Extraction<F, B> {
-    Layer(#[pin] F),
-    Route(BoxExtractFuture<B>),
-}
-
-impl<F, B> Future for Extraction<F, B>
-where
-    F: Future<Output = Extracted<B>>,
-{
-    type Output = Extracted<B>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ExtractionProjection::Layer(future) => future.poll(cx),
-            ExtractionProjection::Route(future) => future.as_mut().poll(cx),
-        }
-    }
-}
 
 /// What the layer does next.
 pub(crate) enum Next<B> {
@@ -73,8 +51,8 @@ impl Held {
 
 /// Starts verifying `param` under the layer's in-flight bound and deadline, or refuses the
 /// request at once (503) when the bound is full: nothing queues.
-pub(crate) fn start<V: Verify, E, R>(
-    shared: &Shared<V, E, R>,
+pub(crate) fn start<V: Verify, R>(
+    shared: &Shared<V, R>,
     scene: &SceneId,
     param: &CaptchaVerifyParam,
 ) -> Result<(tokio::time::Timeout<V::Future>, Held), Refusal> {
@@ -136,12 +114,12 @@ impl Drop for Slot {
 }
 
 /// The next step once the param is (or is not) in hand.
-pub(crate) fn extracted<V, E, R, B>(
+pub(crate) fn extracted<V, R, B>(
     mut request: Request<CaptchaBody<B>>,
     param: Result<Option<CaptchaVerifyParam>, ExtractError>,
     earlier: Option<CaptchaVerified>,
     scene: &SceneId,
-    shared: &Shared<V, E, R>,
+    shared: &Shared<V, R>,
 ) -> Next<B> {
     let local = |code| Refusal::Rejected { code, local: true };
     let refusal = match param {
@@ -188,12 +166,12 @@ fn layer_deadline() -> Error {
 }
 
 /// Decides on a verification's outcome, and logs what deserves it.
-pub(crate) fn settle<V, E, R, B>(
+pub(crate) fn settle<V, R, B>(
     outcome: Result<Verification, Error>,
     mut request: Request<CaptchaBody<B>>,
     param: CaptchaVerifyParam,
     scene: &SceneId,
-    shared: &Shared<V, E, R>,
+    shared: &Shared<V, R>,
     held: Held,
 ) -> Next<B> {
     let Held { slot, span } = held;

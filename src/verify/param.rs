@@ -122,10 +122,10 @@ impl FromStr for CaptchaVerifyParam {
 ///
 /// ```
 /// use tower_aliyun_captcha::CaptchaVerifyParam;
-/// use tower_aliyun_captcha::verify::{InvalidParam, MAX_PARAM_LEN};
+/// use tower_aliyun_captcha::verify::InvalidParam;
 ///
-/// let refused = CaptchaVerifyParam::new("x".repeat(MAX_PARAM_LEN + 1)).unwrap_err();
-/// assert_eq!(refused, InvalidParam::TooLong(MAX_PARAM_LEN + 1));
+/// let refused = CaptchaVerifyParam::new("x".repeat(16 * 1024 + 1)).unwrap_err();
+/// assert_eq!(refused, InvalidParam::TooLong(16 * 1024 + 1));
 /// assert!(refused.to_string().contains("over the limit"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,10 +197,9 @@ impl SceneId {
     ///
     /// ```
     /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::verify::MAX_SCENE_ID_LEN;
     ///
     /// assert!(SceneId::new("1ezx8pyn").is_ok());
-    /// assert!(SceneId::new("s".repeat(MAX_SCENE_ID_LEN + 1)).is_err());
+    /// assert!(SceneId::new("s".repeat(129)).is_err());
     /// ```
     pub fn new(scene: impl AsRef<str>) -> Result<Self, InvalidSceneId> {
         let scene = scene.as_ref();
