@@ -41,7 +41,10 @@ async fn handle(
         .unwrap_or_default();
     let text = format!(
         "hello: captcha {}, {} body bytes\n",
-        verified.code().map_or("degraded", |c| c.as_str()),
+        match &verified {
+            CaptchaVerified::Passed(passed) => passed.code().as_str(),
+            _ => "degraded",
+        },
         body.len()
     );
     Ok(Response::new(Full::new(Bytes::from(text))))

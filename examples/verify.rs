@@ -176,7 +176,7 @@ async fn main() -> ExitCode {
         }
         Err(error) => {
             let mut object = json!({"error": {
-                "kind": error.kind(),
+                "kind": error.label(),
                 "message": error.to_string(),
                 "advice": error.advice(),
                 "may_have_reached_server": error.may_have_reached_server(),

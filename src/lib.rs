@@ -20,7 +20,7 @@
 //! use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 //!
 //! async fn login(verified: CaptchaVerified) -> String {
-//!     format!("welcome ({:?})", verified.code())
+//!     format!("welcome (captcha for scene {})", verified.scene())
 //! }
 //!
 //! #[tokio::main]

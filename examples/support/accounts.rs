@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
+use tower_aliyun_captcha::CaptchaVerified;
 use tower_aliyun_captcha::layer::require_verified;
 
 /// The full path of the protected method.
@@ -34,14 +35,13 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// The business logic: sign the person up, saying how the captcha went.
 async fn signup(request: Request<SignupRequest>) -> Result<Response<SignupReply>, Status> {
     // The handler demands the verdict: if a routing mistake skipped the layer, it refuses.
-    let verified = require_verified(&request)?;
+    let (captcha, degraded) = match require_verified(&request)? {
+        CaptchaVerified::Passed(passed) => (passed.code().as_str(), false),
+        _ => ("degraded", true),
+    };
     Ok(Response::new(SignupReply {
-        message: format!(
-            "signed up {} (captcha {})",
-            request.get_ref().email,
-            verified.code().map_or("degraded", |c| c.as_str())
-        ),
-        degraded: verified.is_degraded(),
+        message: format!("signed up {} (captcha {captcha})", request.get_ref().email),
+        degraded,
     }))
 }
 

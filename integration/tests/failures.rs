@@ -52,12 +52,14 @@ async fn serve(layer: CaptchaLayer<Client>, runs: &Runs) -> SocketAddr {
         let runs = runs.clone();
         async move {
             runs.all.fetch_add(1, Ordering::SeqCst);
-            if verified.is_degraded() {
-                runs.degraded.fetch_add(1, Ordering::SeqCst);
-            }
-            axum::Json(
-                json!({"degraded": verified.is_degraded(), "by": verified.degraded_by().map(|c| c.as_str())}),
-            )
+            let by = match &verified {
+                CaptchaVerified::Degraded(degraded) => {
+                    runs.degraded.fetch_add(1, Ordering::SeqCst);
+                    Some(degraded.class().as_str())
+                }
+                _ => None,
+            };
+            axum::Json(json!({"degraded": by.is_some(), "by": by}))
         }
     });
     let app = Router::new().route("/login", handler.layer(layer));

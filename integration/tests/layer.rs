@@ -30,8 +30,11 @@ const LIMIT: usize = 1024;
 async fn echo(verified: CaptchaVerified, body: Bytes) -> axum::Json<Value> {
     axum::Json(json!({
         "body": String::from_utf8_lossy(&body),
-        "code": verified.code().map(|c| c.as_str().to_owned()),
-        "degraded": verified.is_degraded(),
+        "code": match &verified {
+            CaptchaVerified::Passed(passed) => Some(passed.code().as_str().to_owned()),
+            _ => None,
+        },
+        "degraded": matches!(verified, CaptchaVerified::Degraded(_)),
         "scene": verified.scene().as_str(),
     }))
 }
@@ -41,7 +44,8 @@ async fn json_handler(
     verified: CaptchaVerified,
     axum::Json(body): axum::Json<Value>,
 ) -> axum::Json<Value> {
-    axum::Json(json!({"name": body["name"], "degraded": verified.is_degraded()}))
+    let degraded = matches!(verified, CaptchaVerified::Degraded(_));
+    axum::Json(json!({"name": body["name"], "degraded": degraded}))
 }
 
 fn layer(emulator: &Emulator, scene: &str, policy: FailurePolicy) -> CaptchaLayer<Client> {

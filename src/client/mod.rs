@@ -352,11 +352,11 @@ impl Inner {
                 );
             }
             Err(error) => {
-                span.record("error.type", error.kind());
+                span.record("error.type", error.label());
                 if let Error::Api(api) = error {
                     span.record("captcha.request_id", api.request_id());
                 }
-                tracing::debug!(latency_us = started.elapsed().as_micros() as u64, kind = error.kind(), %error, "verification failed");
+                tracing::debug!(latency_us = started.elapsed().as_micros() as u64, kind = error.label(), %error, "verification failed");
             }
         }
         outcome

@@ -162,7 +162,7 @@ impl Error {
         }
     }
 
-    /// A short, stable name of the failure's kind, for logs and metrics
+    /// A short, stable label of the failure, for logs and metrics
     /// (`"api"`, `"connect"`, `"timeout"`, `"malformed_response"`, …).
     ///
     /// ```
@@ -173,10 +173,10 @@ impl Error {
     ///
     /// let timeout: Error = TransportError::possibly_sent(TransportErrorKind::Timeout).into();
     /// let garbled: Error = ResponseError::new(ResponseErrorKind::Malformed, 200, "not JSON").into();
-    /// assert_eq!(timeout.kind(), "timeout");
-    /// assert_eq!(garbled.kind(), "malformed_response");
+    /// assert_eq!(timeout.label(), "timeout");
+    /// assert_eq!(garbled.label(), "malformed_response");
     /// ```
-    pub fn kind(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Self::Api(_) => "api",
             Self::Transport(error) => error.kind().as_str(),

@@ -9,7 +9,7 @@ use std::fmt;
 /// use tower_aliyun_captcha::error::{ResponseError, ResponseErrorKind};
 ///
 /// let error: Error = ResponseError::new(ResponseErrorKind::TooLarge, 200, "over 64 KiB").into();
-/// assert_eq!(error.kind(), "oversized_response");
+/// assert_eq!(error.label(), "oversized_response");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

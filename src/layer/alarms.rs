@@ -13,11 +13,11 @@ const INTERVAL: Duration = Duration::from_secs(10);
 /// small fixed set (error kinds and the layer's own alarms), so the map stays small.
 #[derive(Debug, Default)]
 pub(crate) struct Alarms {
-    kinds: Mutex<HashMap<&'static str, Slot>>,
+    kinds: Mutex<HashMap<&'static str, Tally>>,
 }
 
 #[derive(Debug)]
-struct Slot {
+struct Tally {
     next: Instant,
     unlogged: u64,
 }
@@ -28,7 +28,7 @@ impl Alarms {
     pub(crate) fn raise(&self, kind: &'static str, now: Instant, log: impl FnOnce(u64)) {
         let unlogged = {
             let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = kinds.entry(kind).or_insert(Slot {
+            let slot = kinds.entry(kind).or_insert(Tally {
                 next: now,
                 unlogged: 0,
             });

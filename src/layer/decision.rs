@@ -126,8 +126,9 @@ pub(crate) fn on_verdict(verdict: &Verification, rules: Rules) -> OnVerdict {
 /// for its class; test mode's T005 needs this layer to allow it. (The outer layer already
 /// counted a degraded pass against the budget.)
 pub(crate) fn on_earlier(verified: &CaptchaVerified, rules: Rules) -> Result<(), Refusal> {
-    match (verified.degraded_by(), verified.code()) {
-        (Some(class), _) => {
+    match verified {
+        CaptchaVerified::Degraded(degraded) => {
+            let class = degraded.class();
             let may_open = match class {
                 ErrorClass::Outage => true,
                 ErrorClass::Configuration => rules.open_on_configuration_errors,
@@ -142,11 +143,15 @@ pub(crate) fn on_earlier(verified: &CaptchaVerified, rules: Rules) -> Result<(),
                 })
             }
         }
-        (None, Some(VerifyCode::T005)) if !rules.allow_test_mode => Err(Refusal::Rejected {
-            code: VerifyCode::T005,
-            local: false,
-        }),
-        (None, _) => Ok(()),
+        CaptchaVerified::Passed(passed)
+            if *passed.code() == VerifyCode::T005 && !rules.allow_test_mode =>
+        {
+            Err(Refusal::Rejected {
+                code: VerifyCode::T005,
+                local: false,
+            })
+        }
+        CaptchaVerified::Passed(_) => Ok(()),
     }
 }
 

@@ -128,7 +128,7 @@ where
         let mut this = self.project();
         loop {
             let shared = &**this.shared;
-            let scene = &shared.table.entry(*this.route).scene;
+            let scene = &shared.table.route(*this.route).scene;
             let next = match this.state.as_mut().project() {
                 StateProjection::Calling { future, .. } => {
                     let response = ready!(future.poll(cx))?;

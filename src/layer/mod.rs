@@ -52,7 +52,8 @@
 //! let login = CaptchaLayer::new(client, SceneId::new("login-scene")?);
 //!
 //! async fn login_handler(verified: CaptchaVerified, Json(body): Json<serde_json::Value>) -> String {
-//!     format!("welcome (captcha {:?}, degraded: {})", verified.code(), verified.is_degraded())
+//!     let degraded = matches!(verified, CaptchaVerified::Degraded(_));
+//!     format!("welcome {} (captcha service down: {degraded})", body["user"])
 //! }
 //!
 //! let app: Router = Router::new().route("/login", post(login_handler).layer(login));
@@ -80,9 +81,9 @@ pub use observe::{Outcome, OutcomeKind};
 pub use policy::FailurePolicy;
 #[cfg(feature = "axum")]
 pub use rejection::IntoResponder;
-pub use rejection::{DefaultResponder, Refusal, RefusalBody, Respond};
+pub use rejection::{DefaultResponder, Reason, Refusal, RefusalBody, Respond};
 pub use routes::{Route, RouteError, Routes};
 pub use service::CaptchaService;
 #[cfg(feature = "tonic")]
 pub use verified::require_verified;
-pub use verified::{CaptchaPassed, CaptchaVerified};
+pub use verified::{CaptchaPassed, CaptchaVerified, Degraded};

@@ -186,7 +186,7 @@ fn metrics_for(outcome: &Outcome<'_>) {
     if let Some(error) = outcome.error {
         let code = match error {
             Error::Api(api) => api.code().as_str().to_owned(),
-            other => other.kind().to_owned(),
+            other => other.label().to_owned(),
         };
         let class: crate::error::ErrorClass = error.class();
         metrics::counter!(
@@ -293,7 +293,7 @@ pub(crate) fn alarm(
         (Error::Api(_), ErrorClass::Configuration) => "api_configuration",
         (Error::Api(_), ErrorClass::BadRequest) => "api_bad_request",
         (Error::Api(_), ErrorClass::Throttled) => "api_throttled",
-        _ => error.kind(),
+        _ => error.label(),
     };
     alarms.raise(key, now, |unlogged| {
         let request_id = match error {
@@ -303,7 +303,7 @@ pub(crate) fn alarm(
         if class == ErrorClass::Configuration {
             tracing::error!(
                 captcha.error_class = class.as_str(),
-                captcha.error_kind = error.kind(),
+                captcha.error_kind = error.label(),
                 captcha.request_id = request_id,
                 captcha.advice = error.advice(),
                 captcha.unlogged = unlogged,
@@ -312,7 +312,7 @@ pub(crate) fn alarm(
         } else {
             tracing::warn!(
                 captcha.error_class = class.as_str(),
-                captcha.error_kind = error.kind(),
+                captcha.error_kind = error.label(),
                 captcha.request_id = request_id,
                 captcha.policy = ?policy,
                 captcha.unlogged = unlogged,

@@ -4,7 +4,7 @@
 /// it could not be asked, or did not answer properly.
 ///
 /// - [`Open`](Self::Open), the default and the API document's advice: let the request
-///   through, marked [degraded](crate::layer::CaptchaVerified::is_degraded), within the
+///   through, marked [degraded](crate::layer::CaptchaVerified::Degraded), within the
 ///   [`DegradedBudget`](crate::layer::DegradedBudget) (past it: 503). An outage of Alibaba's
 ///   service does not lock your users out, and a flood of bots cannot ride in on it.
 /// - [`Closed`](Self::Closed): answer 503 (gRPC `UNAVAILABLE`). Nothing unverified gets in,

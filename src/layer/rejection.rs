@@ -24,7 +24,7 @@ use crate::extract::ContentKind;
 /// };
 /// assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
 /// assert_eq!(refusal.code(), "F015");
-/// assert_eq!(refusal.public_message(), "captcha verification failed");
+/// assert_eq!(refusal.reason().message(), "captcha verification failed");
 /// assert_eq!(refusal.grpc_status(), 7); // PERMISSION_DENIED
 ///
 /// let shed = Refusal::Overloaded { retry_after: Duration::from_secs(1) };
@@ -124,67 +124,33 @@ impl Refusal {
         }
     }
 
-    /// A coarse, machine-readable reason, safe to show anyone, for page code to act on:
-    /// `captcha_required` (no param: show the widget), `captcha_expired` (used, or too old:
-    /// refresh the widget and try again), `captcha_failed`, `captcha_unavailable` (try again
-    /// later), `too_many_requests`, or a body problem (`payload_too_large`, `body_timeout`,
-    /// `bad_body`).
+    /// Why, in words safe to show anyone, for page code to act on.
     ///
     /// ```
     /// use tower_aliyun_captcha::VerifyCode;
-    /// use tower_aliyun_captcha::layer::Refusal;
+    /// use tower_aliyun_captcha::layer::{Reason, Refusal};
     ///
     /// let reused = Refusal::Rejected { code: VerifyCode::F018, local: false };
-    /// assert_eq!(reused.reason(), "captcha_expired");
-    /// let emulated = Refusal::Rejected { code: VerifyCode::F009, local: false };
-    /// assert_eq!(emulated.reason(), "captcha_failed");
+    /// assert_eq!(reused.reason(), Reason::CaptchaExpired);
+    /// assert_eq!(reused.reason().as_str(), "captcha_expired");
     /// ```
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
             Self::Rejected {
                 code: VerifyCode::F002,
                 ..
-            } => "captcha_required",
+            } => Reason::CaptchaRequired,
             Self::Rejected {
                 code: VerifyCode::F008 | VerifyCode::F014 | VerifyCode::F018 | VerifyCode::F019,
                 ..
-            } => "captcha_expired",
-            Self::Rejected { .. } => "captcha_failed",
-            Self::Unavailable { .. } => "captcha_unavailable",
-            Self::Overloaded { .. } => "too_many_requests",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::BodyTimeout => "body_timeout",
-            Self::BadBody => "bad_body",
-            Self::AmbiguousPath => "ambiguous_path",
-        }
-    }
-
-    /// A short message safe to show anyone: no internal detail.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::VerifyCode;
-    /// use tower_aliyun_captcha::layer::Refusal;
-    ///
-    /// let missing = Refusal::Rejected { code: VerifyCode::F002, local: true };
-    /// assert_eq!(missing.public_message(), "captcha required");
-    /// ```
-    pub fn public_message(&self) -> &'static str {
-        match self {
-            Self::Rejected {
-                code: VerifyCode::F002,
-                ..
-            } => "captcha required",
-            Self::Rejected {
-                code: VerifyCode::F008 | VerifyCode::F014 | VerifyCode::F018 | VerifyCode::F019,
-                ..
-            } => "captcha expired, please verify again",
-            Self::Rejected { .. } => "captcha verification failed",
-            Self::Unavailable { .. } => "captcha verification is unavailable, try again later",
-            Self::Overloaded { .. } => "too many requests, try again later",
-            Self::PayloadTooLarge => "request body too large",
-            Self::BodyTimeout => "request body not received in time",
-            Self::BadBody => "request body could not be read",
-            Self::AmbiguousPath => "the request's path is ambiguous",
+            } => Reason::CaptchaExpired,
+            Self::Rejected { .. } => Reason::CaptchaFailed,
+            Self::Unavailable { .. } => Reason::CaptchaUnavailable,
+            Self::Overloaded { .. } => Reason::TooManyRequests,
+            Self::PayloadTooLarge => Reason::PayloadTooLarge,
+            Self::BodyTimeout => Reason::BodyTimeout,
+            Self::BadBody => Reason::BadBody,
+            Self::AmbiguousPath => Reason::AmbiguousPath,
         }
     }
 
@@ -210,6 +176,68 @@ impl Refusal {
             Self::BodyTimeout => 4,     // DEADLINE_EXCEEDED
             Self::BadBody | Self::AmbiguousPath => 3, // INVALID_ARGUMENT
         }
+    }
+}
+
+/// Why the layer refused, coarse and safe to show anyone: the `reason` of the default
+/// answer's JSON, for page code to act on (`captcha_required`: show the widget;
+/// `captcha_expired`: refresh it and try again; `captcha_unavailable`, `too_many_requests`:
+/// try again later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// No param: show the widget.
+    CaptchaRequired,
+    /// The param was used, or is too old: refresh the widget and try again.
+    CaptchaExpired,
+    /// The captcha was not passed, or the param was invalid.
+    CaptchaFailed,
+    /// No verdict could be had, and none was let in: try again later.
+    CaptchaUnavailable,
+    /// Overloaded or throttled: try again later.
+    TooManyRequests,
+    /// The body is over the layer's limit.
+    PayloadTooLarge,
+    /// The body did not arrive in time.
+    BodyTimeout,
+    /// The body could not be read.
+    BadBody,
+    /// The path could name two routes of different scenes.
+    AmbiguousPath,
+}
+
+impl Reason {
+    /// The machine-readable name: `captcha_required`, `captcha_expired`, ….
+    pub fn as_str(self) -> &'static str {
+        self.describe().0
+    }
+
+    /// A short message for people, with no internal detail.
+    pub fn message(self) -> &'static str {
+        self.describe().1
+    }
+
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Self::CaptchaRequired => ("captcha_required", "captcha required"),
+            Self::CaptchaExpired => ("captcha_expired", "captcha expired, please verify again"),
+            Self::CaptchaFailed => ("captcha_failed", "captcha verification failed"),
+            Self::CaptchaUnavailable => (
+                "captcha_unavailable",
+                "captcha verification is unavailable, try again later",
+            ),
+            Self::TooManyRequests => ("too_many_requests", "too many requests, try again later"),
+            Self::PayloadTooLarge => ("payload_too_large", "request body too large"),
+            Self::BodyTimeout => ("body_timeout", "request body not received in time"),
+            Self::BadBody => ("bad_body", "request body could not be read"),
+            Self::AmbiguousPath => ("ambiguous_path", "the request's path is ambiguous"),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -427,14 +455,14 @@ impl<B: RefusalBody> Respond<B> for DefaultResponder {
             // Public messages are plain ASCII without `%`, so no percent-encoding is needed.
             headers.insert(
                 "grpc-message",
-                HeaderValue::from_static(refusal.public_message()),
+                HeaderValue::from_static(refusal.reason().message()),
             );
             return response;
         }
         let mut body = serde_json::json!({
             "captchaResult": false,
-            "reason": refusal.reason(),
-            "message": refusal.public_message(),
+            "reason": refusal.reason().as_str(),
+            "message": refusal.reason().message(),
         });
         if self.expose_codes {
             body["code"] = refusal.code().into();

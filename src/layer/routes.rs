@@ -39,10 +39,10 @@ use crate::extract::{ContentKind, ParamSource};
 #[must_use]
 pub struct Route {
     paths: Paths,
-    scene: SceneId,
+    pub(crate) scene: SceneId,
     exempt: Vec<Method>,
     exempt_throughout: Vec<Method>,
-    extractor: Option<ParamSource>,
+    pub(crate) extractor: Option<ParamSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,33 +366,18 @@ pub(crate) enum Protection {
     Ambiguous,
 }
 
-/// A validated route: its path normalised once, at build time.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    paths: Paths,
-    pub(crate) scene: SceneId,
-    exempt: Vec<Method>,
-    exempt_throughout: Vec<Method>,
-    pub(crate) extractor: Option<ParamSource>,
-}
-
 /// The validated table the services of a layer share.
 #[derive(Debug)]
 pub(crate) struct Table {
-    entries: Vec<Entry>,
+    /// Validated: paths normalised once, at build time.
+    routes: Vec<Route>,
 }
 
 impl Table {
     /// Every path under `scene`: the table of [`CaptchaLayer::new`](super::CaptchaLayer::new).
     pub(crate) fn every_path(scene: SceneId) -> Self {
         Self {
-            entries: vec![Entry {
-                paths: Paths::Every,
-                scene,
-                exempt: Vec::new(),
-                exempt_throughout: Vec::new(),
-                extractor: None,
-            }],
+            routes: vec![Route::every_path(scene)],
         }
     }
 
@@ -400,7 +385,7 @@ impl Table {
         if routes.routes.is_empty() {
             return Err(RouteError::Empty);
         }
-        let mut entries: Vec<Entry> = Vec::with_capacity(routes.routes.len());
+        let mut checked_routes: Vec<Route> = Vec::with_capacity(routes.routes.len());
         for route in routes.routes {
             let paths = match route.paths {
                 Paths::Every => Paths::Every,
@@ -418,7 +403,7 @@ impl Table {
                 });
             }
             // A prefix of `/` covers every path, like the route for every path.
-            if entries
+            if checked_routes
                 .iter()
                 .any(|e| e.paths == paths || e.paths.is_fallback() && paths.is_fallback())
             {
@@ -426,7 +411,7 @@ impl Table {
                     path: paths.shown(),
                 });
             }
-            for other in entries.iter().filter(|e| e.scene != route.scene) {
+            for other in checked_routes.iter().filter(|e| e.scene != route.scene) {
                 for (full, full_scene, nested, nested_scene) in [
                     (&paths, &route.scene, &other.paths, &other.scene),
                     (&other.paths, &other.scene, &paths, &route.scene),
@@ -442,19 +427,15 @@ impl Table {
                     }
                 }
             }
-            entries.push(Entry {
-                paths,
-                scene: route.scene,
-                exempt: route.exempt,
-                exempt_throughout: route.exempt_throughout,
-                extractor: route.extractor,
-            });
+            checked_routes.push(Route { paths, ..route });
         }
-        Ok(Self { entries })
+        Ok(Self {
+            routes: checked_routes,
+        })
     }
 
-    pub(crate) fn entry(&self, index: usize) -> &Entry {
-        &self.entries[index]
+    pub(crate) fn route(&self, index: usize) -> &Route {
+        &self.routes[index]
     }
 
     /// The route that protects `request`, if any (see `resolve`): by its path, and with axum
@@ -485,7 +466,7 @@ impl Table {
         match (normalised, raw) {
             (None, None) => Protection::Unprotected,
             (Some(index), None) | (None, Some(index)) => Protection::Route(index),
-            (Some(a), Some(b)) if self.entries[a].scene == self.entries[b].scene => {
+            (Some(a), Some(b)) if self.routes[a].scene == self.routes[b].scene => {
                 Protection::Route(a)
             }
             (Some(_), Some(_)) => Protection::Ambiguous,
@@ -508,7 +489,7 @@ impl Table {
         let on_path = self.best(path).map(|index| (index, path));
         let on_original = original.and_then(|o| self.best(o).map(|index| (index, o)));
         let specific = |found: Option<(usize, &str)>| {
-            found.is_some_and(|(index, _)| !self.entries[index].paths.is_fallback())
+            found.is_some_and(|(index, _)| !self.routes[index].paths.is_fallback())
         };
         let order = if specific(on_path) && !specific(on_original) {
             [on_path, on_original]
@@ -518,13 +499,13 @@ impl Table {
         order
             .into_iter()
             .flatten()
-            .find(|&(index, path)| grpc || !self.entries[index].exempts(method, path))
+            .find(|&(index, path)| grpc || !self.routes[index].exempts(method, path))
             .map(|(index, _)| index)
     }
 
     fn best(&self, path: &str) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None; // (index, rank)
-        for (index, entry) in self.entries.iter().enumerate() {
+        for (index, entry) in self.routes.iter().enumerate() {
             let rank = match &entry.paths {
                 Paths::Every => Some(0),
                 Paths::Exact(p) => (p == path).then_some(usize::MAX),
@@ -540,7 +521,7 @@ impl Table {
     }
 }
 
-impl Entry {
+impl Route {
     /// Whether this route lets `method` through on `path`, a path it matches.
     fn exempts(&self, method: &Method, path: &str) -> bool {
         let method = if method == Method::HEAD {
@@ -695,7 +676,7 @@ mod tests {
     fn scene_for(table: &Table, method: Method, path: &str) -> Option<String> {
         match table.protecting(&request(method, path), false) {
             Protection::Unprotected => None,
-            Protection::Route(i) => Some(table.entry(i).scene.as_str().to_owned()),
+            Protection::Route(i) => Some(table.route(i).scene.as_str().to_owned()),
             Protection::Ambiguous => Some("ambiguous".to_owned()),
         }
     }
@@ -947,7 +928,7 @@ mod tests {
         let resolved = |table: &Table, method: Method, original: Option<&str>, path: &str| {
             table
                 .resolve(&method, false, original, path)
-                .map(|i| table.entry(i).scene.as_str().to_owned())
+                .map(|i| table.route(i).scene.as_str().to_owned())
         };
         let admin = Table::new(
             Routes::new()
@@ -1023,7 +1004,7 @@ mod tests {
             );
         }
         let grpc = admin.resolve(&Method::GET, true, Some("/admin/login"), "/login");
-        assert_eq!(grpc.map(|i| admin.entry(i).scene.as_str()), Some("admin"));
+        assert_eq!(grpc.map(|i| admin.route(i).scene.as_str()), Some("admin"));
         // Written as nested paths only, exemptions hold behind the nest.
         let nested = Table::new(
             Route::prefix("/signup", scene("signup"))

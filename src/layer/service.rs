@@ -99,7 +99,7 @@ where
         let earlier = request.extensions_mut().remove::<CaptchaVerified>();
         let request = request.map(CaptchaBody::new);
         let limits = shared.limits;
-        let source = shared.table.entry(route).extractor.as_ref();
+        let source = shared.table.route(route).extractor.as_ref();
         let extraction = source.unwrap_or(&shared.extractor).extract(request, limits);
         let start = Start::Extract {
             extraction,

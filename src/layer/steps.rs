@@ -234,7 +234,7 @@ pub(crate) fn settle<V, R, B>(
             let observed = observe::Outcome {
                 scene,
                 kind,
-                code: error.kind(),
+                code: error.label(),
                 latency,
                 error: Some(&error),
             };

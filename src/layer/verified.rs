@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::ErrorClass;
 use crate::{CaptchaVerifyParam, SceneId, Verification, VerifyCode};
 
-/// The verdict, in the extensions of every request the layer lets through.
+/// The verdict, in the extensions of every request the layer lets through: a person passed
+/// the captcha, or the service could not be asked and the failure policy let the request in.
 ///
 /// Only the layer makes one: a value already in a request's extensions when it reaches the
 /// layer is not trusted (unless an outer layer of this crate made it for this very request and
@@ -14,48 +15,57 @@ use crate::{CaptchaVerifyParam, SceneId, Verification, VerifyCode};
 /// request as verified.
 ///
 /// **Handlers demand the verdict**: a handler behind the layer takes `CaptchaVerified` (or
-/// [`CaptchaPassed`], which also refuses degraded verdicts) as an argument, so that a routing
+/// [`CaptchaPassed`], which refuses degraded verdicts) as an argument, so that a routing
 /// mistake that skips the layer fails closed instead of running the handler unprotected.
 /// With the `axum` feature both are extractors, and so is `Option<CaptchaVerified>`; with the
 /// `tonic` feature, [`require_verified`](super::require_verified) does the same for a tonic
 /// request.
 ///
 /// ```
-/// use tower::{ServiceBuilder, ServiceExt};
-/// use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId, Verification, VerifyCode, VerifyRequest};
-/// use tower_aliyun_captcha::extract::CaptchaBody;
+/// use tower_aliyun_captcha::CaptchaVerified;
 ///
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let pass = |_r: VerifyRequest| async { Ok(Verification::pass(VerifyCode::T001, "req-1")) };
-/// let layer = CaptchaLayer::new(pass, SceneId::new("login01").unwrap());
-/// let service = ServiceBuilder::new().layer(layer).service_fn(
-///     |request: http::Request<CaptchaBody<String>>| async move {
-///         let verified = request.extensions().get::<CaptchaVerified>().cloned().unwrap();
-///         let text = format!(
-///             "{} {} {:?} {}",
-///             verified.code().unwrap(),
-///             verified.scene(),
-///             verified.request_id(),
-///             verified.is_degraded()
-///         );
-///         Ok::<_, std::convert::Infallible>(http::Response::new(text))
-///     },
-/// );
-/// let request = http::Request::post("/login")
-///     .header("x-captcha-verify-param", "eyJ4IjoxfQ==")
-///     .body(String::new())
-///     .unwrap();
-/// let response = service.oneshot(request).await.unwrap();
-/// assert_eq!(response.status(), 200);
-/// # });
+/// fn greeting(verified: &CaptchaVerified) -> String {
+///     match verified {
+///         CaptchaVerified::Passed(passed) => format!("welcome ({})", passed.code()),
+///         CaptchaVerified::Degraded(degraded) => {
+///             format!("welcome (the captcha service was {})", degraded.class())
+///         }
+///         _ => "welcome".to_owned(),
+///     }
+/// }
+/// # let _ = greeting;
 /// ```
-#[derive(Debug, Clone)]
-pub struct CaptchaVerified {
-    code: Option<VerifyCode>,
-    request_id: Option<String>,
-    certify_id: Option<String>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaptchaVerified {
+    /// Alibaba's verdict: `VerifyResult` true with a pass code.
+    Passed(CaptchaPassed),
+    /// No verdict could be had (an outage), and the
+    /// [`FailurePolicy`](super::FailurePolicy) let the request in within its budget.
+    Degraded(Degraded),
+}
+
+/// A person passed the captcha: the verdict of Alibaba's service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptchaPassed {
+    verdict: Verification,
     scene: SceneId,
-    degraded: Option<ErrorClass>,
+    binding: Binding,
+}
+
+/// Let in without a verdict: the service could not be asked, and the failure policy let the
+/// request through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Degraded {
+    class: ErrorClass,
+    request_id: Option<String>,
+    scene: SceneId,
+    binding: Binding,
+}
+
+/// What ties a verdict to the request it was given for.
+#[derive(Debug, Clone)]
+struct Binding {
     /// The param this verdict is for: an inner layer that finds the same param under the same
     /// scene trusts the verdict instead of spending the param a second time.
     param: CaptchaVerifyParam,
@@ -65,31 +75,30 @@ pub struct CaptchaVerified {
     spent: Arc<AtomicBool>,
 }
 
-impl PartialEq for CaptchaVerified {
+impl PartialEq for Binding {
     fn eq(&self, other: &Self) -> bool {
-        self.code == other.code
-            && self.request_id == other.request_id
-            && self.certify_id == other.certify_id
-            && self.scene == other.scene
-            && self.degraded == other.degraded
-            && self.param == other.param
+        self.param == other.param
     }
 }
 
-impl Eq for CaptchaVerified {}
+impl Eq for Binding {}
 
-impl CaptchaVerified {
-    pub(crate) fn passed(verdict: Verification, scene: SceneId, param: CaptchaVerifyParam) -> Self {
-        let (code, request_id, certify_id) = verdict.into_parts();
+impl Binding {
+    fn new(param: CaptchaVerifyParam) -> Self {
         Self {
-            code: Some(code),
-            request_id: Some(request_id),
-            certify_id,
-            scene,
-            degraded: None,
             param,
             spent: Arc::default(),
         }
+    }
+}
+
+impl CaptchaVerified {
+    pub(crate) fn passed(verdict: Verification, scene: SceneId, param: CaptchaVerifyParam) -> Self {
+        Self::Passed(CaptchaPassed {
+            verdict,
+            scene,
+            binding: Binding::new(param),
+        })
     }
 
     pub(crate) fn degraded(
@@ -98,163 +107,94 @@ impl CaptchaVerified {
         scene: SceneId,
         param: CaptchaVerifyParam,
     ) -> Self {
-        Self {
-            code: None,
+        Self::Degraded(Degraded {
+            class,
             request_id,
-            certify_id: None,
             scene,
-            degraded: Some(class),
-            param,
-            spent: Arc::default(),
+            binding: Binding::new(param),
+        })
+    }
+
+    /// The scene the verdict was given for.
+    pub fn scene(&self) -> &SceneId {
+        match self {
+            Self::Passed(passed) => &passed.scene,
+            Self::Degraded(degraded) => &degraded.scene,
         }
     }
 
-    /// Whether an inner layer may trust this verdict for `param` under `scene`: it was given
-    /// for them, its request is still being answered, and no other layer trusted it (or a copy
-    /// of it) before.
+    fn binding(&self) -> &Binding {
+        match self {
+            Self::Passed(passed) => &passed.binding,
+            Self::Degraded(degraded) => &degraded.binding,
+        }
+    }
+
+    /// Whether an inner layer may take this verdict for `param` under `scene`: the same
+    /// param and scene, and not taken before. Taking it spends it.
     pub(crate) fn claim(&self, param: &CaptchaVerifyParam, scene: &SceneId) -> bool {
-        self.scene == *scene && self.param == *param && !self.spent.swap(true, Ordering::AcqRel)
+        let binding = self.binding();
+        self.scene() == scene
+            && binding.param == *param
+            && !binding.spent.swap(true, Ordering::AcqRel)
     }
 
-    /// What spends the verdict when the request it was given to is answered.
+    /// The layer's hold on this verdict: dropped once the inner service has answered, it
+    /// spends the verdict, so a copy kept for later is never trusted.
     pub(crate) fn issued(&self) -> Issued {
-        Issued(Arc::clone(&self.spent))
+        Issued(Arc::clone(&self.binding().spent))
+    }
+}
+
+impl CaptchaPassed {
+    /// The pass code (`T001`, …).
+    pub fn code(&self) -> &VerifyCode {
+        self.verdict.code()
     }
 
-    /// The passing code (`T001`, `T006`, or `T005` where test mode is allowed); `None` when
-    /// degraded.
-    ///
-    /// ```
-    /// # fn check(verified: tower_aliyun_captcha::layer::CaptchaVerified) {
-    /// if let Some(code) = verified.code() {
-    ///     println!("passed with {code}: {}", code.meaning());
-    /// }
-    /// # }
-    /// ```
-    pub fn code(&self) -> Option<&VerifyCode> {
-        self.code.as_ref()
+    /// The service's request id, for Alibaba's support and your logs.
+    pub fn request_id(&self) -> &str {
+        self.verdict.request_id()
     }
 
-    /// The service's request id, when it answered: quote it in a support ticket.
-    ///
-    /// ```
-    /// # fn check(verified: tower_aliyun_captcha::layer::CaptchaVerified) {
-    /// tracing::info!(captcha.request_id = verified.request_id(), "signed in");
-    /// # }
-    /// ```
+    /// The id your page gave the widget as `UserCertifyId`, if any, to tie the verdict to
+    /// your own records.
+    pub fn certify_id(&self) -> Option<&str> {
+        self.verdict.certify_id()
+    }
+
+    /// The scene the verdict was given for.
+    pub fn scene(&self) -> &SceneId {
+        &self.scene
+    }
+}
+
+impl Degraded {
+    /// Why no verdict could be had: an outage, or with
+    /// [`fail_open_on_configuration_errors`](super::CaptchaLayerBuilder::fail_open_on_configuration_errors),
+    /// a configuration error.
+    pub fn class(&self) -> ErrorClass {
+        self.class
+    }
+
+    /// The request id of the failed call to the service, when it answered at all.
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
     }
 
-    /// The service's `CertifyId` for the verification, when it answered one.
-    ///
-    /// ```
-    /// # fn check(verified: tower_aliyun_captcha::layer::CaptchaVerified) {
-    /// tracing::info!(captcha.certify_id = verified.certify_id(), "signed in");
-    /// # }
-    /// ```
-    pub fn certify_id(&self) -> Option<&str> {
-        self.certify_id.as_deref()
-    }
-
-    /// The scene the param was verified against.
-    ///
-    /// ```
-    /// # fn check(verified: tower_aliyun_captcha::layer::CaptchaVerified) {
-    /// assert!(!verified.scene().as_str().is_empty());
-    /// # }
-    /// ```
+    /// The scene the request was for.
     pub fn scene(&self) -> &SceneId {
         &self.scene
     }
-
-    /// True when the request was let through without a verdict: the service had an outage,
-    /// the policy is [`FailurePolicy::Open`](super::FailurePolicy::Open), and the degraded
-    /// budget allowed it. Handlers that guard something valuable can ask for a second factor
-    /// instead, or take [`CaptchaPassed`].
-    ///
-    /// ```
-    /// # fn check(verified: tower_aliyun_captcha::layer::CaptchaVerified) {
-    /// if verified.is_degraded() {
-    ///     // e.g. send a one-time code by email before going on
-    /// }
-    /// # }
-    /// ```
-    pub fn is_degraded(&self) -> bool {
-        self.degraded.is_some()
-    }
-
-    /// Why the request was let through without a verdict: the class of the failure
-    /// ([`Outage`](ErrorClass::Outage), or
-    /// [`Configuration`](ErrorClass::Configuration) where the layer was told to fail open on
-    /// those too). `None` for a real pass.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::error::ErrorClass;
-    /// # fn check(verified: tower_aliyun_captcha::layer::CaptchaVerified) {
-    /// match verified.degraded_by() {
-    ///     None => {}                       // a person passed
-    ///     Some(ErrorClass::Outage) => {}   // Alibaba's service was down
-    ///     Some(_) => {}                    // the account or its keys need attention
-    /// }
-    /// # }
-    /// ```
-    pub fn degraded_by(&self) -> Option<ErrorClass> {
-        self.degraded
-    }
 }
 
-/// Held by the layer while the request it gave a verdict to is answered; spends the verdict
-/// when dropped.
+/// Spends a verdict when dropped: held by the layer's future until the inner service answers.
 #[derive(Debug)]
 pub(crate) struct Issued(Arc<AtomicBool>);
 
 impl Drop for Issued {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Release);
-    }
-}
-
-/// A verdict that is a real pass, never a degraded one: for handlers that guard something
-/// valuable and would rather refuse (503) than let anyone in unverified during an outage.
-/// With the `axum` feature it is an extractor.
-///
-/// ```
-/// use tower_aliyun_captcha::CaptchaVerified;
-/// use tower_aliyun_captcha::layer::CaptchaPassed;
-///
-/// fn strict(verified: &CaptchaVerified) -> Option<CaptchaPassed> {
-///     CaptchaPassed::try_from(verified.clone()).ok()
-/// }
-/// # let _ = strict;
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaptchaPassed(CaptchaVerified);
-
-impl CaptchaPassed {
-    /// The verdict.
-    ///
-    /// ```
-    /// # fn check(passed: tower_aliyun_captcha::layer::CaptchaPassed) {
-    /// let code = passed.verdict().code().expect("a real pass has its code");
-    /// # let _ = code;
-    /// # }
-    /// ```
-    pub fn verdict(&self) -> &CaptchaVerified {
-        &self.0
-    }
-}
-
-impl TryFrom<CaptchaVerified> for CaptchaPassed {
-    type Error = CaptchaVerified;
-
-    /// Fails, giving the verdict back, when it is degraded.
-    fn try_from(verified: CaptchaVerified) -> Result<Self, CaptchaVerified> {
-        if verified.is_degraded() {
-            Err(verified)
-        } else {
-            Ok(Self(verified))
-        }
     }
 }
 
@@ -302,14 +242,14 @@ mod axum_extractors {
         type Rejection = (StatusCode, &'static str);
 
         async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-            let verified =
-                <CaptchaVerified as FromRequestParts<S>>::from_request_parts(parts, state).await?;
-            Self::try_from(verified).map_err(|_| {
-                (
+            match <CaptchaVerified as FromRequestParts<S>>::from_request_parts(parts, state).await?
+            {
+                CaptchaVerified::Passed(passed) => Ok(passed),
+                _ => Err((
                     StatusCode::SERVICE_UNAVAILABLE,
                     "captcha verification is unavailable, try again later",
-                )
-            })
+                )),
+            }
         }
     }
 }

@@ -156,11 +156,6 @@ impl Verification {
         self.certify_id.as_deref()
     }
 
-    /// The code, request id and certify id, by value.
-    pub(crate) fn into_parts(self) -> (VerifyCode, String, Option<String>) {
-        (self.code, self.request_id, self.certify_id)
-    }
-
     /// `Result.VerifyResult`: whether the person passed.
     ///
     /// ```

@@ -681,7 +681,7 @@ async fn verify(
             let verdict = client
                 .verify(verify_request(&params[i])?)
                 .await
-                .map_err(|e| e.kind().to_owned())?;
+                .map_err(|e| e.label().to_owned())?;
             if verdict.passed() {
                 Ok(())
             } else {

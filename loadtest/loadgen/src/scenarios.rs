@@ -77,7 +77,7 @@ pub async fn client(
             {
                 Ok(verdict) if verdict.passed() => Ok(()),
                 Ok(verdict) => Err(verdict.code().to_string()),
-                Err(error) => Err(error.kind().to_owned()),
+                Err(error) => Err(error.label().to_owned()),
             }
         }
     })
