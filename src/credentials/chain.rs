@@ -5,47 +5,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::imds::{self, EcsRamRole};
+use super::config::Settings;
+use super::imds;
 use super::profile;
 use super::sts::OidcRoleArn;
 use super::uri::{self, CredentialsUri};
-use super::{
-    Credentials, CredentialsError, Lookup, ProvideCredentials, ProvideFuture, process_env,
-};
+use super::{Credentials, CredentialsError, ProvideCredentials, ProvideFuture, process_env};
 use crate::client::Proxy;
-
-/// What the chain's sources share: where variables come from, the home directory, and the
-/// endpoints (overridable, so that tests run offline).
-#[derive(Clone)]
-pub(crate) struct Settings {
-    pub(crate) lookup: Lookup,
-    home: Option<PathBuf>,
-    pub(crate) sts_endpoint: Option<String>,
-    metadata_endpoint: Option<String>,
-}
-
-impl Settings {
-    pub(crate) fn lookup(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    /// The home directory: set explicitly, else `HOME` (`USERPROFILE` on Windows).
-    pub(crate) fn home(&self) -> Result<PathBuf, String> {
-        self.home
-            .clone()
-            .or_else(|| self.lookup("HOME").map(PathBuf::from))
-            .or_else(|| self.lookup("USERPROFILE").map(PathBuf::from))
-            .ok_or_else(|| "no home directory (HOME is not set)".to_owned())
-    }
-
-    pub(crate) fn ecs(&self) -> EcsRamRole {
-        let ecs = EcsRamRole::from_lookup(&self.lookup);
-        match &self.metadata_endpoint {
-            Some(url) => ecs.metadata_endpoint(url.clone()),
-            None => ecs,
-        }
-    }
-}
 
 /// Credentials from wherever the deployment keeps them, in the order of Alibaba Cloud's
 /// official credentials libraries:

@@ -19,6 +19,7 @@
 mod cache;
 mod chain;
 mod command_line;
+mod config;
 mod http;
 mod imds;
 mod process;

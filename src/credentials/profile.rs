@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::chain::Settings;
+use super::config::Settings;
 use super::process::ExternalProcess;
 use super::sts::{OidcRoleArn, RamRoleArn};
 use super::{Credentials, ProvideCredentials};
