@@ -453,6 +453,15 @@ pub(crate) fn process_env() -> Lookup {
     std::sync::Arc::new(|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
+/// A field that is `null` reads as its default, as a missing one does: the CLI writes some.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// The credentials in an STS-style answer: `AccessKeyId`, `AccessKeySecret`, `SecurityToken`
 /// and `Expiration` (`yyyy-MM-ddTHH:mm:ssZ`), as STS, the metadata service and credentials
 /// URIs answer them.

@@ -269,15 +269,15 @@ async fn read_capped(stdout: ChildStdout) -> Result<Zeroizing<Vec<u8>>, String> 
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
 struct Printed {
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     mode: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     access_key_id: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     access_key_secret: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     sts_token: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     expiration: String,
 }
 

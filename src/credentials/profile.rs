@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::config::Settings;
 use super::process::ExternalProcess;
 use super::sts::{OidcRoleArn, RamRoleArn};
-use super::{Credentials, ProvideCredentials};
+use super::{Credentials, ProvideCredentials, null_as_default};
 
 pub(crate) const ENV_PROFILE: &str = "ALIBABA_CLOUD_PROFILE";
 pub(crate) const ENV_CONFIG_FILE: &str = "ALIBABA_CLOUD_CONFIG_FILE";
@@ -68,15 +68,6 @@ struct CliConfig {
     current: String,
     #[serde(default, deserialize_with = "null_as_default")]
     profiles: Vec<CliProfile>,
-}
-
-/// A field that is `null` reads as its default, as a missing one does: the CLI writes some.
-pub(super) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + serde::Deserialize<'de>,
-{
-    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn non_empty(value: &str) -> Option<&str> {
