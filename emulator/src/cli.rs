@@ -8,13 +8,15 @@ use std::time::Duration;
 use crate::{Emulator, EmulatorBuilder, TestMode};
 use clap::Parser;
 use tower_aliyun_captcha::Credentials;
-use tower_aliyun_captcha::credentials::{ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET};
 use tower_aliyun_captcha::encryption::SceneKey;
 
 /// The AccessKey the emulator accepts when given none: for development only, documented in the
 /// README, and never valid at Alibaba Cloud.
 const DEV_ACCESS_KEY_ID: &str = "emulator-access-key-id";
 const DEV_ACCESS_KEY_SECRET: &str = "emulator-access-key-secret";
+/// The variables `Credentials::from_env` reads the AccessKey from, as Alibaba Cloud's SDKs do.
+const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
+const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
 /// The scene the emulator knows when given none.
 const DEV_SCENE: &str = "emulator-scene";
 

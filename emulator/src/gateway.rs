@@ -6,10 +6,10 @@ use http::{Response, StatusCode, header};
 use http_body_util::Full;
 
 use super::TestMode;
+use super::answer::{Answer, CloseConnection, json};
 use super::auth::{Api, GatewayError};
 use super::faults::{FaultMode, Faults};
 use super::params;
-use super::server::{Answer, CloseConnection, json};
 use super::state::{SceneKind, State};
 use super::stats::bump;
 use super::sts;

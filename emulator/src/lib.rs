@@ -59,6 +59,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod answer;
 mod auth;
 mod builder;
 #[doc(hidden)]

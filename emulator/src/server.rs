@@ -11,13 +11,13 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::Faults;
 use super::access::Refusal;
+use super::answer::{Answer, json};
 use super::gateway;
 use super::mint::Mint;
 use super::state::State;
@@ -90,20 +90,6 @@ async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<State>) {
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
-
-/// Returned by the service to make hyper drop the connection without an answer.
-#[derive(Debug)]
-pub(crate) struct CloseConnection;
-
-impl std::fmt::Display for CloseConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection closed by an injected fault")
-    }
-}
-
-impl std::error::Error for CloseConnection {}
-
-pub(crate) type Answer = Result<Response<Full<Bytes>>, CloseConnection>;
 
 async fn route(state: Arc<State>, local: SocketAddr, request: Request<Incoming>) -> Answer {
     let (mut parts, body) = request.into_parts();
@@ -254,17 +240,6 @@ fn with_cors(
     headers.insert(
         "access-control-allow-private-network",
         header::HeaderValue::from_static("true"),
-    );
-    response
-}
-
-pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json;charset=utf-8"),
     );
     response
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +15,6 @@ use super::auth::{self, Api, GatewayError, KeyStore, KnownKey, NonceWindow};
 use super::mint::{Mint, MintError};
 use super::params::{self, DecodedParam, ParamFormat, ParamStore};
 use super::stats::{self, Counters};
-use super::sts::StsConfig;
 use super::{Clock, Faults, TestMode};
 use tower_aliyun_captcha::encryption::SceneKey;
 use tower_aliyun_captcha::{SceneId, VerifyCode};
@@ -272,6 +272,52 @@ impl KeyStore for Keys<'_> {
             .keys
             .key(id)
             .or_else(|| lock(&self.0.issued).get(id).cloned())
+    }
+}
+
+/// What the emulator's credential services are configured with.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StsConfig {
+    /// Role ARNs that `AssumeRole` and `AssumeRoleWithOIDC` may assume.
+    pub(crate) roles: Vec<String>,
+    /// OIDC provider ARNs and the token each accepts.
+    pub(crate) oidc: HashMap<String, String>,
+    /// The ECS instance's role, for the metadata service.
+    pub(crate) instance_role: Option<String>,
+    /// The longest life of issued credentials, whatever was asked.
+    pub(crate) max_lifetime: Option<Duration>,
+    /// Whether the metadata service refuses requests that carry a session token (and so
+    /// answers those without one), switched at run time by tests.
+    pub(crate) metadata_refuses_tokens: Switch,
+}
+
+/// A flag that can be switched while the emulator runs; a copy starts with the value copied.
+#[derive(Debug, Default)]
+pub(crate) struct Switch(AtomicBool);
+
+impl Switch {
+    pub(crate) fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+}
+
+impl Clone for Switch {
+    fn clone(&self) -> Self {
+        Self(AtomicBool::new(self.is_on()))
+    }
+}
+
+impl StsConfig {
+    pub(crate) fn sts_enabled(&self) -> bool {
+        !self.roles.is_empty()
+    }
+
+    pub(crate) fn any(&self) -> bool {
+        self.sts_enabled() || self.instance_role.is_some()
     }
 }
 

@@ -4,7 +4,6 @@
 //! it for verifications only until it expires.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -16,42 +15,6 @@ use super::auth::{Api, GatewayError, KnownKey};
 use super::state::State;
 use tower_aliyun_captcha::protocol;
 
-/// What the emulator's credential services are configured with.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StsConfig {
-    /// Role ARNs that `AssumeRole` and `AssumeRoleWithOIDC` may assume.
-    pub(crate) roles: Vec<String>,
-    /// OIDC provider ARNs and the token each accepts.
-    pub(crate) oidc: HashMap<String, String>,
-    /// The ECS instance's role, for the metadata service.
-    pub(crate) instance_role: Option<String>,
-    /// The longest life of issued credentials, whatever was asked.
-    pub(crate) max_lifetime: Option<Duration>,
-    /// Whether the metadata service refuses requests that carry a session token (and so
-    /// answers those without one), switched at run time by tests.
-    pub(crate) metadata_refuses_tokens: Switch,
-}
-
-/// A flag that can be switched while the emulator runs; a copy starts with the value copied.
-#[derive(Debug, Default)]
-pub(crate) struct Switch(AtomicBool);
-
-impl Switch {
-    pub(crate) fn is_on(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    fn set(&self, on: bool) {
-        self.0.store(on, Ordering::Relaxed);
-    }
-}
-
-impl Clone for Switch {
-    fn clone(&self) -> Self {
-        Self(AtomicBool::new(self.is_on()))
-    }
-}
-
 impl Emulator {
     /// Makes the emulated metadata service refuse (HTTP 400) any request that carries a
     /// session token, and answer those without one (IMDSv1), as instances do whose token
@@ -60,16 +23,6 @@ impl Emulator {
     #[doc(hidden)]
     pub fn metadata_refuses_session_tokens(&self, refuses: bool) {
         self.state.sts().metadata_refuses_tokens.set(refuses);
-    }
-}
-
-impl StsConfig {
-    pub(crate) fn sts_enabled(&self) -> bool {
-        !self.roles.is_empty()
-    }
-
-    pub(crate) fn any(&self) -> bool {
-        self.sts_enabled() || self.instance_role.is_some()
     }
 }
 

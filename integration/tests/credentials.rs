@@ -343,9 +343,9 @@ async fn when_nothing_answers_every_source_says_why() {
             "credentials_uri"
         ]
     );
-    let why: HashMap<&str, &str> = reasons
+    let why: HashMap<&str, String> = reasons
         .iter()
-        .map(|(name, why)| (name.as_str(), why.as_str()))
+        .map(|(name, why)| (name.as_str(), why.to_string()))
         .collect();
     assert!(
         why["environment"].contains("ALIBABA_CLOUD_ACCESS_KEY_ID"),
@@ -386,7 +386,7 @@ async fn a_dead_refresh_ends_as_a_configuration_error() {
     let error = passes(&client, &emulator).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::Configuration, "{error}");
     assert!(
-        matches!(&error, Error::Credentials(CredentialsError::Expired(why)) if why.contains("OIDC token file")),
+        matches!(&error, Error::Credentials(CredentialsError::Expired(why)) if why.to_string().contains("OIDC token file")),
         "{error:?}"
     );
     assert_eq!(emulator.stats().credentials_issued, 1);
@@ -409,7 +409,7 @@ async fn cli_profile_failure(emulator: &Emulator, home: &Path, profile: &str) ->
         .iter()
         .find(|(source, _)| source == "cli_profile")
         .unwrap();
-    why.clone()
+    why.to_string()
 }
 
 /// Profiles of mode External: commands (a script run by bash, with a space in its path, and
@@ -526,7 +526,8 @@ async fn an_external_command_that_hangs_is_stopped() {
         &format!("echo $$ > '{}'\nexec sleep 30\n", pid_file.display()),
     );
     let helper = ExternalProcess::new(format!("bash '{}'", hangs.display()))
-        .timeout(Duration::from_millis(500));
+        .timeout(Duration::from_millis(500))
+        .unwrap();
     let started = Instant::now();
     let error = helper.provide_credentials().await.unwrap_err();
     assert!(
@@ -583,6 +584,7 @@ async fn the_metadata_service_is_asked_without_a_token_it_refuses() {
         .iter()
         .find(|(source, _)| source == "ecs_ram_role")
         .unwrap();
+    let why = why.to_string();
     assert!(
         why.contains("HTTP 400") && !why.contains("without one"),
         "{why}"

@@ -513,7 +513,7 @@ impl ClientBuilder {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// No credentials were given and the environment has none.
+    /// Credentials could not be had, or a credentials setting is out of range.
     Credentials(crate::credentials::CredentialsError),
     /// An endpoint URL is invalid.
     Endpoint(InvalidEndpoint),
@@ -549,3 +549,9 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+impl From<crate::credentials::CredentialsError> for BuildError {
+    fn from(error: crate::credentials::CredentialsError) -> Self {
+        Self::Credentials(error)
+    }
+}

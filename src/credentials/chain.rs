@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::config::ProviderConfig;
 use super::imds::{self, EcsRamRole};
 use super::profile;
 use super::sts::OidcRoleArn;
@@ -12,40 +13,6 @@ use super::uri::{self, CredentialsUri};
 use super::{
     Credentials, CredentialsError, Lookup, ProvideCredentials, ProvideFuture, process_env,
 };
-use crate::client::Proxy;
-
-/// What the chain's sources share: where variables come from, the home directory, and the
-/// endpoints (overridable, so that tests run offline).
-#[derive(Clone)]
-pub(crate) struct Settings {
-    pub(crate) lookup: Lookup,
-    home: Option<PathBuf>,
-    pub(crate) sts_endpoint: Option<String>,
-    metadata_endpoint: Option<String>,
-}
-
-impl Settings {
-    pub(crate) fn lookup(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    /// The home directory: set explicitly, else `HOME` (`USERPROFILE` on Windows).
-    pub(crate) fn home(&self) -> Result<PathBuf, String> {
-        self.home
-            .clone()
-            .or_else(|| self.lookup("HOME").map(PathBuf::from))
-            .or_else(|| self.lookup("USERPROFILE").map(PathBuf::from))
-            .ok_or_else(|| "no home directory (HOME is not set)".to_owned())
-    }
-
-    pub(crate) fn ecs(&self) -> EcsRamRole {
-        let ecs = EcsRamRole::from_lookup(&self.lookup);
-        match &self.metadata_endpoint {
-            Some(url) => ecs.metadata_endpoint(url.clone()),
-            None => ecs,
-        }
-    }
-}
 
 /// Credentials from wherever the deployment keeps them, in the order of Alibaba Cloud's
 /// official credentials libraries:
@@ -66,8 +33,16 @@ impl Settings {
 ///    `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`);
 /// 6. `ALIBABA_CLOUD_CREDENTIALS_URI`.
 ///
+/// STS is `sts.aliyuncs.com`, or `sts.REGION.aliyuncs.com` with `ALIBABA_CLOUD_STS_REGION`
+/// (`sts-vpc.REGION…` with `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`), unless a profile names
+/// its own region. The sources share one HTTP client, made at the first fetch, which goes
+/// through the proxy the environment names (see [`Proxy`](crate::client::Proxy)), except to
+/// the metadata service.
+///
 /// The first source that answers is remembered and asked first at the next refresh. When none
-/// answers, the error lists every source with the reason it was skipped or failed.
+/// answers, the error ([`CredentialsError::NotFound`]) lists every source with the reason it
+/// was skipped or failed, and tells whether any was configured
+/// ([`is_not_configured`](CredentialsError::is_not_configured)).
 ///
 /// ```no_run
 /// use tower_aliyun_captcha::Client;
@@ -78,13 +53,16 @@ impl Settings {
 /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
 pub struct DefaultChain {
-    settings: Settings,
+    config: Arc<ProviderConfig>,
     /// The source that answered first: the only one asked from then on.
     last: Mutex<Option<(&'static str, Arc<dyn ProvideCredentials>)>>,
 }
 
-/// A source's name, and the provider it would use or why it is not configured.
-type Source = (&'static str, Result<Arc<dyn ProvideCredentials>, String>);
+/// A source's name, and the provider it would use or why there is none.
+type Source = (
+    &'static str,
+    Result<Arc<dyn ProvideCredentials>, CredentialsError>,
+);
 
 impl DefaultChain {
     /// The chain over the process's environment and the real endpoints.
@@ -96,76 +74,62 @@ impl DefaultChain {
     /// # let _ = chain;
     /// ```
     pub fn new() -> Self {
-        Self::builder().build()
+        Self {
+            config: ProviderConfig::from_env(),
+            last: Mutex::new(None),
+        }
     }
 
-    /// A chain with its variables, home directory or endpoints replaced (for tests, or a
-    /// private STS endpoint).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::DefaultChain;
-    ///
-    /// let chain = DefaultChain::builder()
-    ///     .sts_endpoint("https://sts-vpc.cn-shanghai.aliyuncs.com")
-    ///     .build();
-    /// # let _ = chain;
-    /// ```
+    /// A chain with its variables, home directory or endpoints replaced: for tests, not part
+    /// of the API.
+    #[doc(hidden)]
     pub fn builder() -> DefaultChainBuilder {
         DefaultChainBuilder {
-            settings: Settings {
-                lookup: process_env(),
-                home: None,
-                sts_endpoint: None,
-                metadata_endpoint: None,
-            },
+            lookup: process_env(),
+            home: None,
+            sts_endpoint: None,
+            metadata_endpoint: None,
         }
     }
 
     /// The sources to try now, in order; those that are not configured say why.
     fn sources(&self) -> Vec<Source> {
-        let settings = &self.settings;
+        let config = &self.config;
+        let not_configured = |why: String| Err(CredentialsError::NotConfigured(why));
         let mut sources: Vec<Source> = Vec::with_capacity(6);
         sources.push((
             "environment",
-            Credentials::from_lookup(|n| settings.lookup(n))
-                .map(|c| Arc::new(c) as Arc<dyn ProvideCredentials>)
-                .map_err(|e| e.to_string()),
+            Credentials::from_lookup(|n| config.lookup(n))
+                .map(|c| Arc::new(c) as Arc<dyn ProvideCredentials>),
         ));
         sources.push((
             "oidc_role_arn",
-            match OidcRoleArn::from_lookup(settings.lookup.clone()) {
-                Some(mut oidc) => {
-                    if let Some(url) = &settings.sts_endpoint {
-                        oidc = oidc.sts_endpoint(url.clone());
-                    }
-                    Ok(Arc::new(oidc))
-                }
-                None => Err(
+            match OidcRoleArn::from_config(Arc::clone(config)) {
+                Some(oidc) => Ok(Arc::new(oidc)),
+                None => not_configured(
                     "ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE are not all set"
                         .into(),
                 ),
             },
         ));
-        sources.push(("cli_profile", profile::cli_profile(settings)));
-        sources.push(("credentials_file", profile::credentials_file(settings)));
+        sources.push(("cli_profile", profile::cli_profile(config)));
+        sources.push(("credentials_file", profile::credentials_file(config)));
         sources.push((
             "ecs_ram_role",
-            if settings
-                .lookup(imds::ENV_DISABLED)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-            {
-                Err(format!("disabled by {}", imds::ENV_DISABLED))
+            if config.flag(imds::ENV_DISABLED) {
+                not_configured(format!("disabled by {}", imds::ENV_DISABLED))
             } else {
-                Ok(Arc::new(settings.ecs()))
+                Ok(Arc::new(EcsRamRole::with_config(Arc::clone(config))))
             },
         ));
         sources.push((
             "credentials_uri",
-            match settings.lookup(uri::ENV_URI) {
-                Some(url) => Ok(Arc::new(
-                    CredentialsUri::new(url).with_proxy(Proxy::from_lookup(|n| settings.lookup(n))),
-                )),
-                None => Err(format!("{} is not set", uri::ENV_URI)),
+            match config.lookup(uri::ENV_URI) {
+                Some(url) => Ok(Arc::new(CredentialsUri::with_config(
+                    url,
+                    Arc::clone(config),
+                ))),
+                None => not_configured(format!("{} is not set", uri::ENV_URI)),
             },
         ));
         sources
@@ -177,9 +141,10 @@ impl DefaultChain {
         // after a failure would hide the failure behind other sources' reasons.
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some((name, source)) = last {
-            return source.provide_credentials().await.map_err(|error| {
-                CredentialsError::Provider(format!("{name} (the source in use): {error}"))
-            });
+            return source
+                .provide_credentials()
+                .await
+                .map_err(|error| error.within(format_args!("{name} (the source in use)")));
         }
         let mut reasons = Vec::new();
         for (name, source) in self.sources() {
@@ -191,7 +156,7 @@ impl DefaultChain {
                         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((name, source));
                         return Ok(credentials);
                     }
-                    Err(error) => reasons.push((name.to_owned(), error.to_string())),
+                    Err(error) => reasons.push((name.to_owned(), error)),
                 },
             }
         }
@@ -207,10 +172,7 @@ impl Default for DefaultChain {
 
 impl fmt::Debug for DefaultChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultChain")
-            .field("sts_endpoint", &self.settings.sts_endpoint)
-            .field("metadata_endpoint", &self.settings.metadata_endpoint)
-            .finish_non_exhaustive()
+        f.debug_struct("DefaultChain").finish_non_exhaustive()
     }
 }
 
@@ -224,20 +186,15 @@ impl ProvideCredentials for DefaultChain {
     }
 }
 
-/// Configures a [`DefaultChain`]; made by [`DefaultChain::builder`].
-///
-/// ```
-/// use tower_aliyun_captcha::credentials::DefaultChain;
-///
-/// let chain = DefaultChain::builder()
-///     .lookup(|name| (name == "ALIBABA_CLOUD_ECS_METADATA_DISABLED").then(|| "true".to_owned()))
-///     .home("/home/ann")
-///     .build();
-/// # let _ = chain;
-/// ```
+/// Configures a [`DefaultChain`] for tests (its variables, home directory and endpoints); made
+/// by [`DefaultChain::builder`]. Not part of the API.
+#[doc(hidden)]
 #[must_use]
 pub struct DefaultChainBuilder {
-    settings: Settings,
+    lookup: Lookup,
+    home: Option<PathBuf>,
+    sts_endpoint: Option<String>,
+    metadata_endpoint: Option<String>,
 }
 
 impl fmt::Debug for DefaultChainBuilder {
@@ -249,72 +206,42 @@ impl fmt::Debug for DefaultChainBuilder {
 
 impl DefaultChainBuilder {
     /// Reads variables from `lookup` instead of the process's environment.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::DefaultChain;
-    ///
-    /// let chain = DefaultChain::builder().lookup(|_| None).build();
-    /// # let _ = chain;
-    /// ```
     pub fn lookup(
         mut self,
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.settings.lookup = Arc::new(lookup);
+        self.lookup = Arc::new(lookup);
         self
     }
 
     /// The home directory the files are under, instead of `HOME`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::DefaultChain;
-    ///
-    /// let chain = DefaultChain::builder().home("/srv/app").build();
-    /// # let _ = chain;
-    /// ```
     pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
-        self.settings.home = Some(home.into());
+        self.home = Some(home.into());
         self
     }
 
     /// The STS endpoint URL for OIDC and RAM roles, instead of `ALIBABA_CLOUD_STS_REGION`'s or
-    /// `sts.aliyuncs.com`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::DefaultChain;
-    ///
-    /// let chain = DefaultChain::builder().sts_endpoint("http://127.0.0.1:8787").build();
-    /// # let _ = chain;
-    /// ```
+    /// `sts.aliyuncs.com` (a profile's own region still wins).
     pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.settings.sts_endpoint = Some(url.into());
+        self.sts_endpoint = Some(url.into());
         self
     }
 
     /// The instance metadata service's base URL, instead of `http://100.100.100.200`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::DefaultChain;
-    ///
-    /// let chain = DefaultChain::builder().metadata_endpoint("http://127.0.0.1:8787").build();
-    /// # let _ = chain;
-    /// ```
     pub fn metadata_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.settings.metadata_endpoint = Some(url.into());
+        self.metadata_endpoint = Some(url.into());
         self
     }
 
     /// The chain.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::DefaultChain;
-    ///
-    /// let chain = DefaultChain::builder().build();
-    /// # let _ = chain;
-    /// ```
     pub fn build(self) -> DefaultChain {
         DefaultChain {
-            settings: self.settings,
+            config: ProviderConfig::new(
+                self.lookup,
+                self.home,
+                self.sts_endpoint,
+                self.metadata_endpoint,
+            ),
             last: Mutex::new(None),
         }
     }

@@ -14,12 +14,22 @@ use hyper_util::rt::TokioExecutor;
 use crate::client::{Proxy, TlsRoots};
 use crate::client::{ProxyConnector, connector_builder};
 
+use super::CredentialsError;
+
 /// The largest answer read: credentials are a few hundred bytes.
 const MAX_ANSWER: usize = 64 * 1024;
+/// How long a connection may take to open; each call is bounded as a whole by its own timeout
+/// too (a second for the metadata service).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The client credential sources share: made once, with a pool through the configured proxy
+/// and one that connects directly (the metadata service is on the instance's own link).
 pub(crate) struct Http {
-    client: HyperClient<HttpsConnector<ProxyConnector>, Full<Bytes>>,
+    proxied: Pool,
+    direct: Pool,
 }
+
+type Pool = HyperClient<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
 /// What a credentials endpoint answered.
 pub(crate) struct Answer {
@@ -27,54 +37,72 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
+/// How a request goes out.
+#[derive(Clone, Copy)]
+pub(crate) enum Route {
+    /// Through the configured proxy, if any.
+    Proxied,
+    /// Straight to the host.
+    Direct,
+}
+
 impl Http {
-    /// A client that goes through `proxy` (the metadata service is reached with
-    /// [`Proxy::none`]: it is on the instance's own link).
-    pub(crate) fn new(proxy: &Proxy, connect_timeout: Duration) -> Result<Self, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(connect_timeout));
-        let https = connector_builder(TlsRoots::default())
-            .or_else(|_| connector_builder(TlsRoots::custom(rustls::RootCertStore::empty())))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(ProxyConnector::new(http, proxy.matcher()?));
+    /// A client whose proxied requests go through `proxy`.
+    pub(crate) fn new(proxy: &Proxy) -> Result<Self, String> {
         Ok(Self {
-            client: HyperClient::builder(TokioExecutor::new()).build(https),
+            proxied: pool(proxy.matcher()?)?,
+            direct: pool(None)?,
         })
     }
 
     /// Sends `request` and reads the answer, all within `timeout`.
     pub(crate) async fn send(
         &self,
+        route: Route,
         request: Request<Bytes>,
         timeout: Duration,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, CredentialsError> {
+        let client = match route {
+            Route::Proxied => &self.proxied,
+            Route::Direct => &self.direct,
+        };
         // Only the origin goes into errors: a URL may carry a secret in its user part or query.
         let uri = origin(request.uri());
         let call = async {
-            let response = self
-                .client
+            let response = client
                 .request(request.map(Full::new))
                 .await
-                .map_err(|e| format!("{uri}: {e}"))?;
+                .map_err(|e| CredentialsError::failed(uri.clone(), e))?;
             let status = response.status().as_u16();
             let body = Limited::new(response.into_body(), MAX_ANSWER)
                 .collect()
                 .await
-                .map_err(|e| format!("{uri}: reading the answer: {e}"))?
+                .map_err(|e| CredentialsError::failed(format!("{uri}: reading the answer"), e))?
                 .to_bytes();
             Ok(Answer { status, body })
         };
         tokio::time::timeout(timeout, call)
             .await
             .unwrap_or_else(|_| {
-                Err(format!(
+                Err(CredentialsError::Provider(format!(
                     "{uri}: no answer within {} s",
                     timeout.as_secs_f32()
-                ))
+                )))
             })
     }
+}
+
+/// A pool over `proxies` (none: direct).
+fn pool(proxies: Option<crate::client::proxy::Proxies>) -> Result<Pool, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let https = connector_builder(TlsRoots::default())
+        .or_else(|_| connector_builder(TlsRoots::custom(rustls::RootCertStore::empty())))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(ProxyConnector::new(http, proxies));
+    Ok(HyperClient::builder(TokioExecutor::new()).build(https))
 }
 
 /// `scheme://host[:port]` of `uri`, without what may be secret (user, path, query).

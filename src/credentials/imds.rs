@@ -4,20 +4,17 @@
 //! carries it fails, unless IMDSv1 is turned off, as the newer Java and Python libraries do.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request};
 
-use super::http::Http;
+use super::config::ProviderConfig;
+use super::http::{Http, Route};
 use super::{
-    Credentials, CredentialsError, Lookup, ProvideCredentials, ProvideFuture, TemporaryCredentials,
-    process_env,
+    Credentials, CredentialsError, ProvideCredentials, ProvideFuture, TemporaryCredentials,
 };
-use crate::client::Proxy;
-
-/// Where the metadata service answers, on every ECS instance.
-pub(crate) const METADATA_ENDPOINT: &str = "http://100.100.100.200";
 const TOKEN_PATH: &str = "/latest/api/token";
 const ROLES_PATH: &str = "/latest/meta-data/ram/security-credentials/";
 const TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
@@ -46,8 +43,10 @@ const ENV_IMDSV1_DISABLED: &str = "ALIBABA_CLOUD_IMDSV1_DISABLED";
 #[must_use]
 pub struct EcsRamRole {
     role_name: Option<String>,
-    endpoint: String,
+    /// Set by a test; else the configuration's.
+    endpoint: Option<String>,
     imds_v1_allowed: bool,
+    config: Arc<ProviderConfig>,
 }
 
 impl EcsRamRole {
@@ -62,18 +61,26 @@ impl EcsRamRole {
     /// # let _ = role;
     /// ```
     pub fn new() -> Self {
-        Self::from_lookup(&process_env())
+        Self::with_config(ProviderConfig::from_env())
     }
 
-    pub(crate) fn from_lookup(lookup: &Lookup) -> Self {
+    pub(crate) fn with_config(config: Arc<ProviderConfig>) -> Self {
         Self {
-            role_name: lookup(ENV_ROLE_NAME),
-            endpoint: METADATA_ENDPOINT.to_owned(),
+            role_name: config.lookup(ENV_ROLE_NAME),
+            endpoint: None,
             // Some official libraries spell it without the final D: either turns v1 off.
             imds_v1_allowed: ![ENV_IMDSV1_DISABLED, "ALIBABA_CLOUD_IMDSV1_DISABLE"]
                 .into_iter()
-                .any(|name| lookup(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))),
+                .any(|name| config.flag(name)),
+            config,
         }
+    }
+
+    fn endpoint(&self) -> &str {
+        self.endpoint
+            .as_deref()
+            .unwrap_or_else(|| self.config.metadata_endpoint())
+            .trim_end_matches('/')
     }
 
     /// The role, instead of the one the metadata service names.
@@ -89,16 +96,11 @@ impl EcsRamRole {
         self
     }
 
-    /// The metadata service's base URL, instead of `http://100.100.100.200`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::EcsRamRole;
-    ///
-    /// let role = EcsRamRole::new().metadata_endpoint("http://127.0.0.1:8787");
-    /// # let _ = role;
-    /// ```
+    /// The metadata service's base URL, instead of `http://100.100.100.200`: for tests, not
+    /// part of the API.
+    #[doc(hidden)]
     pub fn metadata_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = url.into().trim_end_matches('/').to_owned();
+        self.endpoint = Some(url.into());
         self
     }
 
@@ -121,23 +123,30 @@ impl EcsRamRole {
         method: Method,
         path: &str,
         token: Option<&str>,
-    ) -> Result<Request<Bytes>, String> {
+    ) -> Result<Request<Bytes>, CredentialsError> {
         let mut request = Request::builder()
             .method(method.clone())
-            .uri(format!("{}{path}", self.endpoint));
+            .uri(format!("{}{path}", self.endpoint()));
         if method == Method::PUT {
             request = request.header(TOKEN_TTL_HEADER, TOKEN_TTL);
         }
         if let Some(token) = token {
             request = request.header(TOKEN_HEADER, token);
         }
-        request.body(Bytes::new()).map_err(|e| e.to_string())
+        request
+            .body(Bytes::new())
+            .map_err(|e| CredentialsError::failed("the metadata service's URL", e))
     }
 
     /// GETs `path`, with the session token when there is one. When that fails (no answer, or
     /// not 200), asks once more without it (IMDSv1) unless that is off: some instances, in
     /// private clouds for one, give a token that their other paths do not take.
-    async fn get(&self, http: &Http, path: &str, token: Option<&str>) -> Result<Bytes, String> {
+    async fn get(
+        &self,
+        http: &Http,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<Bytes, CredentialsError> {
         let with_token = match token {
             None => return self.get_once(http, path, None).await,
             Some(token) => self.get_once(http, path, Some(token)).await,
@@ -146,7 +155,11 @@ impl EcsRamRole {
             Ok(body) => Ok(body),
             Err(why) if !self.imds_v1_allowed => Err(why),
             Err(with_token) => self.get_once(http, path, None).await.map_err(|without| {
-                format!("{with_token} with a session token, and {without} without one")
+                CredentialsError::Provider(format!(
+                    "{} with a session token, and {} without one",
+                    unprefixed(&with_token),
+                    unprefixed(&without)
+                ))
             }),
         }
     }
@@ -156,22 +169,34 @@ impl EcsRamRole {
         http: &Http,
         path: &str,
         token: Option<&str>,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Bytes, CredentialsError> {
         let answer = http
-            .send(self.request(Method::GET, path, token)?, TIMEOUT)
+            .send(
+                Route::Direct,
+                self.request(Method::GET, path, token)?,
+                TIMEOUT,
+            )
             .await?;
         if answer.status != 200 {
-            return Err(format!("{}{path}: HTTP {}", self.endpoint, answer.status));
+            return Err(CredentialsError::Provider(format!(
+                "{}{path}: HTTP {}",
+                self.endpoint(),
+                answer.status
+            )));
         }
         Ok(answer.body)
     }
 
     async fn fetch(&self) -> Result<Credentials, CredentialsError> {
-        let fail = |why: String| CredentialsError::Provider(format!("ECS metadata service: {why}"));
-        let http = Http::new(&Proxy::none(), TIMEOUT).map_err(fail)?;
+        const WHAT: &str = "ECS metadata service";
+        let fail = |why: String| CredentialsError::Provider(format!("{WHAT}: {why}"));
+        let within = |error: CredentialsError| error.within(WHAT);
+        let http = self.config.http().map_err(within)?;
         let token = match http
             .send(
-                self.request(Method::PUT, TOKEN_PATH, None).map_err(fail)?,
+                Route::Direct,
+                self.request(Method::PUT, TOKEN_PATH, None)
+                    .map_err(within)?,
                 TIMEOUT,
             )
             .await
@@ -183,7 +208,7 @@ impl EcsRamRole {
                 return Err(fail(format!("no session token (HTTP {})", answer.status)));
             }
             Err(why) if !self.imds_v1_allowed => {
-                return Err(fail(format!("no session token ({why})")));
+                return Err(fail(format!("no session token ({})", unprefixed(&why))));
             }
             // IMDSv1: ask without a token.
             _ => None,
@@ -194,7 +219,7 @@ impl EcsRamRole {
                 let roles = self
                     .get(&http, ROLES_PATH, token.as_deref())
                     .await
-                    .map_err(fail)?;
+                    .map_err(within)?;
                 let role = String::from_utf8_lossy(&roles).trim().to_owned();
                 if role.is_empty() {
                     return Err(fail("the instance has no RAM role attached".into()));
@@ -216,7 +241,7 @@ impl EcsRamRole {
         let body = self
             .get(&http, &format!("{ROLES_PATH}{role}"), token.as_deref())
             .await
-            .map_err(fail)?;
+            .map_err(within)?;
         #[derive(serde::Deserialize)]
         struct Answer {
             #[serde(rename = "Code")]
@@ -242,6 +267,15 @@ impl EcsRamRole {
     }
 }
 
+/// What `error` says, without the "credentials provider failed" in front.
+fn unprefixed(error: &CredentialsError) -> String {
+    match error {
+        CredentialsError::Provider(why) => why.clone(),
+        CredentialsError::Failed { context, cause } => format!("{context}: {cause}"),
+        other => other.to_string(),
+    }
+}
+
 impl Default for EcsRamRole {
     fn default() -> Self {
         Self::new()
@@ -252,7 +286,7 @@ impl fmt::Debug for EcsRamRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EcsRamRole")
             .field("role_name", &self.role_name)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint())
             .field("imds_v1_allowed", &self.imds_v1_allowed)
             .finish()
     }

@@ -19,6 +19,7 @@
 mod cache;
 mod chain;
 mod command_line;
+mod config;
 mod http;
 mod imds;
 mod process;
@@ -29,6 +30,7 @@ mod uri;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 pub(crate) use cache::CredentialsCache;
@@ -76,11 +78,11 @@ pub(crate) fn read_small_file(path: &std::path::Path) -> std::io::Result<String>
 }
 
 /// The environment variable that Alibaba Cloud's SDKs read the AccessKey id from.
-pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
+pub(crate) const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
 /// The environment variable that Alibaba Cloud's SDKs read the AccessKey secret from.
-pub const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
+pub(crate) const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
 /// The environment variable that Alibaba Cloud's SDKs read an STS security token from.
-pub const ENV_SECURITY_TOKEN: &str = "ALIBABA_CLOUD_SECURITY_TOKEN";
+pub(crate) const ENV_SECURITY_TOKEN: &str = "ALIBABA_CLOUD_SECURITY_TOKEN";
 
 /// A string that must never be printed: an AccessKey secret or an STS token.
 ///
@@ -214,7 +216,9 @@ impl Credentials {
     }
 
     /// Reads `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` and, when set,
-    /// `ALIBABA_CLOUD_SECURITY_TOKEN`: the variables Alibaba Cloud's own SDKs use.
+    /// `ALIBABA_CLOUD_SECURITY_TOKEN`: the variables Alibaba Cloud's own SDKs use. When one of
+    /// the first two is unset or empty, the error is
+    /// [`CredentialsError::MissingVariable`] with its name.
     ///
     /// ```no_run
     /// let credentials = tower_aliyun_captcha::Credentials::from_env()?;
@@ -224,7 +228,8 @@ impl Credentials {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Like [`from_env`](Self::from_env), with the variables read through `lookup`.
+    /// Like [`from_env`](Self::from_env), with the variables read through `lookup`: for tests,
+    /// not part of the API.
     ///
     /// ```
     /// use tower_aliyun_captcha::Credentials;
@@ -238,6 +243,7 @@ impl Credentials {
     /// assert!(Credentials::from_lookup(|_| None).is_err());
     /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
     /// ```
+    #[doc(hidden)]
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CredentialsError> {
         let read = |name: &'static str| {
             lookup(name)
@@ -309,7 +315,11 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Credentials could not be had.
+/// Credentials could not be had: not configured (nothing to ask), or a source that is
+/// configured failed ([`is_not_configured`](Self::is_not_configured) tells which). The
+/// underlying error, when there is one, is the error's [`source`](std::error::Error::source);
+/// its text is in the message too, so that one log line says what to fix. No message holds a
+/// secret.
 ///
 /// ```
 /// use tower_aliyun_captcha::Credentials;
@@ -319,22 +329,92 @@ impl fmt::Debug for Credentials {
 ///     (name == "ALIBABA_CLOUD_ACCESS_KEY_ID").then(|| "id".to_owned())
 /// })
 /// .unwrap_err();
-/// assert_eq!(
+/// assert!(matches!(
 ///     error,
 ///     CredentialsError::MissingVariable("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-/// );
+/// ));
+/// assert!(error.is_not_configured());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum CredentialsError {
-    /// An environment variable that is required is unset or empty.
+    /// Not configured: an environment variable that is required is unset or empty.
     MissingVariable(&'static str),
+    /// Not configured: the source is not set up; the text says what is missing.
+    NotConfigured(String),
+    /// A setting is out of range (a session duration, a timeout): the text says which.
+    Invalid(String),
     /// A provider failed; the text says why (and holds no secret).
     Provider(String),
-    /// No source of the chain had credentials: each source, and why it was skipped or failed.
-    NotFound(Vec<(String, String)>),
-    /// The credentials expired, and refreshing them failed: why.
-    Expired(String),
+    /// A provider failed on an underlying error: what it was doing, and that error.
+    Failed {
+        /// What failed (`STS AssumeRole: https://sts.aliyuncs.com`, a file, …).
+        context: String,
+        /// Why: the underlying error.
+        cause: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// No source of the chain gave credentials: each source, and why it was skipped or how it
+    /// failed.
+    NotFound(Vec<(String, CredentialsError)>),
+    /// The credentials expired, and refreshing them failed: how.
+    Expired(Box<CredentialsError>),
+}
+
+impl CredentialsError {
+    /// A failure of `context` (what was being done) on `cause`, kept as the error's source.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// use tower_aliyun_captcha::credentials::CredentialsError;
+    ///
+    /// let io = std::io::Error::other("vault sealed");
+    /// let error = CredentialsError::failed("reading from the vault", io);
+    /// assert_eq!(error.to_string(), "credentials provider failed: reading from the vault: vault sealed");
+    /// assert!(error.source().is_some());
+    /// ```
+    pub fn failed(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Failed {
+            context: context.into(),
+            cause: Arc::from(cause.into()),
+        }
+    }
+
+    /// Whether nothing was configured to give credentials (a variable unset, no source of the
+    /// chain set up), rather than a source that is set up failing.
+    ///
+    /// ```
+    /// use tower_aliyun_captcha::credentials::CredentialsError;
+    ///
+    /// assert!(CredentialsError::MissingVariable("ALIBABA_CLOUD_ACCESS_KEY_ID").is_not_configured());
+    /// assert!(!CredentialsError::Provider("STS answered HTTP 500".into()).is_not_configured());
+    /// ```
+    pub fn is_not_configured(&self) -> bool {
+        match self {
+            Self::MissingVariable(_) | Self::NotConfigured(_) => true,
+            Self::NotFound(sources) => sources.iter().all(|(_, error)| error.is_not_configured()),
+            Self::Invalid(_) | Self::Provider(_) | Self::Failed { .. } | Self::Expired(_) => false,
+        }
+    }
+
+    /// The error, with `what` (the source, the step) put in front of what it says.
+    pub(crate) fn within(self, what: impl fmt::Display) -> Self {
+        match self {
+            Self::NotConfigured(why) => Self::NotConfigured(format!("{what}: {why}")),
+            Self::Invalid(why) => Self::Invalid(format!("{what}: {why}")),
+            Self::Provider(why) => Self::Provider(format!("{what}: {why}")),
+            Self::Failed { context, cause } => Self::Failed {
+                context: format!("{what}: {context}"),
+                cause,
+            },
+            other => Self::Failed {
+                context: what.to_string(),
+                cause: Arc::new(other),
+            },
+        }
+    }
 }
 
 impl fmt::Display for CredentialsError {
@@ -344,7 +424,12 @@ impl fmt::Display for CredentialsError {
                 f,
                 "environment variable {name} is not set; set it, or pass credentials explicitly"
             ),
+            Self::NotConfigured(why) => write!(f, "not configured: {why}"),
+            Self::Invalid(why) => write!(f, "invalid credentials setting: {why}"),
             Self::Provider(reason) => write!(f, "credentials provider failed: {reason}"),
+            Self::Failed { context, cause } => {
+                write!(f, "credentials provider failed: {context}: {cause}")
+            }
             Self::NotFound(sources) => {
                 f.write_str("no credentials from any source of the chain:")?;
                 for (source, why) in sources {
@@ -360,7 +445,24 @@ impl fmt::Display for CredentialsError {
     }
 }
 
-impl std::error::Error for CredentialsError {}
+impl std::error::Error for CredentialsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Failed { cause, .. } => Some(cause.as_ref()),
+            Self::Expired(error) => Some(error.as_ref()),
+            // The first source that was configured and failed.
+            Self::NotFound(sources) => sources
+                .iter()
+                .map(|(_, error)| error)
+                .find(|error| !error.is_not_configured())
+                .map(|error| error as _),
+            Self::MissingVariable(_)
+            | Self::NotConfigured(_)
+            | Self::Invalid(_)
+            | Self::Provider(_) => None,
+        }
+    }
+}
 
 /// The future of [`ProvideCredentials::provide_credentials`].
 pub type ProvideFuture<'a> =
@@ -450,6 +552,15 @@ pub(crate) type Lookup = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + 
 /// The process's environment, as a [`Lookup`].
 pub(crate) fn process_env() -> Lookup {
     std::sync::Arc::new(|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// A field that is `null` reads as its default, as a missing one does: the CLI writes some.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// The credentials in an STS-style answer: `AccessKeyId`, `AccessKeySecret`, `SecurityToken`

@@ -50,7 +50,7 @@ const MAX_EXIT_POLL: Duration = Duration::from_millis(50);
 /// use tower_aliyun_captcha::credentials::ExternalProcess;
 ///
 /// let helper = ExternalProcess::new("/usr/local/bin/vault-aliyun-credential --role captcha")
-///     .timeout(Duration::from_secs(5));
+///     .timeout(Duration::from_secs(5))?;
 /// let client = Client::builder().credentials_provider(helper).build()?;
 /// # let _ = client;
 /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
@@ -94,19 +94,28 @@ impl ExternalProcess {
         })
     }
 
-    /// How long the command may run before it is killed, instead of 10 s. The client gives up
-    /// on any fetch after 15 s.
+    /// How long the command may run before it is killed, instead of 10 s: more than zero (which
+    /// would fail every fetch), else an error. The client gives up on any fetch after 15 s.
     ///
     /// ```
     /// use std::time::Duration;
     /// use tower_aliyun_captcha::credentials::ExternalProcess;
     ///
-    /// let helper = ExternalProcess::new("aliyun-creds").timeout(Duration::from_secs(3));
+    /// let helper = ExternalProcess::new("aliyun-creds").timeout(Duration::from_secs(3))?;
+    /// assert!(ExternalProcess::new("aliyun-creds").timeout(Duration::ZERO).is_err());
     /// # let _ = helper;
+    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
     /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Result<Self, CredentialsError> {
+        if timeout.is_zero() {
+            return Err(CredentialsError::Invalid(
+                "the external command's timeout is zero, which would fail every fetch; leave it \
+                 unset for 10 s"
+                    .into(),
+            ));
+        }
         self.timeout = timeout;
-        self
+        Ok(self)
     }
 
     async fn fetch(&self) -> Result<Credentials, CredentialsError> {
@@ -269,15 +278,15 @@ async fn read_capped(stdout: ChildStdout) -> Result<Zeroizing<Vec<u8>>, String> 
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
 struct Printed {
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     mode: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     access_key_id: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     access_key_secret: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     sts_token: String,
-    #[serde(deserialize_with = "super::profile::null_as_default")]
+    #[serde(deserialize_with = "super::null_as_default")]
     expiration: String,
 }
 

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::chain::Settings;
+use super::config::{ProviderConfig, regional_sts_url};
+use super::imds::EcsRamRole;
 use super::process::ExternalProcess;
 use super::sts::{OidcRoleArn, RamRoleArn};
-use super::{Credentials, ProvideCredentials};
+use super::{Credentials, CredentialsError, ProvideCredentials, null_as_default};
 
 pub(crate) const ENV_PROFILE: &str = "ALIBABA_CLOUD_PROFILE";
 pub(crate) const ENV_CONFIG_FILE: &str = "ALIBABA_CLOUD_CONFIG_FILE";
@@ -70,26 +71,16 @@ struct CliConfig {
     profiles: Vec<CliProfile>,
 }
 
-/// A field that is `null` reads as its default, as a missing one does: the CLI writes some.
-pub(super) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + serde::Deserialize<'de>,
-{
-    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
-}
-
 fn non_empty(value: &str) -> Option<&str> {
     Some(value.trim()).filter(|v| !v.is_empty())
 }
 
 /// The CLI profile's provider, or why there is none.
-pub(crate) fn cli_profile(settings: &Settings) -> Result<Provider, String> {
-    if settings
-        .lookup(ENV_CLI_DISABLED)
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-    {
-        return Err(format!("disabled by {ENV_CLI_DISABLED}"));
+pub(crate) fn cli_profile(settings: &Arc<ProviderConfig>) -> Result<Provider, CredentialsError> {
+    if settings.flag(ENV_CLI_DISABLED) {
+        return Err(CredentialsError::NotConfigured(format!(
+            "disabled by {ENV_CLI_DISABLED}"
+        )));
     }
     let path = match settings.lookup(ENV_CONFIG_FILE) {
         Some(path) => PathBuf::from(path),
@@ -97,8 +88,12 @@ pub(crate) fn cli_profile(settings: &Settings) -> Result<Provider, String> {
     };
     let text = read(&path)?;
     // The file holds secrets: the error names the problem, never the contents.
-    let config: CliConfig = serde_json::from_str(&text)
-        .map_err(|_| format!("{} is not a valid CLI configuration", path.display()))?;
+    let config: CliConfig = serde_json::from_str(&text).map_err(|_| {
+        CredentialsError::Provider(format!(
+            "{} is not a valid CLI configuration",
+            path.display()
+        ))
+    })?;
     let name = settings
         .lookup(ENV_PROFILE)
         .unwrap_or_else(|| config.current.clone());
@@ -107,14 +102,15 @@ pub(crate) fn cli_profile(settings: &Settings) -> Result<Provider, String> {
         .iter()
         .map(|p| (p.name.as_str(), p))
         .collect();
-    cli_provider(&profiles, &name, settings, 0)
-        .map_err(|why| format!("{}, profile {name:?}: {why}", path.display()))
+    cli_provider(&profiles, &name, settings, 0).map_err(|why| {
+        CredentialsError::Provider(format!("{}, profile {name:?}: {why}", path.display()))
+    })
 }
 
 fn cli_provider(
     profiles: &HashMap<&str, &CliProfile>,
     name: &str,
-    settings: &Settings,
+    settings: &Arc<ProviderConfig>,
     depth: usize,
 ) -> Result<Provider, String> {
     let profile = profiles
@@ -132,15 +128,17 @@ fn cli_provider(
     let duration = Some(profile.expired_seconds)
         .filter(|&s| s > 0)
         .map(Duration::from_secs);
-    let sts = profile_sts_endpoint(&profile.sts_region, profile.enable_vpc, settings);
+    let sts = profile_sts_endpoint(&profile.sts_region, profile.enable_vpc);
     let role = |source: Provider| -> Result<Provider, String> {
         let arn = non_empty(&profile.ram_role_arn).ok_or("ram_role_arn is required")?;
-        let mut role = RamRoleArn::new(source, arn).with_lookup(settings.lookup.clone());
+        let mut role = RamRoleArn::with_config(source, arn, Arc::clone(settings));
         if let Some(name) = non_empty(&profile.ram_session_name) {
             role = role.session_name(name);
         }
         if let Some(duration) = duration {
-            role = role.duration(duration);
+            role = role
+                .duration(duration)
+                .map_err(|e| format!("expired_seconds: {e}"))?;
         }
         if let Some(policy) = non_empty(&profile.policy) {
             role = role.policy(policy);
@@ -168,28 +166,31 @@ fn cli_provider(
             role(cli_provider(profiles, source, settings, depth + 1)?)
         }
         "EcsRamRole" => {
-            let mut ecs = settings.ecs();
+            let mut ecs = EcsRamRole::with_config(Arc::clone(settings));
             if let Some(name) = non_empty(&profile.ram_role_name) {
                 ecs = ecs.role_name(name);
             }
             Ok(Arc::new(ecs))
         }
         "OIDC" => {
-            let mut oidc = OidcRoleArn::new(
+            let mut oidc = OidcRoleArn::with_config(
                 non_empty(&profile.ram_role_arn).ok_or("ram_role_arn is required")?,
                 non_empty(&profile.oidc_provider_arn).ok_or("oidc_provider_arn is required")?,
                 non_empty(&profile.oidc_token_file).ok_or("oidc_token_file is required")?,
+                Arc::clone(settings),
             );
             if let Some(name) = non_empty(&profile.ram_session_name) {
                 oidc = oidc.session_name(name);
             }
             if let Some(duration) = duration {
-                oidc = oidc.duration(duration);
+                oidc = oidc
+                    .duration(duration)
+                    .map_err(|e| format!("expired_seconds: {e}"))?;
             }
             if let Some(policy) = non_empty(&profile.policy) {
                 oidc = oidc.policy(policy);
             }
-            if let Some(url) = sts.or_else(|| settings.sts_endpoint.clone()) {
+            if let Some(url) = sts {
                 oidc = oidc.sts_endpoint(url);
             }
             Ok(Arc::new(oidc))
@@ -213,17 +214,17 @@ fn cli_provider(
 /// The CLI profile modes this reads, for errors.
 const CLI_MODES: &str = "AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC, External";
 
-/// The STS endpoint a profile asks for with `sts_region` (and `enable_vpc`), else the chain's.
-fn profile_sts_endpoint(region: &str, vpc: bool, settings: &Settings) -> Option<String> {
-    match non_empty(region) {
-        // An unusable region falls through to the endpoint's own check, which refuses it.
-        Some(region) => Some(super::sts::regional_sts_url(region, vpc)),
-        None => settings.sts_endpoint.clone(),
-    }
+/// The STS endpoint a profile asks for with `sts_region` (and `enable_vpc`); without one, the
+/// configuration's.
+fn profile_sts_endpoint(region: &str, vpc: bool) -> Option<String> {
+    // An unusable region falls through to the endpoint's own check, which refuses it.
+    non_empty(region).map(|region| regional_sts_url(region, vpc))
 }
 
 /// The INI credentials file's provider, or why there is none.
-pub(crate) fn credentials_file(settings: &Settings) -> Result<Provider, String> {
+pub(crate) fn credentials_file(
+    settings: &Arc<ProviderConfig>,
+) -> Result<Provider, CredentialsError> {
     let path = match settings.lookup(ENV_CREDENTIALS_FILE) {
         Some(path) => PathBuf::from(path),
         None => {
@@ -242,15 +243,16 @@ pub(crate) fn credentials_file(settings: &Settings) -> Result<Provider, String> 
         .lookup(ENV_PROFILE)
         .unwrap_or_else(|| "default".to_owned());
     let sections = parse_ini(&text);
-    let section = sections
-        .get(name.as_str())
-        .ok_or_else(|| format!("{} has no section [{name}]", path.display()))?;
-    ini_provider(section, settings).map_err(|why| format!("{}, [{name}]: {why}", path.display()))
+    let section = sections.get(name.as_str()).ok_or_else(|| {
+        CredentialsError::Provider(format!("{} has no section [{name}]", path.display()))
+    })?;
+    ini_provider(section, settings)
+        .map_err(|why| CredentialsError::Provider(format!("{}, [{name}]: {why}", path.display())))
 }
 
 fn ini_provider(
     section: &HashMap<String, String>,
-    settings: &Settings,
+    settings: &Arc<ProviderConfig>,
 ) -> Result<Provider, String> {
     let get = |key: &str| section.get(key).and_then(|v| non_empty(v));
     let required = |key: &'static str| get(key).ok_or(format!("{key} is required"));
@@ -266,40 +268,35 @@ fn ini_provider(
             access_key()?.with_security_token(required("security_token")?),
         )),
         "ecs_ram_role" => {
-            let mut ecs = settings.ecs();
+            let mut ecs = EcsRamRole::with_config(Arc::clone(settings));
             if let Some(role) = get("role_name") {
                 ecs = ecs.role_name(role);
             }
             Ok(Arc::new(ecs))
         }
         "ram_role_arn" => {
-            let mut role = RamRoleArn::new(access_key()?, required("role_arn")?)
-                .with_lookup(settings.lookup.clone());
+            let mut role =
+                RamRoleArn::with_config(access_key()?, required("role_arn")?, Arc::clone(settings));
             if let Some(name) = get("role_session_name") {
                 role = role.session_name(name);
             }
             if let Some(policy) = get("policy") {
                 role = role.policy(policy);
             }
-            if let Some(url) = &settings.sts_endpoint {
-                role = role.sts_endpoint(url.clone());
-            }
             Ok(Arc::new(role))
         }
         "oidc_role_arn" => {
-            let mut oidc = OidcRoleArn::new(
+            let mut oidc = OidcRoleArn::with_config(
                 required("role_arn")?,
                 required("oidc_provider_arn")?,
                 required("oidc_token_file_path")?,
+                Arc::clone(settings),
             );
             if let Some(name) = get("role_session_name") {
                 oidc = oidc.session_name(name);
             }
             if let Some(policy) = get("policy") {
                 oidc = oidc.policy(policy);
-            }
-            if let Some(url) = &settings.sts_endpoint {
-                oidc = oidc.sts_endpoint(url.clone());
             }
             Ok(Arc::new(oidc))
         }
@@ -309,10 +306,12 @@ fn ini_provider(
     }
 }
 
-fn read(path: &Path) -> Result<String, String> {
+fn read(path: &Path) -> Result<String, CredentialsError> {
     super::read_small_file(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("no {}", path.display()),
-        _ => format!("{} cannot be read: {e}", path.display()),
+        std::io::ErrorKind::NotFound => {
+            CredentialsError::NotConfigured(format!("no {}", path.display()))
+        }
+        _ => CredentialsError::failed(format!("{} cannot be read", path.display()), e),
     })
 }
 
@@ -371,11 +370,11 @@ mod tests {
     #[test]
     fn a_region_is_a_plain_name_not_a_host() {
         assert_eq!(
-            super::super::sts::regional_sts_url("cn-hangzhou", true),
+            regional_sts_url("cn-hangzhou", true),
             "https://sts-vpc.cn-hangzhou.aliyuncs.com"
         );
         for bad in ["evil.com/", "x.evil.com#", "CN", ""] {
-            let url = super::super::sts::regional_sts_url(bad, false);
+            let url = regional_sts_url(bad, false);
             assert!(
                 url.parse::<crate::client::Endpoint>().is_err(),
                 "{bad}: {url}"

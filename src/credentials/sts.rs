@@ -7,60 +7,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::http::Http;
+use super::config::ProviderConfig;
+use super::http::Route;
 use super::{
-    Credentials, CredentialsCache, CredentialsError, Lookup, ProvideCredentials, ProvideFuture,
-    TemporaryCredentials, process_env,
+    Credentials, CredentialsCache, CredentialsError, ProvideCredentials, ProvideFuture,
+    TemporaryCredentials,
 };
 use crate::client::request::{Call, form_request, fresh_nonce};
-use crate::client::{Endpoint, Proxy};
 use crate::protocol;
 
 /// The official libraries' default lifetime of assumed credentials.
 const DEFAULT_DURATION: Duration = Duration::from_secs(3600);
 /// STS refuses shorter ones.
 const MIN_DURATION: Duration = Duration::from_secs(900);
+/// And longer ones than a role's longest session, which can be set up to 12 hours.
+const MAX_DURATION: Duration = Duration::from_secs(12 * 3600);
 const STS_TIMEOUT: Duration = Duration::from_secs(10);
-const STS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) const ENV_ROLE_ARN: &str = "ALIBABA_CLOUD_ROLE_ARN";
 pub(crate) const ENV_ROLE_SESSION_NAME: &str = "ALIBABA_CLOUD_ROLE_SESSION_NAME";
 pub(crate) const ENV_OIDC_PROVIDER_ARN: &str = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN";
 pub(crate) const ENV_OIDC_TOKEN_FILE: &str = "ALIBABA_CLOUD_OIDC_TOKEN_FILE";
-const ENV_STS_REGION: &str = "ALIBABA_CLOUD_STS_REGION";
-const ENV_VPC: &str = "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED";
-
-/// The STS endpoint: explicit, else `sts[-vpc].REGION.aliyuncs.com` with
-/// `ALIBABA_CLOUD_STS_REGION` (VPC with `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`), else
-/// `sts.aliyuncs.com`.
-pub(crate) fn sts_endpoint(explicit: Option<&str>, lookup: &Lookup) -> Result<Endpoint, String> {
-    let url = match explicit {
-        Some(url) => url.to_owned(),
-        None => match lookup(ENV_STS_REGION) {
-            Some(region) => {
-                let vpc = lookup(ENV_VPC).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-                regional_sts_url(region.trim(), vpc)
-            }
-            None => "https://sts.aliyuncs.com".to_owned(),
-        },
-    };
-    url.parse::<Endpoint>()
-        .map_err(|e| format!("STS endpoint: {e}"))
-}
-
-/// STS's URL in `region`; a region that is not a plain name (`cn-hangzhou`) gives a URL that
-/// fails to parse, rather than a host elsewhere than Alibaba Cloud's.
-pub(crate) fn regional_sts_url(region: &str, vpc: bool) -> String {
-    if region.is_empty()
-        || !region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return format!("invalid STS region {region:?}");
-    }
-    let prefix = if vpc { "sts-vpc" } else { "sts" };
-    format!("https://{prefix}.{region}.aliyuncs.com")
-}
 
 /// A session name for STS, like the official libraries' default.
 fn default_session_name() -> String {
@@ -81,63 +48,118 @@ struct StsAnswer {
     request_id: Option<String>,
 }
 
-/// Calls STS `action` with `fields`, signed with `signer` (or anonymous), and reads the
-/// credentials it answers.
-async fn call_sts(
-    http: &Http,
-    endpoint: &Endpoint,
-    signer: Option<&Credentials>,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> Result<Credentials, CredentialsError> {
-    let fail = |why: String| CredentialsError::Provider(format!("STS {action}: {why}"));
-    let date = protocol::format_date(time::OffsetDateTime::now_utc());
-    let nonce = fresh_nonce();
-    let call = Call {
-        action,
-        version: protocol::STS_VERSION,
-        fields,
-        date: &date,
-        nonce: &nonce,
-    };
-    let request = form_request(endpoint, signer, &call).map_err(|e| fail(e.to_string()))?;
-    let answer = http.send(request, STS_TIMEOUT).await.map_err(fail)?;
-    let parsed: Result<StsAnswer, _> = serde_json::from_slice(&answer.body);
-    match parsed {
-        Ok(StsAnswer {
-            credentials: Some(credentials),
-            ..
-        }) if answer.status == 200 => credentials.into_credentials().map_err(fail),
-        // The error's code and request id, never the body (it could echo what was sent).
-        Ok(StsAnswer {
-            code, request_id, ..
-        }) => Err(fail(format!(
-            "HTTP {}, code {}, request id {}",
-            answer.status,
-            code.as_deref().map_or("none".into(), super::printable),
-            request_id
-                .as_deref()
-                .map_or("none".into(), super::printable)
-        ))),
-        Err(_) => Err(fail(format!(
-            "HTTP {}, an answer that is not STS's JSON",
-            answer.status
-        ))),
-    }
+/// What `AssumeRole` and `AssumeRoleWithOIDC` share: the role, the session's name, duration
+/// and policy, the endpoint, and the call to STS.
+struct AssumeRole {
+    role_arn: String,
+    session_name: String,
+    duration: Duration,
+    policy: Option<String>,
+    /// The source's own endpoint, before the configuration's.
+    endpoint: Option<String>,
+    config: Arc<ProviderConfig>,
 }
 
-/// Checks a session duration: 900 s or more.
-fn checked_duration(duration: Duration) -> Result<Duration, CredentialsError> {
-    if duration < MIN_DURATION {
-        return Err(CredentialsError::Provider(
-            "the session duration must be at least 900 seconds".into(),
-        ));
+impl AssumeRole {
+    fn new(role_arn: String, config: Arc<ProviderConfig>) -> Self {
+        Self {
+            role_arn,
+            session_name: config
+                .lookup(ENV_ROLE_SESSION_NAME)
+                .unwrap_or_else(default_session_name),
+            duration: DEFAULT_DURATION,
+            policy: None,
+            endpoint: None,
+            config,
+        }
     }
-    Ok(duration)
+
+    /// Sets the session duration: from 900 s to 12 hours, as STS allows.
+    fn set_duration(&mut self, duration: Duration) -> Result<(), CredentialsError> {
+        if !(MIN_DURATION..=MAX_DURATION).contains(&duration) {
+            return Err(CredentialsError::Invalid(format!(
+                "the session duration must be from 900 to 43200 seconds (15 minutes to 12 \
+                 hours), not {} s",
+                duration.as_secs_f32()
+            )));
+        }
+        self.duration = duration;
+        Ok(())
+    }
+
+    /// Calls STS `action` with the role's fields and `extra`, signed with `signer` (or
+    /// anonymous), and reads the credentials it answers.
+    async fn call(
+        &self,
+        signer: Option<&Credentials>,
+        action: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Credentials, CredentialsError> {
+        let fail = |why: String| CredentialsError::Provider(format!("STS {action}: {why}"));
+        let within = |error: CredentialsError| error.within(format_args!("STS {action}"));
+        let duration = self.duration.as_secs().to_string();
+        let mut fields = vec![
+            ("DurationSeconds", duration.as_str()),
+            ("RoleArn", self.role_arn.as_str()),
+            ("RoleSessionName", self.session_name.as_str()),
+        ];
+        if let Some(policy) = &self.policy {
+            fields.push(("Policy", policy));
+        }
+        fields.extend_from_slice(extra);
+        fields.sort_unstable();
+        let endpoint = self
+            .config
+            .sts_endpoint(self.endpoint.as_deref())
+            .map_err(within)?;
+        let http = self.config.http().map_err(within)?;
+        let date = protocol::format_date(time::OffsetDateTime::now_utc());
+        let nonce = fresh_nonce();
+        let call = Call {
+            action,
+            version: protocol::STS_VERSION,
+            fields: &fields,
+            date: &date,
+            nonce: &nonce,
+        };
+        let request = form_request(&endpoint, signer, &call)
+            .map_err(|e| CredentialsError::failed(format!("STS {action}"), e))?;
+        let answer = http
+            .send(Route::Proxied, request, STS_TIMEOUT)
+            .await
+            .map_err(within)?;
+        let parsed: Result<StsAnswer, _> = serde_json::from_slice(&answer.body);
+        match parsed {
+            Ok(StsAnswer {
+                credentials: Some(credentials),
+                ..
+            }) if answer.status == 200 => credentials.into_credentials().map_err(fail),
+            // The error's code and request id, never the body (it could echo what was sent).
+            Ok(StsAnswer {
+                code, request_id, ..
+            }) => Err(fail(format!(
+                "HTTP {}, code {}, request id {}",
+                answer.status,
+                code.as_deref().map_or("none".into(), super::printable),
+                request_id
+                    .as_deref()
+                    .map_or("none".into(), super::printable)
+            ))),
+            Err(_) => Err(fail(format!(
+                "HTTP {}, an answer that is not STS's JSON",
+                answer.status
+            ))),
+        }
+    }
 }
 
 /// A RAM role assumed with other credentials (STS `AssumeRole`): for a RAM user's AccessKey
 /// that may only act through a role, or for one account's service reaching another's.
+///
+/// STS is `sts.aliyuncs.com`, or `sts.REGION.aliyuncs.com` with `ALIBABA_CLOUD_STS_REGION`
+/// (`sts-vpc.REGION…` with `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`), or the URL given to
+/// [`sts_endpoint`](Self::sts_endpoint); it is reached through the proxy the environment
+/// names (see [`Proxy`](crate::client::Proxy)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -149,21 +171,16 @@ fn checked_duration(duration: Duration) -> Result<Duration, CredentialsError> {
 ///     "acs:ram::1234567890123456:role/captcha-verifier",
 /// )
 /// .session_name("login-service")
-/// .duration(Duration::from_secs(3600));
+/// .duration(Duration::from_secs(3600))?;
 /// let client = Client::builder().credentials_provider(role).build()?;
 /// # let _ = client;
-/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+/// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
 pub struct RamRoleArn {
     source: Arc<CredentialsCache>,
-    role_arn: String,
-    session_name: String,
-    duration: Duration,
-    policy: Option<String>,
     external_id: Option<String>,
-    endpoint: Option<String>,
-    lookup: Lookup,
+    role: AssumeRole,
 }
 
 impl RamRoleArn {
@@ -177,16 +194,18 @@ impl RamRoleArn {
     /// # let _ = role;
     /// ```
     pub fn new(source: impl ProvideCredentials, role_arn: impl Into<String>) -> Self {
-        let lookup = process_env();
+        Self::with_config(source, role_arn, ProviderConfig::from_env())
+    }
+
+    pub(crate) fn with_config(
+        source: impl ProvideCredentials,
+        role_arn: impl Into<String>,
+        config: Arc<ProviderConfig>,
+    ) -> Self {
         Self {
             source: Arc::new(CredentialsCache::new(Box::new(source))),
-            role_arn: role_arn.into(),
-            session_name: lookup(ENV_ROLE_SESSION_NAME).unwrap_or_else(default_session_name),
-            duration: DEFAULT_DURATION,
-            policy: None,
             external_id: None,
-            endpoint: None,
-            lookup,
+            role: AssumeRole::new(role_arn.into(), config),
         }
     }
 
@@ -200,24 +219,26 @@ impl RamRoleArn {
     /// # let _ = role;
     /// ```
     pub fn session_name(mut self, name: impl Into<String>) -> Self {
-        self.session_name = name.into();
+        self.role.session_name = name.into();
         self
     }
 
-    /// How long the assumed credentials last (default an hour; at least 900 s).
+    /// How long the assumed credentials last: an hour unless set; from 900 s to 12 hours, as
+    /// STS allows, else an error.
     ///
     /// ```
     /// use std::time::Duration;
     /// use tower_aliyun_captcha::Credentials;
     /// use tower_aliyun_captcha::credentials::RamRoleArn;
     ///
-    /// let role = RamRoleArn::new(Credentials::new("id", "s"), "acs:ram::1:role/r")
-    ///     .duration(Duration::from_secs(900));
-    /// # let _ = role;
+    /// let role = || RamRoleArn::new(Credentials::new("id", "s"), "acs:ram::1:role/r");
+    /// assert!(role().duration(Duration::from_secs(900)).is_ok());
+    /// let error = role().duration(Duration::from_secs(60)).unwrap_err();
+    /// assert!(error.to_string().contains("from 900 to 43200 seconds"));
     /// ```
-    pub fn duration(mut self, duration: Duration) -> Self {
-        self.duration = duration;
-        self
+    pub fn duration(mut self, duration: Duration) -> Result<Self, CredentialsError> {
+        self.role.set_duration(duration)?;
+        Ok(self)
     }
 
     /// A policy that narrows the role's permissions for these credentials.
@@ -231,7 +252,7 @@ impl RamRoleArn {
     /// # let _ = role;
     /// ```
     pub fn policy(mut self, policy: impl Into<String>) -> Self {
-        self.policy = Some(policy.into());
+        self.role.policy = Some(policy.into());
         self
     }
 
@@ -249,8 +270,8 @@ impl RamRoleArn {
         self
     }
 
-    /// The STS endpoint URL, instead of the default (see the module docs); `http://` is
-    /// accepted here, for a local emulator.
+    /// The STS endpoint URL, instead of the default (see above); `http://` is accepted here,
+    /// for a local emulator.
     ///
     /// ```
     /// use tower_aliyun_captcha::Credentials;
@@ -261,54 +282,29 @@ impl RamRoleArn {
     /// # let _ = role;
     /// ```
     pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
-        self
-    }
-
-    pub(crate) fn with_lookup(mut self, lookup: Lookup) -> Self {
-        self.lookup = lookup;
+        self.role.endpoint = Some(url.into());
         self
     }
 
     async fn assume(&self) -> Result<Credentials, CredentialsError> {
-        let duration = checked_duration(self.duration)?.as_secs().to_string();
-        let endpoint = sts_endpoint(self.endpoint.as_deref(), &self.lookup)
-            .map_err(CredentialsError::Provider)?;
-        let http = Http::new(
-            &Proxy::from_lookup(|n| (self.lookup)(n)),
-            STS_CONNECT_TIMEOUT,
-        )
-        .map_err(CredentialsError::Provider)?;
         let source = self.source.get().await?;
-        let mut fields = vec![
-            ("DurationSeconds", duration.as_str()),
-            ("RoleArn", self.role_arn.as_str()),
-            ("RoleSessionName", self.session_name.as_str()),
-        ];
-        if let Some(policy) = &self.policy {
-            fields.push(("Policy", policy));
-        }
-        if let Some(id) = &self.external_id {
-            fields.push(("ExternalId", id));
-        }
-        fields.sort_unstable();
-        call_sts(
-            &http,
-            &endpoint,
-            Some(&source),
-            protocol::STS_ASSUME_ROLE,
-            &fields,
-        )
-        .await
+        let external_id = self.external_id.as_deref().map(|id| ("ExternalId", id));
+        self.role
+            .call(
+                Some(&source),
+                protocol::STS_ASSUME_ROLE,
+                external_id.as_slice(),
+            )
+            .await
     }
 }
 
 impl fmt::Debug for RamRoleArn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RamRoleArn")
-            .field("role_arn", &self.role_arn)
-            .field("session_name", &self.session_name)
-            .field("duration", &self.duration)
+            .field("role_arn", &self.role.role_arn)
+            .field("session_name", &self.role.session_name)
+            .field("duration", &self.role.duration)
             .finish_non_exhaustive()
     }
 }
@@ -326,7 +322,7 @@ impl ProvideCredentials for RamRoleArn {
 /// A RAM role assumed with an OIDC token (STS `AssumeRoleWithOIDC`): ACK's RRSA, where the pod
 /// gets `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
 /// `ALIBABA_CLOUD_OIDC_TOKEN_FILE`. The token file is read again at every refresh (the
-/// cluster rotates it).
+/// cluster rotates it). STS is found as for [`RamRoleArn`].
 ///
 /// ```
 /// use tower_aliyun_captcha::Client;
@@ -343,14 +339,9 @@ impl ProvideCredentials for RamRoleArn {
 /// ```
 #[must_use]
 pub struct OidcRoleArn {
-    role_arn: String,
     provider_arn: String,
     token_file: PathBuf,
-    session_name: String,
-    duration: Duration,
-    policy: Option<String>,
-    endpoint: Option<String>,
-    lookup: Lookup,
+    role: AssumeRole,
 }
 
 impl OidcRoleArn {
@@ -367,16 +358,24 @@ impl OidcRoleArn {
         provider_arn: impl Into<String>,
         token_file: impl Into<PathBuf>,
     ) -> Self {
-        let lookup = process_env();
+        Self::with_config(
+            role_arn,
+            provider_arn,
+            token_file,
+            ProviderConfig::from_env(),
+        )
+    }
+
+    pub(crate) fn with_config(
+        role_arn: impl Into<String>,
+        provider_arn: impl Into<String>,
+        token_file: impl Into<PathBuf>,
+        config: Arc<ProviderConfig>,
+    ) -> Self {
         Self {
-            role_arn: role_arn.into(),
             provider_arn: provider_arn.into(),
             token_file: token_file.into(),
-            session_name: lookup(ENV_ROLE_SESSION_NAME).unwrap_or_else(default_session_name),
-            duration: DEFAULT_DURATION,
-            policy: None,
-            endpoint: None,
-            lookup,
+            role: AssumeRole::new(role_arn.into(), config),
         }
     }
 
@@ -392,17 +391,14 @@ impl OidcRoleArn {
     /// }
     /// ```
     pub fn from_env() -> Option<Self> {
-        Self::from_lookup(process_env())
+        Self::from_config(ProviderConfig::from_env())
     }
 
-    pub(crate) fn from_lookup(lookup: Lookup) -> Option<Self> {
-        let role = lookup(ENV_ROLE_ARN)?;
-        let provider = lookup(ENV_OIDC_PROVIDER_ARN)?;
-        let file = lookup(ENV_OIDC_TOKEN_FILE)?;
-        let mut rrsa = Self::new(role, provider, file);
-        rrsa.session_name = lookup(ENV_ROLE_SESSION_NAME).unwrap_or_else(default_session_name);
-        rrsa.lookup = lookup;
-        Some(rrsa)
+    pub(crate) fn from_config(config: Arc<ProviderConfig>) -> Option<Self> {
+        let role = config.lookup(ENV_ROLE_ARN)?;
+        let provider = config.lookup(ENV_OIDC_PROVIDER_ARN)?;
+        let file = config.lookup(ENV_OIDC_TOKEN_FILE)?;
+        Some(Self::with_config(role, provider, file, config))
     }
 
     /// The role session's name.
@@ -415,23 +411,25 @@ impl OidcRoleArn {
     /// # let _ = rrsa;
     /// ```
     pub fn session_name(mut self, name: impl Into<String>) -> Self {
-        self.session_name = name.into();
+        self.role.session_name = name.into();
         self
     }
 
-    /// How long the assumed credentials last (default an hour; at least 900 s).
+    /// How long the assumed credentials last: an hour unless set; from 900 s to 12 hours, as
+    /// STS allows, else an error.
     ///
     /// ```
     /// use std::time::Duration;
     /// use tower_aliyun_captcha::credentials::OidcRoleArn;
     ///
     /// let rrsa = OidcRoleArn::new("acs:ram::1:role/r", "acs:ram::1:oidc-provider/p", "/token")
-    ///     .duration(Duration::from_secs(1800));
+    ///     .duration(Duration::from_secs(1800))?;
     /// # let _ = rrsa;
+    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
     /// ```
-    pub fn duration(mut self, duration: Duration) -> Self {
-        self.duration = duration;
-        self
+    pub fn duration(mut self, duration: Duration) -> Result<Self, CredentialsError> {
+        self.role.set_duration(duration)?;
+        Ok(self)
     }
 
     /// A policy that narrows the role's permissions for these credentials.
@@ -444,7 +442,7 @@ impl OidcRoleArn {
     /// # let _ = rrsa;
     /// ```
     pub fn policy(mut self, policy: impl Into<String>) -> Self {
-        self.policy = Some(policy.into());
+        self.role.policy = Some(policy.into());
         self
     }
 
@@ -459,52 +457,35 @@ impl OidcRoleArn {
     /// # let _ = rrsa;
     /// ```
     pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
+        self.role.endpoint = Some(url.into());
         self
     }
 
     async fn assume(&self) -> Result<Credentials, CredentialsError> {
-        let duration = checked_duration(self.duration)?.as_secs().to_string();
         // A few hundred bytes, on a local volume; read again each time, as the token rotates.
         let token = super::read_small_file(&self.token_file).map_err(|e| {
-            CredentialsError::Provider(format!(
-                "the OIDC token file {} cannot be read: {e}",
-                self.token_file.display()
-            ))
+            CredentialsError::failed(
+                format!(
+                    "the OIDC token file {} cannot be read",
+                    self.token_file.display()
+                ),
+                e,
+            )
         })?;
-        let endpoint = sts_endpoint(self.endpoint.as_deref(), &self.lookup)
-            .map_err(CredentialsError::Provider)?;
-        let http = Http::new(
-            &Proxy::from_lookup(|n| (self.lookup)(n)),
-            STS_CONNECT_TIMEOUT,
-        )
-        .map_err(CredentialsError::Provider)?;
-        let mut fields = vec![
-            ("DurationSeconds", duration.as_str()),
+        let fields = [
             ("OIDCProviderArn", self.provider_arn.as_str()),
             ("OIDCToken", token.as_str()),
-            ("RoleArn", self.role_arn.as_str()),
-            ("RoleSessionName", self.session_name.as_str()),
         ];
-        if let Some(policy) = &self.policy {
-            fields.push(("Policy", policy));
-        }
-        fields.sort_unstable();
-        call_sts(
-            &http,
-            &endpoint,
-            None,
-            protocol::STS_ASSUME_ROLE_WITH_OIDC,
-            &fields,
-        )
-        .await
+        self.role
+            .call(None, protocol::STS_ASSUME_ROLE_WITH_OIDC, &fields)
+            .await
     }
 }
 
 impl fmt::Debug for OidcRoleArn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OidcRoleArn")
-            .field("role_arn", &self.role_arn)
+            .field("role_arn", &self.role.role_arn)
             .field("provider_arn", &self.provider_arn)
             .field("token_file", &self.token_file)
             .finish_non_exhaustive()

@@ -2,20 +2,20 @@
 //! `GET` that answers the STS fields.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 
-use super::http::Http;
+use super::config::ProviderConfig;
+use super::http::Route;
 use super::{
     Credentials, CredentialsError, ProvideCredentials, ProvideFuture, TemporaryCredentials,
 };
-use crate::client::Proxy;
 
 pub(crate) const ENV_URI: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
 const TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Credentials from a URL that answers `{"AccessKeyId", "AccessKeySecret", "SecurityToken",
 /// "Expiration"}` (and, if it says, `"Code": "Success"`), as `ALIBABA_CLOUD_CREDENTIALS_URI`
@@ -34,7 +34,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[must_use]
 pub struct CredentialsUri {
     url: String,
-    proxy: Proxy,
+    config: Arc<ProviderConfig>,
 }
 
 impl CredentialsUri {
@@ -47,22 +47,25 @@ impl CredentialsUri {
     /// # let _ = source;
     /// ```
     pub fn new(url: impl Into<String>) -> Self {
+        Self::with_config(url, ProviderConfig::from_env())
+    }
+
+    pub(crate) fn with_config(url: impl Into<String>, config: Arc<ProviderConfig>) -> Self {
         Self {
             url: url.into(),
-            proxy: Proxy::from_env(),
+            config,
         }
     }
 
-    pub(crate) fn with_proxy(mut self, proxy: Proxy) -> Self {
-        self.proxy = proxy;
-        self
-    }
-
     async fn fetch(&self) -> Result<Credentials, CredentialsError> {
-        let fail = |why: String| CredentialsError::Provider(format!("credentials URI: {why}"));
-        let http = Http::new(&self.proxy, CONNECT_TIMEOUT).map_err(fail)?;
+        const WHAT: &str = "credentials URI";
+        let fail = |why: String| CredentialsError::Provider(format!("{WHAT}: {why}"));
+        let http = self.config.http().map_err(|e| e.within(WHAT))?;
         let request = basic_auth_from_user_part(&self.url).map_err(fail)?;
-        let answer = http.send(request, TIMEOUT).await.map_err(fail)?;
+        let answer = http
+            .send(Route::Proxied, request, TIMEOUT)
+            .await
+            .map_err(|e| e.within(WHAT))?;
         if answer.status != 200 {
             return Err(fail(format!("HTTP {}", answer.status)));
         }
