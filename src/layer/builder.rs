@@ -46,7 +46,7 @@ pub(crate) struct Shared<V, R> {
 /// Verifies a captcha before the inner service runs. See the [module docs](crate::layer).
 ///
 /// [`new`](Self::new) protects every request of the service it wraps under one scene, with
-/// the defaults: the [`HeaderOrBody`] extractor (the header, else a JSON or form field),
+/// the defaults: the [`HeaderOrBody`](crate::extract::HeaderOrBody) extractor (the header, else a JSON or form field),
 /// [`FailurePolicy::Open`] within the
 /// [`DegradedBudget::adaptive`] budget, the [`DefaultResponder`], [`BodyLimits::DEFAULT`],
 /// 256 verifications in flight and a 10 s deadline. [`builder`](Self::builder)
