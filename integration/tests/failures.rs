@@ -133,35 +133,28 @@ fn count(answers: &[Answer], status: u16) -> usize {
         .count()
 }
 
-/// Upstream at once and upstream slow, floods past the layer's bound and past the client's
-/// connections: the handler never runs, and nothing waits for long.
+/// Upstream at once and upstream slow, floods past the one bound (the client's
+/// connections): the handler never runs, and nothing waits for long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_past_the_bounds_never_reaches_the_handler() {
     let emulator = emulator().await;
-    for (latency_ms, in_flight, connections, requests) in [
+    for (latency_ms, connections, requests) in [
         // The defaults, the upstream answering at once.
-        (0, None, None, 1000),
-        // A slow upstream; the layer's bound is the limit.
-        (300, Some(32), Some(32), 600),
-        // A slow upstream; the client's connections are the limit.
-        (300, Some(1024), Some(16), 600),
+        (0, None, 1000),
+        // A slow upstream, with a bound of 32 and of 16.
+        (300, Some(32), 600),
+        (300, Some(16), 600),
     ] {
         emulator.set_faults(Faults::none().with_latency(Duration::from_millis(latency_ms)));
         let mut client = client_builder(emulator.url()).timeout(Duration::from_secs(3));
         if let Some(connections) = connections {
             client = client.max_connections(connections);
         }
-        let mut layer =
-            CaptchaLayer::builder(client.build().unwrap(), SceneId::new(LOGIN).unwrap());
-        if let Some(in_flight) = in_flight {
-            layer = layer.max_in_flight(in_flight);
-        }
+        let layer = CaptchaLayer::builder(client.build().unwrap(), SceneId::new(LOGIN).unwrap());
         let runs = Runs::default();
         let addr = serve(layer.build().unwrap(), &runs).await;
         let answers = flood(addr, failing_params(&emulator, requests)).await;
-        let what = format!(
-            "latency {latency_ms} ms, in flight {in_flight:?}, connections {connections:?}"
-        );
+        let what = format!("latency {latency_ms} ms, connections {connections:?}");
         assert_eq!(runs.all(), 0, "{what}: the handler ran");
         assert_eq!(
             count(&answers, 403) + count(&answers, 503),
@@ -438,11 +431,6 @@ fn zero_settings_are_refused() {
         read_timeout: Duration::ZERO,
     };
     for (result, setting) in [
-        (layer().max_in_flight(0).build(), "max_in_flight"),
-        (
-            layer().verify_timeout(Duration::ZERO).build(),
-            "verify_timeout",
-        ),
         (
             layer().body_limits(zero_body).build(),
             "body_limits.max_bytes",
@@ -468,14 +456,25 @@ fn zero_settings_are_refused() {
     }
 }
 
-/// A custom verifier that never answers: the layer's own deadline counts it as an outage.
+/// A custom verifier that never answers: the layer's deadline (the verifier's say) counts it
+/// as an outage.
 #[tokio::test]
 async fn the_layer_deadline_bounds_a_verifier_without_one() {
-    let never = |_: tower_aliyun_captcha::VerifyRequest| std::future::pending();
+    struct Never;
+    impl tower_aliyun_captcha::Verify for Never {
+        type Future = std::future::Pending<
+            Result<tower_aliyun_captcha::Verification, tower_aliyun_captcha::Error>,
+        >;
+        fn verify(&self, _: tower_aliyun_captcha::VerifyRequest) -> Self::Future {
+            std::future::pending()
+        }
+        fn deadline(&self) -> Duration {
+            Duration::from_millis(200)
+        }
+    }
     let runs = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&runs);
-    let layer = CaptchaLayer::builder(never, SceneId::new(LOGIN).unwrap())
-        .verify_timeout(Duration::from_millis(200))
+    let layer = CaptchaLayer::builder(Never, SceneId::new(LOGIN).unwrap())
         .failure_policy(FailurePolicy::Closed)
         .build()
         .unwrap();

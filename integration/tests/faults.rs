@@ -227,10 +227,13 @@ async fn every_fault_under_both_policies() {
         .await
         .unwrap();
     flooded.set_faults(Faults::mode(FaultMode::Unavailable));
-    let layer = CaptchaLayer::builder(client_to(flooded.url()), SceneId::new(LOGIN).unwrap())
-        .max_in_flight(8)
+    let client = client_builder(flooded.url())
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .max_connections(8)
         .build()
         .unwrap();
+    let layer = CaptchaLayer::new(client, SceneId::new(LOGIN).unwrap());
     let app = Router::new().route("/login", post(handler).layer(layer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -338,11 +338,15 @@ async fn reuse_and_scene_mismatch_are_refused() {
 async fn past_the_in_flight_bound_requests_are_shed_at_once() {
     let emulator = emulator().await;
     emulator.set_faults(Faults::none().with_latency(Duration::from_millis(400)));
-    let client = client_for(&emulator);
+    // The one bound: the client's connections, with a short wait for one.
+    let client = client_builder(emulator.url())
+        .max_connections(2)
+        .connection_wait(Duration::from_millis(50))
+        .build()
+        .unwrap();
     // The policy is open: local overload is answered 503 all the same.
     let layer = CaptchaLayer::builder(client, SceneId::new(LOGIN).unwrap())
         .failure_policy(FailurePolicy::Open)
-        .max_in_flight(2)
         .build()
         .unwrap();
     let addr = serve(Router::new().route("/login", post(echo).layer(layer))).await;

@@ -98,8 +98,12 @@ fn every_documented_metric_is_recorded_with_its_labels() {
     metrics::with_local_recorder(&recorder, || {
         current_thread().block_on(async {
             let emulator = emulator().await;
-            let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
-                .max_in_flight(1)
+            let client = client_builder(emulator.url())
+                .max_connections(1)
+                .connection_wait(Duration::from_millis(50))
+                .build()
+                .unwrap();
+            let layer = CaptchaLayer::builder(client, SceneId::new(LOGIN).unwrap())
                 .on_outcome(move |outcome: &Outcome<'_>| {
                     seen.lock()
                         .unwrap()

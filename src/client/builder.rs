@@ -306,21 +306,19 @@ impl ClientBuilder {
         self
     }
 
-    /// The most connections open at once, across endpoints. Default 256. Set it to the number of verifications you allow in flight:
-    /// past it, a verification waits (within its timeout) for a pooled connection.
+    /// The one bound on concurrency: the most verifications in flight, and connections open,
+    /// at once, across endpoints. Default 256. Past it, a verification waits up to the
+    /// [`connection_wait`](Self::connection_wait) for a place, then fails as overloaded
+    /// (a layer answers 503 with `Retry-After`, whatever its failure policy): nothing queues.
     ///
     /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, Client, Credentials};
+    /// use tower_aliyun_captcha::{Client, Credentials};
     ///
-    /// // As many connections as the layer lets verifications run at once.
     /// let client = Client::builder()
     ///     .credentials(Credentials::new("id", "secret"))
     ///     .max_connections(64)
     ///     .build()?;
-    /// let layer = CaptchaLayer::builder(client, tower_aliyun_captcha::SceneId::new("login")?)
-    ///     .max_in_flight(64)
-    ///     .build()?;
-    /// # let _ = layer;
+    /// # let _ = client;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_connections(mut self, connections: usize) -> Self {

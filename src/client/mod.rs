@@ -469,4 +469,10 @@ impl Verify for Client {
     fn shared_budgets(&self) -> Option<&crate::layer::SharedBudgets> {
         Some(&self.inner.budgets)
     }
+
+    /// The client's own timeout, which covers credentials, the wait for a connection and the
+    /// call, and gives the better error; and a second's grace, for a busy runtime.
+    fn deadline(&self) -> Duration {
+        self.inner.timeout + Duration::from_secs(1)
+    }
 }

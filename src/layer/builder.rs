@@ -2,9 +2,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
 use super::alarms::Alarms;
@@ -18,17 +17,8 @@ use crate::SceneId;
 use crate::Verify;
 use crate::extract::{BodyLimits, ParamSource};
 
-/// The default bound on verifications in flight at once, per layer: the client's default
-/// number of connections, so that the layer never admits more than the client can send.
-pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = crate::client::DEFAULT_MAX_CONNECTIONS;
-
-/// The default deadline of one verification as the layer sees it: past it, the verification
-/// counts as an outage. Longer than the client's own timeout,
-/// which gives the better error; it bounds custom verifiers that have no timeout of their own.
-pub(crate) const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What the services of one layer (and its clones) share: the verifier, the routes, the rules,
-/// the in-flight bound, the degraded budget and the alarms.
+/// the degraded budget and the alarms.
 pub(crate) struct Shared<V, R> {
     pub(crate) verifier: V,
     pub(crate) extractor: ParamSource,
@@ -36,8 +26,6 @@ pub(crate) struct Shared<V, R> {
     pub(crate) rules: Rules,
     pub(crate) responder: R,
     pub(crate) limits: BodyLimits,
-    pub(crate) in_flight: Arc<Semaphore>,
-    pub(crate) verify_timeout: Duration,
     pub(crate) budget: Arc<Budget>,
     pub(crate) alarms: Alarms,
     pub(crate) hook: Option<Hook>,
@@ -48,10 +36,10 @@ pub(crate) struct Shared<V, R> {
 /// [`new`](Self::new) protects every request of the service it wraps under one scene, with
 /// the defaults: the [`HeaderOrBody`](crate::extract::HeaderOrBody) extractor (the header, else a JSON or form field),
 /// [`FailurePolicy::Open`] within the
-/// [`DegradedBudget::adaptive`] budget, the [`DefaultResponder`], [`BodyLimits::DEFAULT`],
-/// 256 verifications in flight and a 10 s deadline. [`builder`](Self::builder)
-/// changes any of them, or protects a table of [`Routes`]. Services made from one layer (and
-/// its clones) share its in-flight bound and degraded budget.
+/// [`DegradedBudget::adaptive`] budget, the [`DefaultResponder`] and [`BodyLimits::DEFAULT`].
+/// [`builder`](Self::builder) changes any of them, or protects a table of [`Routes`]. How many
+/// verifications may run at once, and for how long, is the verifier's to say: the
+/// [`Client`](crate::Client)'s `max_connections` and `timeout` (see [`Verify`]).
 ///
 /// Two layers of this crate on one route (a table on the router and a layer on the route)
 /// verify a param once: the inner layer trusts the verdict the outer one gave this very
@@ -67,7 +55,6 @@ pub(crate) struct Shared<V, R> {
 ///
 /// let layer = CaptchaLayer::builder(verifier, SceneId::new("signup-scene")?)
 ///     .extractor(JsonField::default())
-///     .max_in_flight(64)
 ///     .build()?;
 /// let service = ServiceBuilder::new().layer(layer).service_fn(
 ///     |_request: http::Request<CaptchaBody<http_body_util::Full<bytes::Bytes>>>| async {
@@ -166,8 +153,6 @@ impl<V> CaptchaLayer<V> {
             },
             responder: DefaultResponder::default(),
             limits: BodyLimits::DEFAULT,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            verify_timeout: DEFAULT_VERIFY_TIMEOUT,
             budget: DegradedBudget::default(),
             hook: None,
         }
@@ -198,7 +183,6 @@ impl<S, V, R> Layer<S> for CaptchaLayer<V, R> {
 ///     .failure_policy(FailurePolicy::Open)
 ///     .degraded_budget(DegradedBudget::per_second(2, 10))
 ///     .body_limits(BodyLimits { max_bytes: 16 * 1024, read_timeout: Duration::from_secs(5) })
-///     .verify_timeout(Duration::from_secs(3))
 ///     .build()?;
 /// # let _ = layer;
 /// # Ok::<_, Box<dyn std::error::Error>>(())
@@ -211,8 +195,6 @@ pub struct CaptchaLayerBuilder<V, R = DefaultResponder> {
     rules: Rules,
     responder: R,
     limits: BodyLimits,
-    max_in_flight: usize,
-    verify_timeout: Duration,
     budget: DegradedBudget,
     hook: Option<Hook>,
 }
@@ -366,8 +348,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
             rules: self.rules,
             responder,
             limits: self.limits,
-            max_in_flight: self.max_in_flight,
-            verify_timeout: self.verify_timeout,
             budget: self.budget,
             hook: self.hook,
         }
@@ -393,51 +373,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// ```
     pub fn body_limits(mut self, limits: BodyLimits) -> Self {
         self.limits = limits;
-        self
-    }
-
-    /// The most verifications in flight at once; past it, requests are answered 503 with
-    /// `Retry-After` at once (gRPC `RESOURCE_EXHAUSTED`), whatever the failure policy. Default
-    /// 256; keep it no larger than the client's
-    /// [`max_connections`](crate::client::ClientBuilder::max_connections). Zero is refused.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, Client, Credentials, SceneId};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .max_connections(64)
-    ///     .build()?;
-    /// let layer = CaptchaLayer::builder(client, SceneId::new("login")?)
-    ///     .max_in_flight(64)
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max;
-        self
-    }
-
-    /// The longest a verification may take as the layer sees it; past it, it counts as an
-    /// outage. Default 10 s; zero is refused.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// # let my_verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// // A custom verifier without a timeout of its own.
-    /// let layer = CaptchaLayer::builder(my_verifier, SceneId::new("login")?)
-    ///     .verify_timeout(Duration::from_secs(2))
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn verify_timeout(mut self, timeout: Duration) -> Self {
-        self.verify_timeout = timeout;
         self
     }
 
@@ -467,18 +402,19 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// Checks the configuration and builds the layer.
     ///
     /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
+    /// use tower_aliyun_captcha::extract::BodyLimits;
     /// use tower_aliyun_captcha::layer::ConfigError;
+    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
     ///
-    /// // A bound of zero would refuse everyone; it is refused instead.
+    /// // A body limit of zero would refuse everyone; it is refused instead.
     /// let refused = CaptchaLayer::builder(verifier, SceneId::new("login")?)
-    ///     .max_in_flight(0)
+    ///     .body_limits(BodyLimits { max_bytes: 0, ..BodyLimits::DEFAULT })
     ///     .build()
     ///     .unwrap_err();
-    /// assert!(matches!(refused, ConfigError::Zero("max_in_flight")));
+    /// assert!(matches!(refused, ConfigError::Zero("body_limits.max_bytes")));
     /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
     /// ```
     pub fn build(mut self) -> Result<CaptchaLayer<V, R>, ConfigError>
@@ -486,8 +422,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
         V: Verify,
     {
         for (zero, setting) in [
-            (self.max_in_flight == 0, "max_in_flight"),
-            (self.verify_timeout.is_zero(), "verify_timeout"),
             (self.limits.max_bytes == 0, "body_limits.max_bytes"),
             (
                 self.limits.read_timeout.is_zero(),
@@ -523,8 +457,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
                 rules: self.rules,
                 responder: self.responder,
                 limits: self.limits,
-                in_flight: Arc::new(Semaphore::new(self.max_in_flight)),
-                verify_timeout: self.verify_timeout,
                 budget,
                 alarms: Alarms::default(),
                 hook: self.hook,

@@ -60,7 +60,7 @@ enum State<Extraction, VerifyFuture, InnerFuture, B> {
     Verifying {
         #[pin]
         future: tokio::time::Timeout<VerifyFuture>,
-        /// Its place under the layer's bound and its span, until the verdict is in.
+        /// Its place in the in-flight gauge and its span, until the verdict is in.
         held: steps::Held,
         request: Request<CaptchaBody<B>>,
         param: CaptchaVerifyParam,
@@ -173,16 +173,15 @@ where
                     let response = shared.responder.respond(&refusal, &parts);
                     return Poll::Ready(Ok(response));
                 }
-                steps::Next::Verify(request, param) => match steps::start(shared, scene, &param) {
-                    Ok((future, held)) => this.state.set(State::Verifying {
+                steps::Next::Verify(request, param) => {
+                    let (future, held) = steps::start(shared, scene, &param);
+                    this.state.set(State::Verifying {
                         future,
                         held,
                         request,
                         param,
-                    }),
-                    // Over the layer's bound: turned away at once, nothing queues.
-                    Err(refusal) => this.state.set(State::Refusing { refusal, request }),
-                },
+                    });
+                }
             }
         }
     }

@@ -329,22 +329,3 @@ pub(crate) fn alarm(
         });
     }
 }
-
-/// Counts and logs a request turned away because the layer's in-flight bound was full.
-pub(crate) fn turned_away(hook: Option<&Hook>, alarms: &Alarms, scene: &SceneId) {
-    let outcome = Outcome {
-        scene,
-        kind: OutcomeKind::Overloaded,
-        code: "overloaded",
-        latency: None,
-        error: None,
-    };
-    record(hook, &outcome);
-    alarms.raise("layer_overloaded", Instant::now(), |unlogged| {
-        tracing::warn!(
-            captcha.scene = scene.as_str(),
-            captcha.unlogged = unlogged,
-            "captcha verifications over the layer's in-flight bound: turned away (503)"
-        )
-    });
-}

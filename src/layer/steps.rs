@@ -1,18 +1,16 @@
 //! The steps between the response future's states: what follows an extraction, starting a
-//! verification under the layer's bound, and settling its outcome. The future only moves
+//! verification under the verifier's deadline, and settling its outcome. The future only moves
 //! between states; everything it decides on its way is here.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::Request;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::builder::Shared;
-use super::decision::{OnFailure, OnVerdict, on_earlier, on_failure, on_verdict, overloaded};
+use super::decision::{OnFailure, OnVerdict, on_earlier, on_failure, on_verdict};
 use super::observe::{self, OutcomeKind};
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal};
@@ -36,7 +34,7 @@ pub(crate) struct Held {
 
 impl Held {
     /// Polls the verification inside its span, so that the client's span nests under it. Past
-    /// the layer's deadline it is an outage, like a client timeout.
+    /// the verifier's deadline it is an outage, like a client timeout.
     pub(crate) fn poll<F: Future<Output = Result<Verification, Error>>>(
         &self,
         future: Pin<&mut tokio::time::Timeout<F>>,
@@ -49,18 +47,14 @@ impl Held {
     }
 }
 
-/// Starts verifying `param` under the layer's in-flight bound and deadline, or refuses the
-/// request at once (503) when the bound is full: nothing queues.
+/// Starts verifying `param` under the verifier's deadline. The verifier bounds how many run
+/// at once (the client's `max_connections`): past it, it fails as overloaded, which is 503.
 pub(crate) fn start<V: Verify, R>(
     shared: &Shared<V, R>,
     scene: &SceneId,
     param: &CaptchaVerifyParam,
-) -> Result<(tokio::time::Timeout<V::Future>, Held), Refusal> {
-    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
-        observe::turned_away(shared.hook.as_ref(), &shared.alarms, scene);
-        return Err(overloaded());
-    };
-    let slot = Slot::new(permit, scene);
+) -> (tokio::time::Timeout<V::Future>, Held) {
+    let slot = Slot::new(scene);
     let span = tracing::info_span!(
         "captcha.verify_request",
         captcha.scene = scene.as_str(),
@@ -69,9 +63,10 @@ pub(crate) fn start<V: Verify, R>(
         captcha.outcome = tracing::field::Empty,
     );
     let verify = VerifyRequest::new(param.clone()).with_scene(scene.clone());
-    let future = span
-        .in_scope(|| tokio::time::timeout(shared.verify_timeout, shared.verifier.verify(verify)));
-    Ok((future, Held { slot, span }))
+    let future = span.in_scope(|| {
+        tokio::time::timeout(shared.verifier.deadline(), shared.verifier.verify(verify))
+    });
+    (future, Held { slot, span })
 }
 
 /// Logs a request refused before its param was looked for.
@@ -83,19 +78,17 @@ pub(crate) fn refused_early<B>(refusal: &Refusal, request: &Request<CaptchaBody<
     );
 }
 
-/// A place under the layer's in-flight bound, counted in the in-flight gauge while held
-/// (dropped with the future too, if the client goes away mid-verification).
+/// A verification under way, counted in the in-flight gauge while held (dropped with the
+/// future too, if the client goes away mid-verification).
 pub(crate) struct Slot {
-    _permit: OwnedSemaphorePermit,
     scene: SceneId,
     since: Instant,
 }
 
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit, scene: &SceneId) -> Self {
+    fn new(scene: &SceneId) -> Self {
         observe::in_flight(scene, 1.0);
         Self {
-            _permit: permit,
             scene: scene.clone(),
             since: Instant::now(),
         }
@@ -235,7 +228,8 @@ pub(crate) fn settle<V, R, B>(
                 scene,
                 kind,
                 code: error.label(),
-                latency,
+                // Overloaded: turned away before the service was asked, so nothing to time.
+                latency: latency.filter(|_| kind != OutcomeKind::Overloaded),
                 error: Some(&error),
             };
             observe::record(shared.hook.as_ref(), &observed);

@@ -7,6 +7,7 @@ mod verdict;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::Error;
 
@@ -69,7 +70,17 @@ pub trait Verify: Send + Sync + 'static {
     fn shared_budgets(&self) -> Option<&crate::layer::SharedBudgets> {
         None
     }
+
+    /// The longest a layer waits for one verification before it counts it as an outage. The
+    /// default, 10 s, bounds a verifier without a timeout of its own; [`Client`](crate::Client)
+    /// answers within its own `timeout`, and says so here.
+    fn deadline(&self) -> Duration {
+        DEFAULT_DEADLINE
+    }
 }
+
+/// What a layer waits for a verifier that does not say.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 impl<F, Fut> Verify for F
 where
@@ -92,5 +103,9 @@ impl<V: Verify + ?Sized> Verify for Arc<V> {
 
     fn shared_budgets(&self) -> Option<&crate::layer::SharedBudgets> {
         (**self).shared_budgets()
+    }
+
+    fn deadline(&self) -> Duration {
+        (**self).deadline()
     }
 }

@@ -100,7 +100,6 @@ async fn serve_app(client: Client, json_body: bool) -> Result<SocketAddr, String
         post(handler).layer(
             CaptchaLayer::builder(client, scene)
                 .extractor(JsonField::default())
-                .max_in_flight(4096)
                 .build()
                 .map_err(|e| e.to_string())?,
         )
@@ -108,7 +107,6 @@ async fn serve_app(client: Client, json_body: bool) -> Result<SocketAddr, String
         post(handler).layer(
             CaptchaLayer::builder(client, scene)
                 .extractor(Header::default())
-                .max_in_flight(4096)
                 .build()
                 .map_err(|e| e.to_string())?,
         )
