@@ -9,6 +9,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_aliyun_captcha::extract::{CaptchaBody, JsonField};
+use tower_aliyun_captcha::layer::Route;
 use tower_aliyun_captcha::{CaptchaLayer, Error, SceneId, Verification, VerifyCode, VerifyRequest};
 
 /// Passes every param at once, without I/O.
@@ -70,7 +71,7 @@ fn overhead(c: &mut Criterion) {
         .service_fn(handler::<CaptchaBody<Full<Bytes>>>);
     let with_json = ServiceBuilder::new()
         .layer(
-            CaptchaLayer::builder(instant_pass, scene)
+            CaptchaLayer::builder(instant_pass, Route::every_path(scene))
                 .extractor(JsonField::default())
                 .build()
                 .unwrap(),

@@ -31,7 +31,7 @@ use axum::extract::Request;
 use axum::response::{Html, Json};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tower_aliyun_captcha::layer::{CaptchaPassed, DefaultResponder};
+use tower_aliyun_captcha::layer::{CaptchaPassed, DefaultResponder, Route};
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId, VerifyCode};
 
 /// Alibaba's front-end script, loaded by the page when not emulating.
@@ -94,7 +94,7 @@ fn captcha(
     } else {
         DefaultResponder::default()
     };
-    CaptchaLayer::builder(client.clone(), scene)
+    CaptchaLayer::builder(client.clone(), Route::every_path(scene))
         .responder(responder)
         .build()
         .map_err(|e| e.to_string())

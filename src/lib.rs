@@ -27,7 +27,7 @@
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     // Credentials, region and endpoint from the environment: Alibaba Cloud's, or the
 //!     // emulator's (the aliyun-captcha-emulator crate) in development.
-//!     let client = Client::from_env()?;
+//!     let client = Client::from_env()?.build()?;
 //!     // The param comes in the `x-captcha-verify-param` header, or a JSON or form field
 //!     // `captchaVerifyParam`; without one, 403 and the handler never runs.
 //!     let captcha = CaptchaLayer::new(client, SceneId::new("login-scene")?);

@@ -331,7 +331,7 @@ impl Emulator {
     /// let emulator = Emulator::builder().credentials(&credentials).scene("s").start("127.0.0.1:0").await?;
     /// emulator.set_faults(Faults::mode(FaultMode::InternalError).with_latency(Duration::from_millis(20)));
     /// let failed = check(&emulator, &credentials, emulator.mint(Mint::pass())?).await.unwrap_err();
-    /// assert_eq!(failed.kind(), "api"); // 500 InternalError: a failure policy decides
+    /// assert_eq!(failed.label(), "api"); // 500 InternalError: a failure policy decides
     ///
     /// emulator.set_faults(Faults::none());
     /// assert!(check(&emulator, &credentials, emulator.mint(Mint::pass())?).await?.passed());

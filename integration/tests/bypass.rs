@@ -464,7 +464,7 @@ fn table_mistakes_are_build_errors() {
 async fn a_param_of_another_scene_is_refused() {
     let emulator = emulator_with_newsletter().await;
     let runs = Runs::default();
-    let layer = exposing(client_for(&emulator), scene(LOGIN));
+    let layer = exposing(client_for(&emulator), Route::every_path(scene(LOGIN)));
     let addr = serve(Router::new().route("/login", runs.handler().layer(layer))).await;
     for other in [NEWSLETTER, SIGNUP, "test-pass"] {
         let param = emulator
@@ -486,11 +486,12 @@ async fn a_param_of_another_scene_is_refused() {
 async fn test_mode_passes_only_when_allowed() {
     let emulator = emulator_with_newsletter().await;
     let runs = Runs::default();
-    let strict = exposing(client_for(&emulator), scene("test-pass"));
-    let allowed = CaptchaLayer::builder(client_for(&emulator), scene("test-pass"))
-        .allow_test_mode(true)
-        .build()
-        .unwrap();
+    let strict = exposing(client_for(&emulator), Route::every_path(scene("test-pass")));
+    let allowed =
+        CaptchaLayer::builder(client_for(&emulator), Route::every_path(scene("test-pass")))
+            .allow_test_mode(true)
+            .build()
+            .unwrap();
     let app = Router::new()
         .route("/strict", runs.handler().layer(strict))
         .route("/staging", runs.handler().layer(allowed));
@@ -517,7 +518,7 @@ async fn test_mode_passes_only_when_allowed() {
 async fn contradictory_verdicts_are_refused() {
     let emulator = emulator().await;
     let runs = Runs::default();
-    let layer = CaptchaLayer::builder(client_for(&emulator), scene(LOGIN))
+    let layer = CaptchaLayer::builder(client_for(&emulator), Route::every_path(scene(LOGIN)))
         .failure_policy(FailurePolicy::Closed)
         .build()
         .unwrap();
@@ -594,7 +595,8 @@ async fn two_layers_verify_a_param_once() {
         .route("/first", post(|| async { "first" }))
         .route(
             "/second",
-            runs.handler().layer(exposing(client, scene(LOGIN))),
+            runs.handler()
+                .layer(exposing(client, Route::every_path(scene(LOGIN)))),
         )
         .layer(copier)
         .layer(outer);
@@ -618,7 +620,7 @@ async fn two_layers_verify_a_param_once() {
 async fn extractors_only_read_where_they_are_told() {
     let emulator = emulator().await;
     let runs = Runs::default();
-    let layer = CaptchaLayer::builder(client_for(&emulator), scene(LOGIN))
+    let layer = CaptchaLayer::builder(client_for(&emulator), Route::every_path(scene(LOGIN)))
         .extractor(Header::default())
         .build()
         .unwrap();
@@ -772,7 +774,7 @@ async fn a_stricter_inner_layer_stays_strict_behind_an_outer_one() {
     let outer = CaptchaLayer::builder(client.clone(), Route::exact("/pay", scene(LOGIN)))
         .build()
         .unwrap();
-    let inner = CaptchaLayer::builder(client.clone(), scene(LOGIN))
+    let inner = CaptchaLayer::builder(client.clone(), Route::every_path(scene(LOGIN)))
         .failure_policy(FailurePolicy::Closed)
         .build()
         .unwrap();
@@ -797,7 +799,7 @@ async fn a_stricter_inner_layer_stays_strict_behind_an_outer_one() {
         .allow_test_mode(true)
         .build()
         .unwrap();
-    let inner = exposing(client.clone(), scene("test-pass"));
+    let inner = exposing(client.clone(), Route::every_path(scene("test-pass")));
     let app = Router::new()
         .route("/pay", runs.handler().layer(inner))
         .layer(outer);

@@ -26,7 +26,7 @@ use tower_aliyun_captcha::client::BuildError;
 use tower_aliyun_captcha::error::ErrorClass;
 use tower_aliyun_captcha::extract::BodyLimits;
 use tower_aliyun_captcha::layer::{
-    CaptchaLayer, CaptchaVerified, ConfigError, DegradedBudget, FailurePolicy,
+    CaptchaLayer, CaptchaVerified, ConfigError, DegradedBudget, FailurePolicy, Route,
 };
 use tower_aliyun_captcha::{Client, Credentials, SceneId};
 
@@ -150,7 +150,10 @@ async fn a_flood_past_the_bounds_never_reaches_the_handler() {
         if let Some(connections) = connections {
             client = client.max_connections(connections);
         }
-        let layer = CaptchaLayer::builder(client.build().unwrap(), SceneId::new(LOGIN).unwrap());
+        let layer = CaptchaLayer::builder(
+            client.build().unwrap(),
+            Route::every_path(SceneId::new(LOGIN).unwrap()),
+        );
         let runs = Runs::default();
         let addr = serve(layer.build().unwrap(), &runs).await;
         let answers = flood(addr, failing_params(&emulator, requests)).await;
@@ -261,10 +264,13 @@ async fn every_gateway_error_gets_its_class_answer() {
 
     // Opting in to fail open on configuration errors puts them under the policy.
     emulator.set_faults(Faults::api_error("SignatureDoesNotMatch"));
-    let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
-        .fail_open_on_configuration_errors(true)
-        .build()
-        .unwrap();
+    let layer = CaptchaLayer::builder(
+        client_for(&emulator),
+        Route::every_path(SceneId::new(LOGIN).unwrap()),
+    )
+    .fail_open_on_configuration_errors(true)
+    .build()
+    .unwrap();
     let runs = Runs::default();
     let addr = serve(layer, &runs).await;
     let answer = login(
@@ -291,10 +297,13 @@ async fn an_outage_flood_gets_in_no_faster_than_the_budget() {
         // The default, with no genuine passes seen yet: its floor (1/s) and burst (10).
         (DegradedBudget::adaptive(), 10.0, 1.0),
     ] {
-        let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
-            .degraded_budget(budget)
-            .build()
-            .unwrap();
+        let layer = CaptchaLayer::builder(
+            client_for(&emulator),
+            Route::every_path(SceneId::new(LOGIN).unwrap()),
+        )
+        .degraded_budget(budget)
+        .build()
+        .unwrap();
         let runs = Runs::default();
         let addr = serve(layer, &runs).await;
         let started = Instant::now();
@@ -319,10 +328,13 @@ async fn an_outage_flood_gets_in_no_faster_than_the_budget() {
         }
     }
     // Unlimited lets everyone in, as the API document has it: an explicit choice.
-    let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
-        .degraded_budget(DegradedBudget::unlimited())
-        .build()
-        .unwrap();
+    let layer = CaptchaLayer::builder(
+        client_for(&emulator),
+        Route::every_path(SceneId::new(LOGIN).unwrap()),
+    )
+    .degraded_budget(DegradedBudget::unlimited())
+    .build()
+    .unwrap();
     let runs = Runs::default();
     let addr = serve(layer, &runs).await;
     flood(addr, failing_params(&emulator, 200)).await;
@@ -421,7 +433,7 @@ fn zero_settings_are_refused() {
         }
     }
     let scene = || SceneId::new(LOGIN).unwrap();
-    let layer = || CaptchaLayer::builder(base().build().unwrap(), scene());
+    let layer = || CaptchaLayer::builder(base().build().unwrap(), Route::every_path(scene()));
     let zero_body = BodyLimits {
         max_bytes: 0,
         read_timeout: Duration::from_secs(1),
@@ -474,7 +486,7 @@ async fn the_layer_deadline_bounds_a_verifier_without_one() {
     }
     let runs = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&runs);
-    let layer = CaptchaLayer::builder(Never, SceneId::new(LOGIN).unwrap())
+    let layer = CaptchaLayer::builder(Never, Route::every_path(SceneId::new(LOGIN).unwrap()))
         .failure_policy(FailurePolicy::Closed)
         .build()
         .unwrap();
@@ -520,7 +532,7 @@ async fn a_credentials_source_that_is_down_never_opens_the_door() {
         .allow_http(true)
         .build()
         .unwrap();
-    let layer = CaptchaLayer::builder(client, SceneId::new(LOGIN).unwrap())
+    let layer = CaptchaLayer::builder(client, Route::every_path(SceneId::new(LOGIN).unwrap()))
         .failure_policy(FailurePolicy::Open)
         .degraded_budget(DegradedBudget::unlimited())
         .build()

@@ -21,7 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::layer::FailurePolicy;
+use tower_aliyun_captcha::layer::{FailurePolicy, Route};
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -41,10 +41,13 @@ fn client_to(url: String) -> Client {
 
 /// An app whose `/login` is protected with `policy`, verifying at `url`.
 async fn app(url: String, policy: FailurePolicy) -> SocketAddr {
-    let layer = CaptchaLayer::builder(client_to(url), SceneId::new(LOGIN).unwrap())
-        .failure_policy(policy)
-        .build()
-        .unwrap();
+    let layer = CaptchaLayer::builder(
+        client_to(url),
+        Route::every_path(SceneId::new(LOGIN).unwrap()),
+    )
+    .failure_policy(policy)
+    .build()
+    .unwrap();
     let app = Router::new().route("/login", post(handler).layer(layer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

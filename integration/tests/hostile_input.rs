@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_aliyun_captcha::extract::{CaptchaBody, FormField, Header, JsonField, Query};
+use tower_aliyun_captcha::layer::Route;
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified};
 use tower_aliyun_captcha::{
     CaptchaVerifyParam, Client, Credentials, Error, SceneId, Verification, Verify, VerifyCode,
@@ -42,15 +43,18 @@ impl Recorder {
 /// Runs one request through the layer (header, then JSON, form and query extractors) in front
 /// of a handler that echoes the body it got. Returns the status and the echoed body.
 fn run(request: Request<Full<Bytes>>, recorder: &Recorder) -> (StatusCode, Bytes) {
-    let layer = CaptchaLayer::builder(recorder.verifier(), SceneId::new("scene").unwrap())
-        .extractor(
-            Header::default()
-                .or(JsonField::default())
-                .or(FormField::default())
-                .or(Query::default()),
-        )
-        .build()
-        .unwrap();
+    let layer = CaptchaLayer::builder(
+        recorder.verifier(),
+        Route::every_path(SceneId::new("scene").unwrap()),
+    )
+    .extractor(
+        Header::default()
+            .or(JsonField::default())
+            .or(FormField::default())
+            .or(Query::default()),
+    )
+    .build()
+    .unwrap();
     run_through(layer, request)
 }
 
@@ -188,7 +192,7 @@ proptest! {
         };
         let recorder = Recorder::default();
         let (status, _) = run_through(
-            CaptchaLayer::builder(recorder.verifier(), SceneId::new("scene").unwrap())
+            CaptchaLayer::builder(recorder.verifier(), Route::every_path(SceneId::new("scene").unwrap()))
                 .extractor(extractor)
                 .build()
                 .unwrap(),
@@ -262,10 +266,13 @@ fn a_key_given_twice_anywhere_along_a_nested_path_is_refused_unverified() {
         r#"{"captcha": {"param": "eyJhIjoxfQ==", "param": "eyJhIjoxfQ=="}}"#,
     ] {
         let recorder = Recorder::default();
-        let layer = CaptchaLayer::builder(recorder.verifier(), SceneId::new("scene").unwrap())
-            .extractor(JsonField::new("captcha.param"))
-            .build()
-            .unwrap();
+        let layer = CaptchaLayer::builder(
+            recorder.verifier(),
+            Route::every_path(SceneId::new("scene").unwrap()),
+        )
+        .extractor(JsonField::new("captcha.param"))
+        .build()
+        .unwrap();
         let (status, _) = run_through(layer, post("application/json", body.into()));
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert!(recorder.0.lock().unwrap().is_empty(), "{body}");

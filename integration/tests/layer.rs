@@ -54,7 +54,7 @@ fn layer(emulator: &Emulator, scene: &str, policy: FailurePolicy) -> CaptchaLaye
         .build()
         .unwrap();
     // Header, then JSON, then form, then query.
-    CaptchaLayer::builder(client, SceneId::new(scene).unwrap())
+    CaptchaLayer::builder(client, Route::every_path(SceneId::new(scene).unwrap()))
         .extractor(
             Header::default()
                 .or(JsonField::default())
@@ -345,7 +345,7 @@ async fn past_the_in_flight_bound_requests_are_shed_at_once() {
         .build()
         .unwrap();
     // The policy is open: local overload is answered 503 all the same.
-    let layer = CaptchaLayer::builder(client, SceneId::new(LOGIN).unwrap())
+    let layer = CaptchaLayer::builder(client, Route::every_path(SceneId::new(LOGIN).unwrap()))
         .failure_policy(FailurePolicy::Open)
         .build()
         .unwrap();
@@ -698,10 +698,13 @@ async fn the_default_layer_never_reads_a_grpc_body() {
 async fn a_param_given_twice_in_one_place_is_refused_without_calling_the_service() {
     let emulator = emulator().await;
     // The default extractor, with the codes shown.
-    let layer = CaptchaLayer::builder(client_for(&emulator), SceneId::new(LOGIN).unwrap())
-        .responder(DefaultResponder::exposing_codes())
-        .build()
-        .unwrap();
+    let layer = CaptchaLayer::builder(
+        client_for(&emulator),
+        Route::every_path(SceneId::new(LOGIN).unwrap()),
+    )
+    .responder(DefaultResponder::exposing_codes())
+    .build()
+    .unwrap();
     let addr = serve(Router::new().route("/login", post(echo).layer(layer))).await;
     let chained = app(&emulator, FailurePolicy::Open).await;
     let first = emulator.mint(Mint::pass()).unwrap();

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::layer::Outcome;
+use tower_aliyun_captcha::layer::{Outcome, Route};
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId};
 
 fn current_thread() -> tokio::runtime::Runtime {
@@ -103,14 +103,15 @@ fn every_documented_metric_is_recorded_with_its_labels() {
                 .connection_wait(Duration::from_millis(50))
                 .build()
                 .unwrap();
-            let layer = CaptchaLayer::builder(client, SceneId::new(LOGIN).unwrap())
-                .on_outcome(move |outcome: &Outcome<'_>| {
-                    seen.lock()
-                        .unwrap()
-                        .push(format!("{} {}", outcome.kind(), outcome.code()));
-                })
-                .build()
-                .unwrap();
+            let layer =
+                CaptchaLayer::builder(client, Route::every_path(SceneId::new(LOGIN).unwrap()))
+                    .on_outcome(move |outcome: &Outcome<'_>| {
+                        seen.lock()
+                            .unwrap()
+                            .push(format!("{} {}", outcome.kind(), outcome.code()));
+                    })
+                    .build()
+                    .unwrap();
             let addr = serve(layer).await;
 
             assert_eq!(

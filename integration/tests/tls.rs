@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
-use tower_aliyun_captcha::client::TlsRoots;
+use tower_aliyun_captcha::client::Tls;
 use tower_aliyun_captcha::error::TransportErrorKind;
 use tower_aliyun_captcha::{
     CaptchaVerifyParam, Client, Credentials, Error, VerifyCode, VerifyRequest,
@@ -102,7 +102,7 @@ async fn a_private_ca_can_be_trusted_and_http2_is_negotiated() {
     let client = Client::builder()
         .credentials(Credentials::new("id", "secret"))
         .endpoint(format!("https://localhost:{port}"))
-        .tls_roots(TlsRoots::custom(roots))
+        .tls(Tls::roots(roots))
         .build()
         .unwrap();
     let verdict = client.verify(request()).await.unwrap();

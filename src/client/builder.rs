@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{
     Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTION_WAIT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Endpoint, InvalidEndpoint, Proxy, Region,
-    TlsRoots, UnknownRegion, transport,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Endpoint, InvalidEndpoint, Proxy, Region, Tls,
+    UnknownRegion, transport,
 };
 use crate::credentials::{Credentials, CredentialsCache, DefaultChain, ProvideCredentials};
 
@@ -38,8 +38,7 @@ pub struct ClientBuilder {
     max_response_bytes: Option<usize>,
     max_connections: Option<usize>,
     connection_wait: Option<Duration>,
-    tls_roots: Option<TlsRoots>,
-    tls_config: Option<rustls::ClientConfig>,
+    tls: Option<Tls>,
     proxy: Option<Proxy>,
 }
 
@@ -64,44 +63,9 @@ pub(crate) const ENV_ENDPOINT: &str = "ALIBABA_CLOUD_CAPTCHA_ENDPOINT";
 pub(crate) const ENV_ALLOW_HTTP: &str = "ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP";
 
 impl ClientBuilder {
-    /// A builder configured from the environment, so that a deployment (or a test) can point
-    /// an app at a region or an emulator with variables alone:
-    ///
-    /// | variable | what |
-    /// |---|---|
-    /// | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, `ALIBABA_CLOUD_SECURITY_TOKEN` | the credentials |
-    /// | `ALIBABA_CLOUD_REGION_ID` | the region (default `cn-shanghai`) |
-    /// | `ALIBABA_CLOUD_CAPTCHA_ENDPOINT` | an endpoint URL instead of the region's; `http://` only on the loopback, unless `ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP=true` |
-    /// | `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` | the outbound proxy (see [`Proxy`]) |
-    ///
-    /// Anything set on the builder afterwards wins.
-    ///
-    /// ```no_run
-    /// use tower_aliyun_captcha::client::ClientBuilder;
-    ///
-    /// let client = ClientBuilder::from_env()?.build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
-    pub fn from_env() -> Result<Self, BuildError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// As [`from_env`](Self::from_env), reading variables from `lookup` instead.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::ClientBuilder;
-    ///
-    /// let client = ClientBuilder::from_lookup(|name| match name {
-    ///     "ALIBABA_CLOUD_ACCESS_KEY_ID" => Some("LTAI5tExample".into()),
-    ///     "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some("example-secret".into()),
-    ///     "ALIBABA_CLOUD_CAPTCHA_ENDPOINT" => Some("http://127.0.0.1:8787".into()),
-    ///     _ => None,
-    /// })?
-    /// .build()?;
-    /// assert_eq!(client.endpoints()[0].host(), "127.0.0.1:8787");
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
+    /// As [`Client::from_env`], reading variables from `lookup` instead: a test seam,
+    /// so that tests need not change the process's environment.
+    #[doc(hidden)]
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Result<Self, BuildError> {
@@ -347,12 +311,12 @@ impl ClientBuilder {
         self.connection_wait = Some(wait);
         self
     }
-
-    /// Which certificate authorities to trust, e.g. a private CA in front of the service.
-    /// Certificates are always verified; there is no way to turn that off.
+    /// How the client speaks TLS: the authorities it trusts, or a rustls configuration of
+    /// your own (see [`Tls`]). Default: Mozilla's roots, compiled in (feature
+    /// `webpki-roots`), else the operating system's (feature `native-roots`).
     ///
     /// ```
-    /// use tower_aliyun_captcha::client::TlsRoots;
+    /// use tower_aliyun_captcha::client::Tls;
     /// use tower_aliyun_captcha::{Client, Credentials};
     ///
     /// let mut roots = rustls::RootCertStore::empty();
@@ -362,39 +326,13 @@ impl ClientBuilder {
     /// let client = Client::builder()
     ///     .credentials(Credentials::new("id", "secret"))
     ///     .endpoint("https://captcha-gateway.corp.example")
-    ///     .tls_roots(TlsRoots::custom(roots))
+    ///     .tls(Tls::roots(roots))
     ///     .build()?;
     /// # let _ = client;
     /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
     /// ```
-    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
-        self.tls_roots = Some(roots);
-        self
-    }
-
-    /// A rustls configuration of your own, instead of [`tls_roots`](Self::tls_roots): for
-    /// another crypto provider (aws-lc-rs, a FIPS one), client certificates or pinned roots.
-    /// Its ALPN protocols are replaced with HTTP/2 and HTTP/1.1.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// # #[allow(deprecated)] // ring's provider, for lack of post-quantum key exchange
-    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
-    /// let config = rustls::ClientConfig::builder_with_provider(provider)
-    ///     .with_safe_default_protocol_versions()?
-    ///     .with_root_certificates(rustls::RootCertStore::empty())
-    ///     .with_no_client_auth();
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .tls_config(config)
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
-        self.tls_config = Some(config);
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -474,8 +412,7 @@ impl ClientBuilder {
             connect_timeout,
             max_response_bytes,
             max_connections,
-            roots: self.tls_roots.unwrap_or_default(),
-            tls_config: self.tls_config,
+            tls: self.tls.unwrap_or_default(),
             proxies: self
                 .proxy
                 .unwrap_or_default()

@@ -49,7 +49,7 @@ pub(crate) use proxy::ProxyConnector;
 // Public for the benchmarks and fuzz targets only.
 #[doc(hidden)]
 pub use response::parse_response;
-pub use transport::TlsRoots;
+pub use transport::Tls;
 pub(crate) use transport::connector_builder;
 
 use crate::Error;
@@ -153,18 +153,31 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client configured from the environment: see [`ClientBuilder::from_env`].
+    /// Starts configuring a client from the environment, so that a deployment (or a test) can
+    /// point an app at a region or an emulator with variables alone:
+    ///
+    /// | variable | what |
+    /// |---|---|
+    /// | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, `ALIBABA_CLOUD_SECURITY_TOKEN` | the credentials (and the rest of the default chain: [`DefaultChain`](crate::credentials::DefaultChain)) |
+    /// | `ALIBABA_CLOUD_REGION_ID` | the region (default `cn-shanghai`) |
+    /// | `ALIBABA_CLOUD_CAPTCHA_ENDPOINT` | an endpoint URL instead of the region's; `http://` only on the loopback, unless `ALIBABA_CLOUD_CAPTCHA_ALLOW_HTTP=true` |
+    /// | `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` | the outbound proxy (see [`Proxy`]) |
+    ///
+    /// Anything set on the builder afterwards wins.
     ///
     /// ```no_run
-    /// let client = tower_aliyun_captcha::Client::from_env()?;
+    /// use tower_aliyun_captcha::Client;
+    ///
+    /// let client = Client::from_env()?.build()?;
     /// # let _ = client;
     /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
     /// ```
-    pub fn from_env() -> Result<Self, BuildError> {
-        ClientBuilder::from_env()?.build()
+    pub fn from_env() -> Result<ClientBuilder, BuildError> {
+        ClientBuilder::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Starts configuring a client.
+    /// Starts configuring a client from nothing ([`from_env`](Self::from_env) starts from the
+    /// environment).
     ///
     /// ```
     /// use tower_aliyun_captcha::{Client, Credentials};
@@ -268,7 +281,7 @@ impl Client {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let client = tower_aliyun_captcha::Client::from_env()?;
+    /// let client = tower_aliyun_captcha::Client::from_env()?.build()?;
     /// if let Err(error) = client.check().await {
     ///     eprintln!("the captcha service cannot be used: {error}; {}", error.advice());
     ///     std::process::exit(1);

@@ -25,18 +25,20 @@ use crate::protocol::{REQUEST_ID_HEADER, RETRY_AFTER_HEADER};
 /// minute and a half; closing ours first avoids racing its close.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 
-/// Which certificate authorities the client trusts.
+/// How the client speaks TLS: which certificate authorities it trusts, or a rustls
+/// configuration of your own. By default Mozilla's roots (feature `webpki-roots`), else the
+/// operating system's (feature `native-roots`).
 ///
 /// ```
-/// use tower_aliyun_captcha::client::TlsRoots;
+/// use tower_aliyun_captcha::client::Tls;
 ///
 /// // A private CA (e.g. a TLS-inspecting proxy): add its certificate to a root store.
 /// let roots = rustls::RootCertStore::empty();
-/// let trust = TlsRoots::custom(roots);
+/// let trust = Tls::roots(roots);
 /// # let _ = trust;
 /// ```
 #[derive(Clone, Default)]
-pub struct TlsRoots(Roots);
+pub struct Tls(Roots);
 
 #[derive(Clone, Default)]
 enum Roots {
@@ -48,9 +50,10 @@ enum Roots {
     #[cfg(feature = "native-roots")]
     Native,
     Custom(RootCertStore),
+    Config(Box<rustls::ClientConfig>),
 }
 
-impl TlsRoots {
+impl Tls {
     /// Mozilla's root set, compiled in (feature `webpki-roots`, on by default).
     #[cfg(feature = "webpki-roots")]
     pub fn webpki() -> Self {
@@ -64,12 +67,38 @@ impl TlsRoots {
     }
 
     /// Exactly the authorities in `roots`.
-    pub fn custom(roots: RootCertStore) -> Self {
+    pub fn roots(roots: RootCertStore) -> Self {
         Self(Roots::Custom(roots))
+    }
+
+    /// A rustls configuration of your own: for another crypto provider (aws-lc-rs, a FIPS
+    /// one), client certificates or pinned roots. Its ALPN protocols are replaced with HTTP/2
+    /// and HTTP/1.1.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_aliyun_captcha::client::Tls;
+    /// use tower_aliyun_captcha::{Client, Credentials};
+    ///
+    /// # #[allow(deprecated)] // ring's provider, for lack of post-quantum key exchange
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(rustls::RootCertStore::empty())
+    ///     .with_no_client_auth();
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("id", "secret"))
+    ///     .tls(Tls::config(config))
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn config(config: rustls::ClientConfig) -> Self {
+        Self(Roots::Config(Box::new(config)))
     }
 }
 
-impl fmt::Debug for TlsRoots {
+impl fmt::Debug for Tls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let which = match &self.0 {
             Roots::Default => "default",
@@ -77,9 +106,10 @@ impl fmt::Debug for TlsRoots {
             Roots::Webpki => "webpki",
             #[cfg(feature = "native-roots")]
             Roots::Native => "native",
-            Roots::Custom(_) => "custom",
+            Roots::Custom(_) => "custom roots",
+            Roots::Config(_) => "custom config",
         };
-        write!(f, "TlsRoots({which})")
+        write!(f, "Tls({which})")
     }
 }
 
@@ -87,8 +117,7 @@ pub(crate) struct Options {
     pub(crate) connect_timeout: Duration,
     pub(crate) max_response_bytes: usize,
     pub(crate) max_connections: usize,
-    pub(crate) roots: TlsRoots,
-    pub(crate) tls_config: Option<rustls::ClientConfig>,
+    pub(crate) tls: Tls,
     pub(crate) proxies: Option<Proxies>,
 }
 
@@ -98,15 +127,15 @@ pub(crate) struct Transport {
 }
 
 pub(crate) fn connector_builder(
-    roots: TlsRoots,
+    tls: Tls,
 ) -> Result<hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>, String>
 {
     // rustls deprecates ring's provider for lacking post-quantum key exchange. ring stays the
-    // default here (no C toolchain to build); `ClientBuilder::tls_config` takes aws-lc-rs.
+    // default here (no C toolchain to build); `Tls::config` takes aws-lc-rs.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    match roots.0 {
+    match tls.0 {
         #[cfg(feature = "webpki-roots")]
         Roots::Default | Roots::Webpki => builder
             .with_provider_and_webpki_roots(provider)
@@ -122,7 +151,7 @@ pub(crate) fn connector_builder(
         #[cfg(not(any(feature = "webpki-roots", feature = "native-roots")))]
         Roots::Default => Err(
             "no trusted roots: enable the webpki-roots or native-roots feature, or call \
-             ClientBuilder::tls_roots"
+             ClientBuilder::tls"
                 .to_owned(),
         ),
         Roots::Custom(store) => {
@@ -132,6 +161,11 @@ pub(crate) fn connector_builder(
                 .with_root_certificates(store)
                 .with_no_client_auth();
             Ok(builder.with_tls_config(config))
+        }
+        Roots::Config(mut config) => {
+            // The connector sets ALPN (h2, http/1.1) itself.
+            config.alpn_protocols.clear();
+            Ok(builder.with_tls_config(*config))
         }
     }
 }
@@ -144,14 +178,7 @@ impl Transport {
         http.set_connect_timeout(Some(options.connect_timeout));
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let builder = match options.tls_config {
-            // The connector sets ALPN (h2, http/1.1) itself.
-            Some(mut config) => {
-                config.alpn_protocols.clear();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-            None => connector_builder(options.roots)?,
-        };
+        let builder = connector_builder(options.tls)?;
         let https = builder
             .https_or_http()
             .enable_http1()

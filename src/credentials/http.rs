@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::client::{Proxy, TlsRoots};
+use crate::client::{Proxy, Tls};
 use crate::client::{ProxyConnector, connector_builder};
 
 use super::CredentialsError;
@@ -97,8 +97,8 @@ fn pool(proxies: Option<crate::client::proxy::Proxies>) -> Result<Pool, String> 
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let https = connector_builder(TlsRoots::default())
-        .or_else(|_| connector_builder(TlsRoots::custom(rustls::RootCertStore::empty())))?
+    let https = connector_builder(Tls::default())
+        .or_else(|_| connector_builder(Tls::roots(rustls::RootCertStore::empty())))?
         .https_or_http()
         .enable_http1()
         .wrap_connector(ProxyConnector::new(http, proxies));

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
-/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+/// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
 ///     .degraded_budget(DegradedBudget::per_second(5, 20))
 ///     .build()?;
 /// # let _ = layer;

@@ -53,7 +53,7 @@ pub(crate) struct Shared<V, R> {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
-/// let layer = CaptchaLayer::builder(verifier, SceneId::new("signup-scene")?)
+/// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("signup-scene")?))
 ///     .extractor(JsonField::default())
 ///     .build()?;
 /// let service = ServiceBuilder::new().layer(layer).service_fn(
@@ -178,7 +178,7 @@ impl<S, V, R> Layer<S> for CaptchaLayer<V, R> {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
-/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+/// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
 ///     .extractor(FormField::default())
 ///     .failure_policy(FailurePolicy::Open)
 ///     .degraded_budget(DegradedBudget::per_second(2, 10))
@@ -222,7 +222,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
     ///
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
     ///     .extractor(Header::default().or(JsonField::default()))
     ///     .build()?;
     /// # let _ = layer;
@@ -242,7 +242,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
     ///
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("payment")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("payment")?))
     ///     .failure_policy(FailurePolicy::Closed)
     ///     .build()?;
     /// # let _ = layer;
@@ -263,7 +263,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
     ///
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("newsletter")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("newsletter")?))
     ///     .degraded_budget(DegradedBudget::unlimited())
     ///     .build()?;
     /// # let _ = layer;
@@ -284,7 +284,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// # };
     ///
     /// let staging = std::env::var("STAGE").as_deref() == Ok("staging");
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
     ///     .allow_test_mode(staging)
     ///     .build()?;
     /// # let _ = layer;
@@ -307,7 +307,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
     ///
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("comments")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("comments")?))
     ///     .fail_open_on_configuration_errors(true)
     ///     .build()?;
     /// # let _ = layer;
@@ -330,7 +330,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
     ///
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
     ///     .responder(|refusal: &Refusal, _: &http::request::Parts| {
     ///         let mut response = http::Response::new(Full::new(Bytes::from("<p>Please solve the captcha</p>")));
     ///         *response.status_mut() = refusal.status();
@@ -365,7 +365,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// # };
     ///
     /// let limits = BodyLimits { max_bytes: 8 * 1024, read_timeout: Duration::from_secs(3) };
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
     ///     .body_limits(limits)
     ///     .build()?;
     /// # let _ = layer;
@@ -386,7 +386,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
     /// # };
     ///
-    /// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
     ///     .on_outcome(|outcome: &Outcome<'_>| {
     ///         eprintln!("{} {} {}", outcome.scene(), outcome.kind(), outcome.code());
     ///     })
@@ -410,7 +410,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// # };
     ///
     /// // A body limit of zero would refuse everyone; it is refused instead.
-    /// let refused = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+    /// let refused = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
     ///     .body_limits(BodyLimits { max_bytes: 0, ..BodyLimits::DEFAULT })
     ///     .build()
     ///     .unwrap_err();

@@ -74,7 +74,7 @@ impl fmt::Display for OutcomeKind {
 ///
 /// let refused = Arc::new(AtomicU64::new(0));
 /// let counter = Arc::clone(&refused);
-/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+/// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
 ///     .on_outcome(move |outcome: &Outcome<'_>| {
 ///         if outcome.kind() == OutcomeKind::Refused {
 ///             counter.fetch_add(1, Ordering::Relaxed);

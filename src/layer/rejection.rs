@@ -319,7 +319,7 @@ impl RefusalBody for tonic::body::Body {
 /// # };
 ///
 /// // A page for people instead of JSON, for a service whose body is a String.
-/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+/// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
 ///     .responder(|refusal: &Refusal, _: &http::request::Parts| {
 ///         let mut response = http::Response::new(String::from("<p>Please solve the captcha</p>"));
 ///         *response.status_mut() = refusal.status();
@@ -354,7 +354,7 @@ where
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
-/// let layer = CaptchaLayer::builder(verifier, SceneId::new("login")?)
+/// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
 ///     .responder(IntoResponder(|refusal: &Refusal, _: &http::request::Parts| {
 ///         (refusal.status(), Html("<p>Please solve the captcha</p>"))
 ///     }))

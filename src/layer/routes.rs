@@ -264,13 +264,6 @@ impl From<Route> for Routes {
     }
 }
 
-impl From<SceneId> for Routes {
-    /// Every path, under `scene`.
-    fn from(scene: SceneId) -> Self {
-        Route::every_path(scene).into()
-    }
-}
-
 /// A route table the layer's builder refused.
 ///
 /// ```
@@ -281,7 +274,7 @@ impl From<SceneId> for Routes {
 /// # };
 ///
 /// let typo = Route::exact("login", SceneId::new("login-scene")?);
-/// let refused = CaptchaLayer::builder(verifier, typo).build().unwrap_err();
+/// let refused = CaptchaLayer::builder(verifier, Route::every_path(typo)).build().unwrap_err();
 /// assert!(matches!(refused, ConfigError::Route(RouteError::Path { .. })));
 /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
 /// ```

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::extract::{Header, JsonField};
+use tower_aliyun_captcha::layer::Route;
 use tower_aliyun_captcha::{
     CaptchaLayer, CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest,
 };
@@ -98,14 +99,14 @@ async fn serve_app(client: Client, json_body: bool) -> Result<SocketAddr, String
     let scene = SceneId::new(SCENE).expect("valid");
     let protected = if json_body {
         post(handler).layer(
-            CaptchaLayer::builder(client, scene)
+            CaptchaLayer::builder(client, Route::every_path(scene))
                 .extractor(JsonField::default())
                 .build()
                 .map_err(|e| e.to_string())?,
         )
     } else {
         post(handler).layer(
-            CaptchaLayer::builder(client, scene)
+            CaptchaLayer::builder(client, Route::every_path(scene))
                 .extractor(Header::default())
                 .build()
                 .map_err(|e| e.to_string())?,
