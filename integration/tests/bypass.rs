@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tonic::server::NamedService;
 use tower_aliyun_captcha::extract::{GrpcMetadata, Header};
 use tower_aliyun_captcha::layer::{
-    CaptchaLayer, CaptchaVerified, ConfigError, DefaultResponder, FailurePolicy, Route, RouteError,
+    BuildError, CaptchaLayer, CaptchaVerified, DefaultResponder, FailurePolicy, Route, RouteError,
     Routes,
 };
 use tower_aliyun_captcha::{Client, SceneId};
@@ -350,7 +350,7 @@ fn routes_that_could_give_one_request_two_scenes_are_build_errors() {
     assert!(
         matches!(
             &refused,
-            ConfigError::Route(RouteError::NestedSceneConflict { full, nested, .. })
+            BuildError::Route(RouteError::NestedSceneConflict { full, nested, .. })
                 if full == "/admin/login" && nested == "/login"
         ),
         "{refused:?}"
@@ -438,11 +438,11 @@ fn table_mistakes_are_build_errors() {
     };
     assert!(matches!(
         refused(Route::exact("api/login", scene(LOGIN)).into()),
-        ConfigError::Route(RouteError::Path { .. })
+        BuildError::Route(RouteError::Path { .. })
     ));
     assert!(matches!(
         refused(Route::exact("/login?next=/", scene(LOGIN)).into()),
-        ConfigError::Route(RouteError::Path { .. })
+        BuildError::Route(RouteError::Path { .. })
     ));
     assert!(matches!(
         refused(
@@ -450,12 +450,9 @@ fn table_mistakes_are_build_errors() {
                 .exempt(Method::HEAD)
                 .into()
         ),
-        ConfigError::Route(RouteError::HeadWithoutGet { .. })
+        BuildError::Route(RouteError::HeadWithoutGet { .. })
     ));
-    assert_eq!(
-        refused(Routes::new()),
-        ConfigError::Route(RouteError::Empty)
-    );
+    assert_eq!(refused(Routes::new()), BuildError::Route(RouteError::Empty));
 }
 
 /// The scene is always sent: a param solved on another scene of the account (an invisible

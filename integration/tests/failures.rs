@@ -22,11 +22,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_aliyun_captcha::VerifyCode;
-use tower_aliyun_captcha::client::BuildError;
+use tower_aliyun_captcha::client;
 use tower_aliyun_captcha::error::ErrorClass;
 use tower_aliyun_captcha::extract::BodyLimits;
 use tower_aliyun_captcha::layer::{
-    CaptchaLayer, CaptchaVerified, ConfigError, DegradedBudget, FailurePolicy, Route,
+    BuildError, CaptchaLayer, CaptchaVerified, DegradedBudget, FailurePolicy, Route,
 };
 use tower_aliyun_captcha::{Client, Credentials, SceneId};
 
@@ -428,7 +428,7 @@ fn zero_settings_are_refused() {
         (base().max_response_bytes(0), "max_response_bytes"),
     ] {
         match builder.build() {
-            Err(BuildError::Zero(name)) => assert_eq!(name, setting),
+            Err(client::BuildError::Zero(name)) => assert_eq!(name, setting),
             other => panic!("{setting}: {other:?}"),
         }
     }
@@ -464,7 +464,7 @@ fn zero_settings_are_refused() {
             "degraded_budget",
         ),
     ] {
-        assert_eq!(result.map(drop).unwrap_err(), ConfigError::Zero(setting));
+        assert_eq!(result.map(drop).unwrap_err(), BuildError::Zero(setting));
     }
 }
 

@@ -237,5 +237,5 @@ async fn an_app_switches_to_the_emulator_with_variables_alone() {
         "ALIBABA_CLOUD_REGION_ID" => Some("mars-north-1".into()),
         _ => None,
     });
-    assert!(matches!(unknown, Err(BuildError::Region(_))));
+    assert!(matches!(unknown, Err(BuildError::Region { .. })));
 }

@@ -80,10 +80,10 @@ impl ClientBuilder {
             })
             .proxy(Proxy::from_lookup(|name| lookup(name)));
         if let Some(region) = read(ENV_REGION) {
-            let region: Region = region
-                .trim()
-                .parse()
-                .map_err(|e: UnknownRegion| BuildError::Region(format!("{ENV_REGION}: {e}")))?;
+            let region: Region = region.trim().parse().map_err(|source| BuildError::Region {
+                variable: ENV_REGION,
+                source,
+            })?;
             builder = builder.region(region);
         }
         if let Some(url) = read(ENV_ENDPOINT) {
@@ -455,13 +455,18 @@ pub enum BuildError {
     /// An `http://` endpoint without [`ClientBuilder::allow_http`].
     PlainHttp(String),
     /// The TLS configuration could not be made (no roots, or none could be loaded).
-    Tls(String),
+    Tls(crate::BoxError),
     /// A bound or deadline was set to zero, which would fail every verification.
     Zero(&'static str),
     /// The proxy URL is not an `http://` URL with a host.
     Proxy(String),
-    /// The region in the environment is not known.
-    Region(String),
+    /// The region in an environment variable is not known.
+    Region {
+        /// The variable.
+        variable: &'static str,
+        /// What was wrong with its value.
+        source: UnknownRegion,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -474,7 +479,8 @@ impl fmt::Display for BuildError {
                 "{url} is plain HTTP; call allow_http(true) to use it (only for a local emulator)"
             ),
             Self::Tls(why) => write!(f, "TLS configuration failed: {why}"),
-            Self::Proxy(why) | Self::Region(why) => f.write_str(why),
+            Self::Proxy(why) => f.write_str(why),
+            Self::Region { variable, source } => write!(f, "{variable}: {source}"),
             Self::Zero(setting) => write!(
                 f,
                 "{setting} is zero, which would fail every verification; leave it unset for the default"
@@ -483,7 +489,17 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Credentials(error) => Some(error),
+            Self::Endpoint(error) => Some(error),
+            Self::Tls(error) => Some(error.as_ref()),
+            Self::Region { source, .. } => Some(source),
+            Self::PlainHttp(_) | Self::Zero(_) | Self::Proxy(_) => None,
+        }
+    }
+}
 
 impl From<crate::credentials::CredentialsError> for BuildError {
     fn from(error: crate::credentials::CredentialsError) -> Self {

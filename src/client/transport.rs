@@ -128,8 +128,10 @@ pub(crate) struct Transport {
 
 pub(crate) fn connector_builder(
     tls: Tls,
-) -> Result<hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>, String>
-{
+) -> Result<
+    hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+    crate::BoxError,
+> {
     // rustls deprecates ring's provider for lacking post-quantum key exchange. ring stays the
     // default here (no C toolchain to build); `Tls::config` takes aws-lc-rs.
     #[allow(deprecated)]
@@ -139,25 +141,25 @@ pub(crate) fn connector_builder(
         #[cfg(feature = "webpki-roots")]
         Roots::Default | Roots::Webpki => builder
             .with_provider_and_webpki_roots(provider)
-            .map_err(|e| e.to_string()),
+            .map_err(crate::BoxError::from),
         #[cfg(all(feature = "native-roots", not(feature = "webpki-roots")))]
         Roots::Default => builder
             .with_provider_and_native_roots(provider)
-            .map_err(|e| e.to_string()),
+            .map_err(crate::BoxError::from),
         #[cfg(feature = "native-roots")]
         Roots::Native => builder
             .with_provider_and_native_roots(provider)
-            .map_err(|e| e.to_string()),
+            .map_err(crate::BoxError::from),
         #[cfg(not(any(feature = "webpki-roots", feature = "native-roots")))]
         Roots::Default => Err(
             "no trusted roots: enable the webpki-roots or native-roots feature, or call \
              ClientBuilder::tls"
-                .to_owned(),
+                .into(),
         ),
         Roots::Custom(store) => {
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
+                .map_err(crate::BoxError::from)?
                 .with_root_certificates(store)
                 .with_no_client_auth();
             Ok(builder.with_tls_config(config))
@@ -171,7 +173,7 @@ pub(crate) fn connector_builder(
 }
 
 impl Transport {
-    pub(crate) fn new(options: Options) -> Result<Self, String> {
+    pub(crate) fn new(options: Options) -> Result<Self, crate::BoxError> {
         let mut http = HttpConnector::new();
         // Endpoints were checked to be https:// unless plain HTTP was allowed.
         http.enforce_http(false);

@@ -98,7 +98,8 @@ fn pool(proxies: Option<crate::client::proxy::Proxies>) -> Result<Pool, String> 
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     let https = connector_builder(Tls::default())
-        .or_else(|_| connector_builder(Tls::roots(rustls::RootCertStore::empty())))?
+        .or_else(|_| connector_builder(Tls::roots(rustls::RootCertStore::empty())))
+        .map_err(|e| e.to_string())?
         .https_or_http()
         .enable_http1()
         .wrap_connector(ProxyConnector::new(http, proxies));

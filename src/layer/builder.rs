@@ -403,7 +403,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     ///
     /// ```
     /// use tower_aliyun_captcha::extract::BodyLimits;
-    /// use tower_aliyun_captcha::layer::ConfigError;
+    /// use tower_aliyun_captcha::layer::BuildError;
     /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
     /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
@@ -414,10 +414,10 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     ///     .body_limits(BodyLimits { max_bytes: 0, ..BodyLimits::DEFAULT })
     ///     .build()
     ///     .unwrap_err();
-    /// assert!(matches!(refused, ConfigError::Zero("body_limits.max_bytes")));
+    /// assert!(matches!(refused, BuildError::Zero("body_limits.max_bytes")));
     /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
     /// ```
-    pub fn build(mut self) -> Result<CaptchaLayer<V, R>, ConfigError>
+    pub fn build(mut self) -> Result<CaptchaLayer<V, R>, BuildError>
     where
         V: Verify,
     {
@@ -430,11 +430,11 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
             (!self.budget.is_valid(), "degraded_budget"),
         ] {
             if zero {
-                return Err(ConfigError::Zero(setting));
+                return Err(BuildError::Zero(setting));
             }
         }
         let routes = std::mem::take(&mut self.routes);
-        let table = Table::new(routes).map_err(ConfigError::Route)?;
+        let table = Table::new(routes).map_err(BuildError::Route)?;
         Ok(self.finish(table))
     }
 
@@ -469,25 +469,25 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
 ///
 /// ```
 /// use tower_aliyun_captcha::CaptchaLayer;
-/// use tower_aliyun_captcha::layer::{ConfigError, RouteError, Routes};
+/// use tower_aliyun_captcha::layer::{BuildError, RouteError, Routes};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
 /// let empty = CaptchaLayer::builder(verifier, Routes::new()).build().unwrap_err();
-/// assert_eq!(empty, ConfigError::Route(RouteError::Empty));
+/// assert_eq!(empty, BuildError::Route(RouteError::Empty));
 /// assert!(empty.to_string().contains("protect nothing"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum BuildError {
     /// The route table is not valid.
     Route(RouteError),
     /// A bound, deadline or budget is zero, which would refuse every request.
     Zero(&'static str),
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Route(error) => error.fmt(f),
@@ -499,7 +499,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {
+impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Route(error) => Some(error),

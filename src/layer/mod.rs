@@ -75,7 +75,7 @@ mod steps;
 mod verified;
 
 pub use budget::{DegradedBudget, SharedBudgets};
-pub use builder::{CaptchaLayer, CaptchaLayerBuilder, ConfigError};
+pub use builder::{BuildError, CaptchaLayer, CaptchaLayerBuilder};
 pub use future::ResponseFuture;
 pub use observe::{Outcome, OutcomeKind};
 pub use policy::FailurePolicy;

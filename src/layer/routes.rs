@@ -268,14 +268,14 @@ impl From<Route> for Routes {
 ///
 /// ```
 /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-/// use tower_aliyun_captcha::layer::{ConfigError, Route, RouteError};
+/// use tower_aliyun_captcha::layer::{BuildError, Route, RouteError};
 /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
 /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
 /// # };
 ///
 /// let typo = Route::exact("login", SceneId::new("login-scene")?);
 /// let refused = CaptchaLayer::builder(verifier, Route::every_path(typo)).build().unwrap_err();
-/// assert!(matches!(refused, ConfigError::Route(RouteError::Path { .. })));
+/// assert!(matches!(refused, BuildError::Route(RouteError::Path { .. })));
 /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
