@@ -10,10 +10,14 @@
 //!   the route) and the pure decision, which names what raised the requirement;
 //! - `store`: the store trait, its errors (never a secret in them) and the deadline its calls
 //!   are held to: a store that is slow or down makes the captcha required;
-//! - `memory`: the default store, bounded in counters whatever is sprayed at it.
+//! - `memory`: the default store, bounded in counters whatever is sprayed at it;
+//! - `redis` (feature `redis`): counts shared by several instances, every call under a
+//!   deadline.
 
 pub(crate) mod decision;
 pub(crate) mod key;
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 pub(crate) mod store;
 pub(crate) mod window;
