@@ -62,13 +62,6 @@ pub(crate) fn push_quote_plus(out: &mut String, input: &str) {
 
 /// Encodes form fields as `application/x-www-form-urlencoded`, exactly as the official Python
 /// SDK does: keys sorted, values escaped with the rules of Python's `quote_plus`.
-///
-/// ```
-/// use tower_aliyun_captcha::sign::form_encode;
-///
-/// let body = form_encode(&[("SceneId", "a b"), ("CaptchaVerifyParam", "x=y&z")]);
-/// assert_eq!(body, "CaptchaVerifyParam=x%3Dy%26z&SceneId=a+b");
-/// ```
 pub fn form_encode(fields: &[(&str, &str)]) -> String {
     let mut sorted: Vec<&(&str, &str)> = fields.iter().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));

@@ -74,9 +74,9 @@
 //! | `metrics` | no | metrics through the [`metrics`](https://docs.rs/metrics) facade (see [`layer`]) |
 //! | `encryption` | no | `encryption`: the `EncryptedSceneId` of V3 encryption mode (AES-256-CBC) |
 //!
-//! Runnable examples: `examples/login.rs` (axum), `examples/hyper.rs`,
-//! `examples/verify.rs` (the client alone), and a tonic service in the repository's
-//! `integration/examples/tonic.rs`; the emulator runs as the program
+//! Runnable examples: `examples/axum.rs` (the smallest app, to read first), `examples/login.rs`
+//! (the axum demo), `examples/hyper.rs`, `examples/verify.rs` (the client alone), and a tonic
+//! service in the repository's `integration/examples/tonic.rs`; the emulator runs as the program
 //! `aliyun-captcha-emulator` (`cargo install --path emulator` in a clone of the repository; also
 //! `cargo run --example emulator`).
 //!

@@ -20,12 +20,15 @@ use crate::credentials::{Credentials, CredentialsCache, DefaultChain, ProvideCre
 /// use tower_aliyun_captcha::client::Region;
 ///
 /// let client = Client::builder()
-///     .credentials(Credentials::new("id", "secret"))
-///     .region(Region::ApSoutheast1)
-///     .timeout(Duration::from_secs(2))
-///     .build()
-///     .unwrap();
-/// assert_eq!(client.endpoints().len(), 2); // regional, then dual-stack
+///     .credentials(Credentials::new("id", "secret")) // else the default chain's, when needed
+///     .region(Region::CnShanghai) // the default: its endpoint, then its dual-stack twin
+///     .failover_endpoint(Region::ApSoutheast1.endpoint().to_string())
+///     .timeout(Duration::from_secs(2)) // a whole verification, failover included
+///     .connect_timeout(Duration::from_millis(500)) // one connection, leaving time to fail over
+///     .max_connections(64)
+///     .build()?;
+/// assert_eq!(client.endpoints().len(), 3);
+/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
 #[derive(Default)]
 #[must_use]
@@ -98,34 +101,15 @@ impl ClientBuilder {
 
     /// Signs with fixed credentials. Without this (or a provider), the client takes its
     /// credentials from the [`DefaultChain`] when it first needs them.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let credentials =
-    ///     Credentials::new("STS.Example", "temporary-secret").with_security_token("token");
-    /// let client = Client::builder().credentials(credentials).build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(CredentialsCache::fixed(credentials));
         self
     }
 
     /// Signs with credentials from `provider`: asked when first needed, and again ahead of
-    /// their expiry, in the background (see [`credentials`](crate::credentials)).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Client;
-    /// use tower_aliyun_captcha::credentials::{DefaultChain, RamRoleArn};
-    ///
-    /// // A role assumed with whatever the default chain finds.
-    /// let role = RamRoleArn::new(DefaultChain::new(), "acs:ram::1234567890123456:role/captcha");
-    /// let client = Client::builder().credentials_provider(role).build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
+    /// their expiry, in the background (see [`credentials`](crate::credentials)): e.g. a
+    /// [`RamRoleArn`](crate::credentials::RamRoleArn) assumed with what the [`DefaultChain`]
+    /// finds.
     pub fn credentials_provider(mut self, provider: impl ProvideCredentials) -> Self {
         self.credentials = Some(CredentialsCache::new(Box::new(provider)));
         self
@@ -133,58 +117,18 @@ impl ClientBuilder {
 
     /// Uses a region's endpoint, then its dual-stack twin. This is the default, with
     /// `cn-shanghai`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .region("ap-southeast-1".parse::<Region>().unwrap())
-    ///     .build()?;
-    /// assert_eq!(
-    ///     client.endpoints()[1].host(),
-    ///     "captcha-dualstack.ap-southeast-1.aliyuncs.com"
-    /// );
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn region(mut self, region: Region) -> Self {
         self.endpoints = region.endpoints().iter().map(ToString::to_string).collect();
         self
     }
 
     /// Uses one endpoint URL, replacing any set before.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .endpoint("https://captcha.example.internal:8443")
-    ///     .build()?;
-    /// assert_eq!(client.endpoints().len(), 1);
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoints = vec![url.into()];
         self
     }
 
     /// Adds an endpoint to try, in order, when none before it could be connected to.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// // Shanghai (and its dual-stack twin) first, then Singapore.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .region(Region::CnShanghai)
-    ///     .failover_endpoint(Region::ApSoutheast1.endpoint().to_string())
-    ///     .build()?;
-    /// assert_eq!(client.endpoints().len(), 3);
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn failover_endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoints.push(url.into());
         self
@@ -192,19 +136,6 @@ impl ClientBuilder {
 
     /// Allows plain `http://` endpoints. Only for a local emulator: over plain HTTP the
     /// request can be read and the verdict forged on the way.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::BuildError;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let plain = || {
-    ///     Client::builder()
-    ///         .credentials(Credentials::new("id", "secret"))
-    ///         .endpoint("http://127.0.0.1:9000")
-    /// };
-    /// assert!(matches!(plain().build(), Err(BuildError::PlainHttp(_))));
-    /// assert!(plain().allow_http(true).build().is_ok());
-    /// ```
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
         self
@@ -212,19 +143,6 @@ impl ClientBuilder {
 
     /// The deadline for a whole verification: connecting (to every endpoint tried), sending,
     /// and reading the answer. Default 5 s.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// // A login page can afford a second; past it the layer's failure policy decides.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .timeout(Duration::from_secs(1))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -232,39 +150,12 @@ impl ClientBuilder {
 
     /// The deadline for opening one connection. Default 1 s; keep it
     /// well below [`timeout`](Self::timeout), so that failover has time to happen.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::client::Region;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// // Give up on an endpoint quickly, leaving time for its dual-stack twin within the timeout.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .region(Region::CnShanghai)
-    ///     .connect_timeout(Duration::from_millis(800))
-    ///     .timeout(Duration::from_secs(2))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
     }
 
     /// The largest response body accepted. Default 64 KiB.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .max_response_bytes(8 * 1024)
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = Some(bytes);
         self
@@ -274,17 +165,6 @@ impl ClientBuilder {
     /// at once, across endpoints. Default 256. Past it, a verification waits up to the
     /// [`connection_wait`](Self::connection_wait) for a place, then fails as overloaded
     /// (a layer answers 503 with `Retry-After`, whatever its failure policy): nothing queues.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .max_connections(64)
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = Some(connections);
         self
@@ -294,78 +174,26 @@ impl ClientBuilder {
     /// slots before failing as [overloaded](crate::error::ErrorClass::Overloaded), with nothing
     /// sent. Default 250 ms: under a flood, verifications are turned away
     /// at once instead of queueing until they time out.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .max_connections(32)
-    ///     .connection_wait(Duration::from_millis(100))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn connection_wait(mut self, wait: Duration) -> Self {
         self.connection_wait = Some(wait);
         self
     }
+
     /// How the client speaks TLS: the authorities it trusts, or a rustls configuration of
     /// your own (see [`Tls`]). Default: Mozilla's roots, compiled in (feature
     /// `webpki-roots`), else the operating system's (feature `native-roots`).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::Tls;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let mut roots = rustls::RootCertStore::empty();
-    /// # let ca_certificate_der: Vec<rustls::pki_types::CertificateDer<'static>> = Vec::new();
-    /// // Your CA's certificate, DER-encoded (e.g. parsed from its PEM file).
-    /// roots.add_parsable_certificates(ca_certificate_der);
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .endpoint("https://captcha-gateway.corp.example")
-    ///     .tls(Tls::roots(roots))
-    ///     .build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn tls(mut self, tls: Tls) -> Self {
         self.tls = Some(tls);
         self
     }
 
     /// Where connections go: by default [`Proxy::from_env`] (`HTTPS_PROXY`, `NO_PROXY`, …).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    /// use tower_aliyun_captcha::client::Proxy;
-    ///
-    /// let direct = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .proxy(Proxy::none())
-    ///     .build()?;
-    /// # let _ = direct;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = Some(proxy);
         self
     }
 
     /// Builds the client. Needs a Tokio runtime when it is used, not when it is built.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::BuildError;
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let bad = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .endpoint("ftp://nope")
-    ///     .build();
-    /// assert!(matches!(bad, Err(BuildError::Endpoint(_))));
-    /// ```
     pub fn build(self) -> Result<Client, BuildError> {
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);

@@ -37,12 +37,6 @@ pub enum Region {
 
 impl Region {
     /// The region id, e.g. `cn-shanghai`; `ga` for global acceleration.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// assert_eq!(Region::CnShanghai.id(), "cn-shanghai");
-    /// ```
     pub fn id(self) -> &'static str {
         match self {
             Self::CnShanghai => "cn-shanghai",
@@ -52,12 +46,6 @@ impl Region {
     }
 
     /// The name the page's `window.AliyunCaptchaConfig.region` uses for this region.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// assert_eq!(Region::CnShanghai.frontend_name(), "cn");
-    /// ```
     pub fn frontend_name(self) -> &'static str {
         match self {
             Self::CnShanghai => "cn",
@@ -68,12 +56,6 @@ impl Region {
 
     /// The regional endpoint, `https://captcha.REGION.aliyuncs.com` (for global
     /// acceleration, `https://captcha-open-ga.aliyuncs.com`).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// assert_eq!(Region::CnShanghai.endpoint().host(), "captcha.cn-shanghai.aliyuncs.com");
-    /// ```
     pub fn endpoint(self) -> Endpoint {
         match self {
             Self::GlobalAcceleration => Endpoint::https_host("captcha-open-ga.aliyuncs.com"),
@@ -83,14 +65,6 @@ impl Region {
 
     /// The dual-stack (IPv4 and IPv6) endpoint, `https://captcha-dualstack.REGION.aliyuncs.com`,
     /// where there is one.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// let twin = Region::CnShanghai.dual_stack_endpoint().unwrap();
-    /// assert_eq!(twin.host(), "captcha-dualstack.cn-shanghai.aliyuncs.com");
-    /// assert!(Region::GlobalAcceleration.dual_stack_endpoint().is_none());
-    /// ```
     pub fn dual_stack_endpoint(self) -> Option<Endpoint> {
         match self {
             Self::GlobalAcceleration => None,
@@ -103,14 +77,6 @@ impl Region {
 
     /// The endpoint inside the region's VPC, for services running on Alibaba Cloud in that
     /// region: `https://captcha-vpc.cn-shanghai.aliyuncs.com`. Only Shanghai documents one.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// let vpc = Region::CnShanghai.vpc_endpoint().unwrap();
-    /// assert_eq!(vpc.host(), "captcha-vpc.cn-shanghai.aliyuncs.com");
-    /// assert!(Region::ApSoutheast1.vpc_endpoint().is_none());
-    /// ```
     pub fn vpc_endpoint(self) -> Option<Endpoint> {
         match self {
             Self::CnShanghai => Some(Endpoint::https_host("captcha-vpc.cn-shanghai.aliyuncs.com")),
@@ -120,13 +86,6 @@ impl Region {
 
     /// The endpoints a client with this region tries, in order: the regional one, then its
     /// dual-stack twin.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::client::Region;
-    ///
-    /// assert_eq!(Region::CnShanghai.endpoints().len(), 2);
-    /// assert_eq!(Region::GlobalAcceleration.endpoints().len(), 1);
-    /// ```
     pub fn endpoints(self) -> Vec<Endpoint> {
         std::iter::once(self.endpoint())
             .chain(self.dual_stack_endpoint())
@@ -168,17 +127,9 @@ impl fmt::Display for UnknownRegion {
 
 impl std::error::Error for UnknownRegion {}
 
-/// A validated endpoint: `https://HOST[:PORT]` (or `http://` for a local emulator).
-///
-/// ```
-/// use tower_aliyun_captcha::client::Endpoint;
-///
-/// let endpoint: Endpoint = "http://127.0.0.1:8080".parse().unwrap();
-/// assert!(!endpoint.is_https());
-/// assert_eq!(endpoint.host(), "127.0.0.1:8080");
-/// assert!("ftp://example.com".parse::<Endpoint>().is_err());
-/// assert!("https://example.com/some/path".parse::<Endpoint>().is_err());
-/// ```
+/// A validated endpoint: `https://HOST[:PORT]` (or `http://` for a local emulator), parsed
+/// from a URL with [`str::parse`]. Another scheme, a path, a query or user information is an
+/// [`InvalidEndpoint`] that says which.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     uri: Uri,

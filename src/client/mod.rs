@@ -5,24 +5,8 @@
 //!
 //! A `CaptchaVerifyParam` is single-use, so the client **never re-sends a request that may have
 //! reached the server**: it moves on to the next endpoint only when no connection could be
-//! opened, within the same deadline.
-//!
-//! ```no_run
-//! use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
-//! use tower_aliyun_captcha::client::Region;
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = Client::builder()
-//!     .credentials(Credentials::from_env()?)
-//!     .region(Region::CnShanghai)
-//!     .build()?;
-//! let param = CaptchaVerifyParam::new("eyJjZXJ0aWZ5SWQiOi…")?;
-//! let verdict = client
-//!     .verify(VerifyRequest::new(param).with_scene(SceneId::new("1ezx8pyn")?))
-//!     .await?;
-//! println!("passed: {} ({})", verdict.passed(), verdict.code());
-//! # Ok(()) }
-//! ```
+//! opened, within the same deadline. [`Client`] shows a verification; [`ClientBuilder`] the
+//! settings.
 
 mod builder;
 mod capped;
@@ -74,14 +58,11 @@ pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Verifies params with Alibaba Cloud's `VerifyIntelligentCaptcha` API.
 ///
 /// ```no_run
-/// use tower_aliyun_captcha::client::Region;
-/// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, SceneId, VerifyRequest};
+/// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, SceneId, VerifyRequest};
 ///
 /// # async fn run(param_from_the_page: String) -> Result<(), Box<dyn std::error::Error>> {
-/// let client = Client::builder()
-///     .credentials(Credentials::from_env()?)
-///     .region(Region::ApSoutheast1)
-///     .build()?;
+/// // Credentials, region and endpoint from the environment; one client (cheap to clone) per app.
+/// let client = Client::from_env()?.build()?;
 /// let param = CaptchaVerifyParam::new(param_from_the_page)?;
 /// let verdict = client
 ///     .verify(VerifyRequest::new(param).with_scene(SceneId::new("login001")?))
@@ -164,57 +145,17 @@ impl Client {
     /// | `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` | the outbound proxy (see [`Proxy`]) |
     ///
     /// Anything set on the builder afterwards wins.
-    ///
-    /// ```no_run
-    /// use tower_aliyun_captcha::Client;
-    ///
-    /// let client = Client::from_env()?.build()?;
-    /// # let _ = client;
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn from_env() -> Result<ClientBuilder, BuildError> {
         ClientBuilder::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Starts configuring a client from nothing ([`from_env`](Self::from_env) starts from the
     /// environment).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .build()?;
-    /// assert_eq!(
-    ///     client.endpoints()[0].host(),
-    ///     "captcha.cn-shanghai.aliyuncs.com"
-    /// );
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
     }
 
     /// The endpoints, in the order they are tried.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{Client, Credentials};
-    ///
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("id", "secret"))
-    ///     .endpoint("https://captcha.ap-southeast-1.aliyuncs.com")
-    ///     .failover_endpoint("https://captcha-dualstack.ap-southeast-1.aliyuncs.com")
-    ///     .build()?;
-    /// let hosts: Vec<&str> = client.endpoints().iter().map(|e| e.host()).collect();
-    /// assert_eq!(
-    ///     hosts,
-    ///     [
-    ///         "captcha.ap-southeast-1.aliyuncs.com",
-    ///         "captcha-dualstack.ap-southeast-1.aliyuncs.com"
-    ///     ]
-    /// );
-    /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
-    /// ```
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.inner.endpoints
     }
@@ -257,17 +198,6 @@ impl Client {
 
     /// Verifies one param. A failed captcha is a verdict (`Ok` with `passed()` false and its
     /// code), not an error; an error means no verdict could be had.
-    ///
-    /// ```no_run
-    /// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, VerifyCode, VerifyRequest};
-    ///
-    /// # async fn run(client: Client, param: CaptchaVerifyParam) -> Result<(), tower_aliyun_captcha::Error> {
-    /// let verdict = client.verify(VerifyRequest::new(param)).await?;
-    /// if verdict.code() == &VerifyCode::F015 {
-    ///     // A person who misplaced the slider.
-    /// }
-    /// # Ok(()) }
-    /// ```
     pub fn verify(&self, request: VerifyRequest) -> VerifyFuture {
         let inner = Arc::clone(&self.inner);
         VerifyFuture(Box::pin(async move { inner.verify(request).await }))
@@ -436,25 +366,8 @@ fn sign_now(
         .map_err(transport::invalid_request)
 }
 
-/// The future of [`Client::verify`].
-///
-/// ```
-/// use tower_aliyun_captcha::client::VerifyFuture;
-/// use tower_aliyun_captcha::{CaptchaVerifyParam, Client, Credentials, VerifyRequest};
-///
-/// // Nameable, `Send` and `'static`: it can be stored or spawned.
-/// fn start(client: &Client, param: CaptchaVerifyParam) -> VerifyFuture {
-///     client.verify(VerifyRequest::new(param))
-/// }
-/// fn assert_send<T: Send + 'static>(_: &T) {}
-///
-/// let client = Client::builder()
-///     .credentials(Credentials::new("id", "secret"))
-///     .build()
-///     .unwrap();
-/// let future = start(&client, CaptchaVerifyParam::new("eyJ4IjoxfQ==").unwrap());
-/// assert_send(&future); // not polled: nothing is sent
-/// ```
+/// The future of [`Client::verify`]: nameable, `Send` and `'static`, so that it can be stored
+/// or spawned. Nothing is sent until it is polled.
 #[must_use = "futures do nothing unless polled"]
 pub struct VerifyFuture(Pin<Box<dyn Future<Output = Result<Verification, Error>> + Send>>);
 

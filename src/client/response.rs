@@ -36,16 +36,6 @@ struct WireResult {
 
 /// Turns the service's HTTP status and body into the verdict, or the error it answered. Error
 /// bodies may be JSON or, as the gateway sometimes answers, XML (`<Error><Code>…`).
-///
-/// ```
-/// use tower_aliyun_captcha::client::parse_response;
-///
-/// let body = br#"{"RequestId":"r","Code":"Success","Success":true,
-///                "Result":{"VerifyResult":false,"VerifyCode":"F015"}}"#;
-/// let verdict = parse_response(200, body).unwrap();
-/// assert!(!verdict.passed());
-/// assert!(parse_response(403, br#"{"Code":"Forbidden.AccountAccessDenied"}"#).is_err());
-/// ```
 pub fn parse_response(status: u16, body: &[u8]) -> Result<Verification, Error> {
     parse_answer(status, &AnswerHeaders::default(), body)
 }

@@ -31,11 +31,19 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 ///
 /// ```
 /// use tower_aliyun_captcha::client::Tls;
+/// use tower_aliyun_captcha::{Client, Credentials};
 ///
-/// // A private CA (e.g. a TLS-inspecting proxy): add its certificate to a root store.
-/// let roots = rustls::RootCertStore::empty();
-/// let trust = Tls::roots(roots);
-/// # let _ = trust;
+/// let mut roots = rustls::RootCertStore::empty();
+/// # let ca_certificate_der: Vec<rustls::pki_types::CertificateDer<'static>> = Vec::new();
+/// // A private CA (a TLS-inspecting proxy, a gateway of your own): its certificate, DER-encoded.
+/// roots.add_parsable_certificates(ca_certificate_der);
+/// let client = Client::builder()
+///     .credentials(Credentials::new("id", "secret"))
+///     .endpoint("https://captcha-gateway.corp.example")
+///     .tls(Tls::roots(roots))
+///     .build()?;
+/// # let _ = client;
+/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
 #[derive(Clone, Default)]
 pub struct Tls(Roots);

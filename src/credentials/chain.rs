@@ -44,13 +44,20 @@ use super::{
 /// was skipped or failed, and tells whether any was configured
 /// ([`is_not_configured`](CredentialsError::is_not_configured)).
 ///
-/// ```no_run
-/// use tower_aliyun_captcha::Client;
-/// use tower_aliyun_captcha::credentials::DefaultChain;
+/// A client without credentials of its own uses the chain. To see, at startup, what it finds:
 ///
-/// let client = Client::builder().credentials_provider(DefaultChain::new()).build()?;
-/// # let _ = client;
-/// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
+/// ```no_run
+/// use tower_aliyun_captcha::credentials::{DefaultChain, ProvideCredentials};
+///
+/// # async fn run() {
+/// match DefaultChain::new().provide_credentials().await {
+///     Ok(credentials) => println!("signing as {}", credentials.access_key_id()),
+///     // Every source says why it was skipped: nothing set up.
+///     Err(error) if error.is_not_configured() => eprintln!("no credentials: {error}"),
+///     // A source that is set up failed (a bad profile, STS refusing the role, …).
+///     Err(error) => eprintln!("credentials failed: {error}"),
+/// }
+/// # }
 /// ```
 pub struct DefaultChain {
     config: Arc<ProviderConfig>,
@@ -66,13 +73,6 @@ type Source = (
 
 impl DefaultChain {
     /// The chain over the process's environment and the real endpoints.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::DefaultChain;
-    ///
-    /// let chain = DefaultChain::new();
-    /// # let _ = chain;
-    /// ```
     pub fn new() -> Self {
         Self {
             config: ProviderConfig::from_env(),

@@ -36,7 +36,9 @@ const ENV_IMDSV1_DISABLED: &str = "ALIBABA_CLOUD_IMDSV1_DISABLED";
 /// use tower_aliyun_captcha::Client;
 /// use tower_aliyun_captcha::credentials::EcsRamRole;
 ///
-/// let client = Client::builder().credentials_provider(EcsRamRole::new()).build()?;
+/// // The role attached to the instance; `.role_name("…")` names one instead.
+/// let role = EcsRamRole::new().require_session_token();
+/// let client = Client::builder().credentials_provider(role).build()?;
 /// # let _ = client;
 /// # Ok::<_, tower_aliyun_captcha::client::BuildError>(())
 /// ```
@@ -53,13 +55,6 @@ impl EcsRamRole {
     /// The instance's role, from `http://100.100.100.200`; without a session token when the
     /// service gives none or refuses a request that carries it, unless
     /// `ALIBABA_CLOUD_IMDSV1_DISABLED=true`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::EcsRamRole;
-    ///
-    /// let role = EcsRamRole::new();
-    /// # let _ = role;
-    /// ```
     pub fn new() -> Self {
         Self::with_config(ProviderConfig::from_env())
     }
@@ -84,13 +79,6 @@ impl EcsRamRole {
     }
 
     /// The role, instead of the one the metadata service names.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::EcsRamRole;
-    ///
-    /// let role = EcsRamRole::new().role_name("captcha-verifier");
-    /// # let _ = role;
-    /// ```
     pub fn role_name(mut self, name: impl Into<String>) -> Self {
         self.role_name = Some(name.into());
         self
@@ -106,13 +94,6 @@ impl EcsRamRole {
 
     /// Refuses to ask without a session token (IMDSv1), even when the service gives none or
     /// refuses a request that carries one.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::EcsRamRole;
-    ///
-    /// let role = EcsRamRole::new().require_session_token();
-    /// # let _ = role;
-    /// ```
     pub fn require_session_token(mut self) -> Self {
         self.imds_v1_allowed = false;
         self

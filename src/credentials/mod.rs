@@ -84,15 +84,8 @@ pub(crate) const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 /// The environment variable that Alibaba Cloud's SDKs read an STS security token from.
 pub(crate) const ENV_SECURITY_TOKEN: &str = "ALIBABA_CLOUD_SECURITY_TOKEN";
 
-/// A string that must never be printed: an AccessKey secret or an STS token.
-///
-/// ```
-/// use tower_aliyun_captcha::credentials::Secret;
-///
-/// let secret = Secret::new("s3cr3t");
-/// assert_eq!(format!("{secret:?}"), "<redacted>");
-/// assert_eq!(secret.expose(), "s3cr3t");
-/// ```
+/// A string that must never be printed: an AccessKey secret or an STS token. `Debug` prints
+/// `<redacted>`; [`expose`](Self::expose) gives the value, to sign with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Box<str>);
 
@@ -104,26 +97,11 @@ impl Drop for Secret {
 
 impl Secret {
     /// Wraps a secret value.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::Secret;
-    ///
-    /// let token = Secret::new(String::from("CAIS…"));
-    /// assert_eq!(format!("{token:?}"), "<redacted>");
-    /// ```
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into().into_boxed_str())
     }
 
     /// The secret itself. Call it only where the value is really used (signing), never to log.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// let credentials = Credentials::new("id", "the-secret");
-    /// let key = credentials.access_key_secret().expose().as_bytes(); // e.g. an HMAC key
-    /// assert_eq!(key, b"the-secret");
-    /// ```
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -145,8 +123,12 @@ impl fmt::Debug for Secret {
 /// let printed = format!("{credentials:?}");
 /// assert!(printed.contains("LTAI5tExampleId") && !printed.contains("example-secret"));
 ///
-/// let sts = Credentials::new("STS.example", "temp-secret").with_security_token("token");
-/// assert!(sts.security_token().is_some());
+/// // Temporary credentials (from STS, a vault, …): the client refreshes them before expiry.
+/// let until = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+/// let sts = Credentials::new("STS.example", "temp-secret")
+///     .with_security_token("token")
+///     .with_expiration(until);
+/// assert_eq!(sts.expiration(), Some(until));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -158,13 +140,6 @@ pub struct Credentials {
 
 impl Credentials {
     /// A long-lived AccessKey pair.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// let credentials = Credentials::new("LTAI5tExampleId", "example-secret");
-    /// assert!(credentials.security_token().is_none());
-    /// ```
     pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
         Self {
             access_key_id: access_key_id.into(),
@@ -176,40 +151,17 @@ impl Credentials {
 
     /// Marks the credentials as valid until `expiration` (temporary credentials from STS, the
     /// instance metadata service, …): the client refreshes them before then.
-    ///
-    /// ```
-    /// use std::time::{Duration, SystemTime};
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// let until = SystemTime::now() + Duration::from_secs(3600);
-    /// let sts = Credentials::new("STS.x", "s").with_security_token("t").with_expiration(until);
-    /// assert_eq!(sts.expiration(), Some(until));
-    /// ```
     pub fn with_expiration(mut self, expiration: SystemTime) -> Self {
         self.expiration = Some(expiration);
         self
     }
 
     /// When the credentials expire; `None` for a long-lived AccessKey pair.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// assert_eq!(Credentials::new("LTAI5t", "s").expiration(), None);
-    /// ```
     pub fn expiration(&self) -> Option<SystemTime> {
         self.expiration
     }
 
     /// Adds the STS security token that goes with a temporary AccessKey pair.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// let sts = Credentials::new("STS.NUk1", "temporary-secret").with_security_token("CAIS-token");
-    /// assert_eq!(sts.security_token().map(|t| t.expose()), Some("CAIS-token"));
-    /// assert!(!format!("{sts:?}").contains("CAIS-token"));
-    /// ```
     pub fn with_security_token(mut self, token: impl Into<String>) -> Self {
         self.security_token = Some(Secret::new(token));
         self
@@ -219,30 +171,12 @@ impl Credentials {
     /// `ALIBABA_CLOUD_SECURITY_TOKEN`: the variables Alibaba Cloud's own SDKs use. When one of
     /// the first two is unset or empty, the error is
     /// [`CredentialsError::MissingVariable`] with its name.
-    ///
-    /// ```no_run
-    /// let credentials = tower_aliyun_captcha::Credentials::from_env()?;
-    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
-    /// ```
     pub fn from_env() -> Result<Self, CredentialsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Like [`from_env`](Self::from_env), with the variables read through `lookup`: for tests,
     /// not part of the API.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// let credentials = Credentials::from_lookup(|name| match name {
-    ///     "ALIBABA_CLOUD_ACCESS_KEY_ID" => Some("id".to_owned()),
-    ///     "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some("secret".to_owned()),
-    ///     _ => None,
-    /// })?;
-    /// assert_eq!(credentials.access_key_id(), "id");
-    /// assert!(Credentials::from_lookup(|_| None).is_err());
-    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
-    /// ```
     #[doc(hidden)]
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CredentialsError> {
         let read = |name: &'static str| {
@@ -258,47 +192,16 @@ impl Credentials {
     }
 
     /// The AccessKey id (not secret: it is sent in every request).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// assert_eq!(
-    ///     Credentials::new("LTAI5tExampleId", "s").access_key_id(),
-    ///     "LTAI5tExampleId"
-    /// );
-    /// ```
     pub fn access_key_id(&self) -> &str {
         &self.access_key_id
     }
 
     /// The AccessKey secret.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// let credentials = Credentials::new("id", "example-secret");
-    /// assert_eq!(
-    ///     format!("{:?}", credentials.access_key_secret()),
-    ///     "<redacted>"
-    /// );
-    /// ```
     pub fn access_key_secret(&self) -> &Secret {
         &self.access_key_secret
     }
 
     /// The STS security token, for temporary credentials.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    ///
-    /// assert!(Credentials::new("LTAI5t", "s").security_token().is_none());
-    /// assert!(
-    ///     Credentials::new("STS.x", "s")
-    ///         .with_security_token("t")
-    ///         .security_token()
-    ///         .is_some()
-    /// );
-    /// ```
     pub fn security_token(&self) -> Option<&Secret> {
         self.security_token.as_ref()
     }
@@ -362,16 +265,6 @@ pub enum CredentialsError {
 
 impl CredentialsError {
     /// A failure of `context` (what was being done) on `cause`, kept as the error's source.
-    ///
-    /// ```
-    /// use std::error::Error as _;
-    /// use tower_aliyun_captcha::credentials::CredentialsError;
-    ///
-    /// let io = std::io::Error::other("vault sealed");
-    /// let error = CredentialsError::failed("reading from the vault", io);
-    /// assert_eq!(error.to_string(), "credentials provider failed: reading from the vault: vault sealed");
-    /// assert!(error.source().is_some());
-    /// ```
     pub fn failed(
         context: impl Into<String>,
         cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -384,13 +277,6 @@ impl CredentialsError {
 
     /// Whether nothing was configured to give credentials (a variable unset, no source of the
     /// chain set up), rather than a source that is set up failing.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::CredentialsError;
-    ///
-    /// assert!(CredentialsError::MissingVariable("ALIBABA_CLOUD_ACCESS_KEY_ID").is_not_configured());
-    /// assert!(!CredentialsError::Provider("STS answered HTTP 500".into()).is_not_configured());
-    /// ```
     pub fn is_not_configured(&self) -> bool {
         match self {
             Self::MissingVariable(_) | Self::NotConfigured(_) => true,
@@ -491,25 +377,9 @@ pub type ProvideFuture<'a> =
 /// ```
 pub trait ProvideCredentials: Send + Sync + 'static {
     /// Fetches credentials (may do I/O).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::credentials::ProvideCredentials;
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let fixed = Credentials::new("id", "secret");
-    /// assert_eq!(fixed.provide_credentials().await.unwrap().access_key_id(), "id");
-    /// # });
-    /// ```
     fn provide_credentials(&self) -> ProvideFuture<'_>;
 
     /// A short name for reports (`env`, `oidc_role_arn`, …).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::{DefaultChain, ProvideCredentials};
-    ///
-    /// assert_eq!(DefaultChain::new().name(), "default_chain");
-    /// ```
     fn name(&self) -> &'static str {
         "custom"
     }

@@ -68,13 +68,6 @@ impl ExternalProcess {
     /// Runs `command_line` (a program and its arguments, split like a POSIX shell would split
     /// them, but never run by one: `"…"` and `'…'` group, `\` escapes, nothing else is
     /// special).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::ExternalProcess;
-    ///
-    /// let helper = ExternalProcess::new(r#""/opt/my tools/aliyun-creds" --profile 'team a'"#);
-    /// # let _ = helper;
-    /// ```
     pub fn new(command_line: impl AsRef<str>) -> Self {
         Self {
             command: command_line::split(command_line.as_ref()),
@@ -96,16 +89,6 @@ impl ExternalProcess {
 
     /// How long the command may run before it is killed, instead of 10 s: more than zero (which
     /// would fail every fetch), else an error. The client gives up on any fetch after 15 s.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::credentials::ExternalProcess;
-    ///
-    /// let helper = ExternalProcess::new("aliyun-creds").timeout(Duration::from_secs(3))?;
-    /// assert!(ExternalProcess::new("aliyun-creds").timeout(Duration::ZERO).is_err());
-    /// # let _ = helper;
-    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
-    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, CredentialsError> {
         if timeout.is_zero() {
             return Err(CredentialsError::Invalid(

@@ -185,14 +185,6 @@ pub struct RamRoleArn {
 
 impl RamRoleArn {
     /// Assumes `role_arn` with the credentials `source` provides.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::credentials::RamRoleArn;
-    ///
-    /// let role = RamRoleArn::new(Credentials::new("id", "secret"), "acs:ram::1:role/r");
-    /// # let _ = role;
-    /// ```
     pub fn new(source: impl ProvideCredentials, role_arn: impl Into<String>) -> Self {
         Self::with_config(source, role_arn, ProviderConfig::from_env())
     }
@@ -210,14 +202,6 @@ impl RamRoleArn {
     }
 
     /// The role session's name (default `ALIBABA_CLOUD_ROLE_SESSION_NAME`, else one of ours).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::credentials::RamRoleArn;
-    ///
-    /// let role = RamRoleArn::new(Credentials::new("id", "s"), "acs:ram::1:role/r").session_name("login");
-    /// # let _ = role;
-    /// ```
     pub fn session_name(mut self, name: impl Into<String>) -> Self {
         self.role.session_name = name.into();
         self
@@ -225,46 +209,18 @@ impl RamRoleArn {
 
     /// How long the assumed credentials last: an hour unless set; from 900 s to 12 hours, as
     /// STS allows, else an error.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::credentials::RamRoleArn;
-    ///
-    /// let role = || RamRoleArn::new(Credentials::new("id", "s"), "acs:ram::1:role/r");
-    /// assert!(role().duration(Duration::from_secs(900)).is_ok());
-    /// let error = role().duration(Duration::from_secs(60)).unwrap_err();
-    /// assert!(error.to_string().contains("from 900 to 43200 seconds"));
-    /// ```
     pub fn duration(mut self, duration: Duration) -> Result<Self, CredentialsError> {
         self.role.set_duration(duration)?;
         Ok(self)
     }
 
     /// A policy that narrows the role's permissions for these credentials.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::credentials::RamRoleArn;
-    ///
-    /// let role = RamRoleArn::new(Credentials::new("id", "s"), "acs:ram::1:role/r")
-    ///     .policy(r#"{"Version":"1","Statement":[]}"#);
-    /// # let _ = role;
-    /// ```
     pub fn policy(mut self, policy: impl Into<String>) -> Self {
         self.role.policy = Some(policy.into());
         self
     }
 
     /// The external id the role's trust policy asks for.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::credentials::RamRoleArn;
-    ///
-    /// let role = RamRoleArn::new(Credentials::new("id", "s"), "acs:ram::1:role/r").external_id("abc");
-    /// # let _ = role;
-    /// ```
     pub fn external_id(mut self, id: impl Into<String>) -> Self {
         self.external_id = Some(id.into());
         self
@@ -272,15 +228,6 @@ impl RamRoleArn {
 
     /// The STS endpoint URL, instead of the default (see above); `http://` is accepted here,
     /// for a local emulator.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::Credentials;
-    /// use tower_aliyun_captcha::credentials::RamRoleArn;
-    ///
-    /// let role = RamRoleArn::new(Credentials::new("id", "s"), "acs:ram::1:role/r")
-    ///     .sts_endpoint("https://sts-vpc.cn-shanghai.aliyuncs.com");
-    /// # let _ = role;
-    /// ```
     pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
         self.role.endpoint = Some(url.into());
         self
@@ -346,13 +293,6 @@ pub struct OidcRoleArn {
 
 impl OidcRoleArn {
     /// Assumes `role_arn` as the OIDC provider `provider_arn`, with the token in `token_file`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::OidcRoleArn;
-    ///
-    /// let rrsa = OidcRoleArn::new("acs:ram::1:role/r", "acs:ram::1:oidc-provider/p", "/token");
-    /// # let _ = rrsa;
-    /// ```
     pub fn new(
         role_arn: impl Into<String>,
         provider_arn: impl Into<String>,
@@ -381,15 +321,6 @@ impl OidcRoleArn {
 
     /// From `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
     /// `ALIBABA_CLOUD_OIDC_TOKEN_FILE` (the variables ACK sets with RRSA), if all are set.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::OidcRoleArn;
-    ///
-    /// if let Some(rrsa) = OidcRoleArn::from_env() {
-    ///     // running in a pod with RRSA
-    /// #   let _ = rrsa;
-    /// }
-    /// ```
     pub fn from_env() -> Option<Self> {
         Self::from_config(ProviderConfig::from_env())
     }
@@ -402,14 +333,6 @@ impl OidcRoleArn {
     }
 
     /// The role session's name.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::OidcRoleArn;
-    ///
-    /// let rrsa = OidcRoleArn::new("acs:ram::1:role/r", "acs:ram::1:oidc-provider/p", "/token")
-    ///     .session_name("login-pod");
-    /// # let _ = rrsa;
-    /// ```
     pub fn session_name(mut self, name: impl Into<String>) -> Self {
         self.role.session_name = name.into();
         self
@@ -417,30 +340,12 @@ impl OidcRoleArn {
 
     /// How long the assumed credentials last: an hour unless set; from 900 s to 12 hours, as
     /// STS allows, else an error.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::credentials::OidcRoleArn;
-    ///
-    /// let rrsa = OidcRoleArn::new("acs:ram::1:role/r", "acs:ram::1:oidc-provider/p", "/token")
-    ///     .duration(Duration::from_secs(1800))?;
-    /// # let _ = rrsa;
-    /// # Ok::<_, tower_aliyun_captcha::credentials::CredentialsError>(())
-    /// ```
     pub fn duration(mut self, duration: Duration) -> Result<Self, CredentialsError> {
         self.role.set_duration(duration)?;
         Ok(self)
     }
 
     /// A policy that narrows the role's permissions for these credentials.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::OidcRoleArn;
-    ///
-    /// let rrsa = OidcRoleArn::new("acs:ram::1:role/r", "acs:ram::1:oidc-provider/p", "/token")
-    ///     .policy(r#"{"Version":"1","Statement":[]}"#);
-    /// # let _ = rrsa;
-    /// ```
     pub fn policy(mut self, policy: impl Into<String>) -> Self {
         self.role.policy = Some(policy.into());
         self
@@ -448,14 +353,6 @@ impl OidcRoleArn {
 
     /// The STS endpoint URL, instead of the default; `http://` is accepted here, for a local
     /// emulator.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::OidcRoleArn;
-    ///
-    /// let rrsa = OidcRoleArn::new("acs:ram::1:role/r", "acs:ram::1:oidc-provider/p", "/token")
-    ///     .sts_endpoint("https://sts-vpc.cn-hangzhou.aliyuncs.com");
-    /// # let _ = rrsa;
-    /// ```
     pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
         self.role.endpoint = Some(url.into());
         self

@@ -39,13 +39,6 @@ pub struct CredentialsUri {
 
 impl CredentialsUri {
     /// Fetches from `url`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::credentials::CredentialsUri;
-    ///
-    /// let source = CredentialsUri::new("http://credentials.internal/captcha");
-    /// # let _ = source;
-    /// ```
     pub fn new(url: impl Into<String>) -> Self {
         Self::with_config(url, ProviderConfig::from_env())
     }

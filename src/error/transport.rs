@@ -3,14 +3,6 @@
 use std::fmt;
 
 /// What went wrong on the way to the service.
-///
-/// ```
-/// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
-///
-/// let error = TransportError::unsent(TransportErrorKind::Tls);
-/// assert_eq!(error.kind(), TransportErrorKind::Tls);
-/// assert!(error.to_string().starts_with("TLS handshake"));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportErrorKind {
@@ -66,14 +58,20 @@ impl TransportErrorKind {
 
 /// The service could not be reached or did not answer in time.
 ///
+/// A verifier of your own reports that it could not reach its service with one; the layer
+/// treats it as an [outage](crate::error::ErrorClass::Outage), where an
+/// [`Error::other`](crate::Error::other) is taken for a configuration error.
+///
 /// ```
-/// use std::error::Error as _;
-/// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
+/// use tower_aliyun_captcha::Error;
+/// use tower_aliyun_captcha::error::{ErrorClass, TransportError, TransportErrorKind};
 ///
 /// let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-/// let error = TransportError::unsent(TransportErrorKind::Connect).with_source(Box::new(cause));
-/// assert!(error.source().is_some());
-/// assert!(error.to_string().starts_with("could not connect"));
+/// let error: Error = TransportError::unsent(TransportErrorKind::Connect)
+///     .with_source(cause)
+///     .into();
+/// assert_eq!(error.class(), ErrorClass::Outage);
+/// assert!(!error.may_have_reached_server()); // nothing was written: the param is intact
 /// ```
 #[derive(Debug)]
 pub struct TransportError {
@@ -84,14 +82,6 @@ pub struct TransportError {
 
 impl TransportError {
     /// A failure before any of the request was written: the param was not used up.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
-    ///
-    /// // A custom verifier that could not connect.
-    /// let error = TransportError::unsent(TransportErrorKind::Connect);
-    /// assert!(!error.may_have_reached_server());
-    /// ```
     pub fn unsent(kind: TransportErrorKind) -> Self {
         Self {
             kind,
@@ -102,14 +92,6 @@ impl TransportError {
 
     /// A failure after some of the request may have been written: the param may be used up,
     /// and must not be sent again.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
-    ///
-    /// // A custom verifier whose connection broke after the request went out.
-    /// let error = TransportError::possibly_sent(TransportErrorKind::Io);
-    /// assert!(error.may_have_reached_server());
-    /// ```
     pub fn possibly_sent(kind: TransportErrorKind) -> Self {
         Self {
             may_have_reached_server: true,
@@ -118,41 +100,17 @@ impl TransportError {
     }
 
     /// The same failure, caused by `source`.
-    ///
-    /// ```
-    /// use std::error::Error as _;
-    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
-    ///
-    /// let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-    /// let error = TransportError::unsent(TransportErrorKind::Connect).with_source(cause);
-    /// assert!(error.source().is_some());
-    /// ```
     pub fn with_source(mut self, source: impl Into<crate::BoxError>) -> Self {
         self.source = Some(source.into());
         self
     }
 
     /// What went wrong.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
-    ///
-    /// let error = TransportError::possibly_sent(TransportErrorKind::Timeout);
-    /// assert_eq!(error.kind(), TransportErrorKind::Timeout);
-    /// ```
     pub fn kind(&self) -> TransportErrorKind {
         self.kind
     }
 
     /// Whether the request may have reached the service (and used up the param).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::error::{TransportError, TransportErrorKind};
-    ///
-    /// assert!(
-    ///     !TransportError::unsent(TransportErrorKind::Connect).may_have_reached_server()
-    /// );
-    /// ```
     pub fn may_have_reached_server(&self) -> bool {
         self.may_have_reached_server
     }

@@ -7,15 +7,6 @@ use crate::verify::CaptchaVerifyParam;
 
 /// The param from a header, by default `x-captcha-verify-param`. The header sent twice is
 /// refused ([`InvalidParam::Ambiguous`](crate::verify::InvalidParam::Ambiguous)).
-///
-/// ```
-/// use tower_aliyun_captcha::extract::Header;
-///
-/// let default = Header::default();
-/// assert_eq!(default.name(), "x-captcha-verify-param");
-/// let custom = Header::new(http::HeaderName::from_static("x-captcha"));
-/// assert_eq!(custom.name(), "x-captcha");
-/// ```
 #[derive(Debug, Clone)]
 pub struct Header {
     name: HeaderName,
@@ -56,15 +47,6 @@ pub(super) fn in_header(
 
 /// The param from a gRPC metadata key (ASCII metadata is an HTTP/2 header), by default
 /// `x-captcha-verify-param`. Use it in front of tonic services.
-///
-/// ```
-/// use tower_aliyun_captcha::extract::GrpcMetadata;
-///
-/// let key = GrpcMetadata::new("captcha-param").unwrap();
-/// assert_eq!(key.key(), "captcha-param");
-/// // Binary (`-bin`) metadata is base64 and cannot hold a param.
-/// assert!(GrpcMetadata::new("captcha-bin").is_err());
-/// ```
 #[derive(Debug, Clone, Default)]
 pub struct GrpcMetadata {
     header: Header,

@@ -21,18 +21,8 @@ use super::{BodyLimits, CaptchaBody, ContentKind, DEFAULT_FIELD, DEFAULT_HEADER,
 /// (gRPC, say), is answered at once, its body untouched and nothing allocated. A body is read
 /// once, within the layer's [`BodyLimits`], and the same bytes reach the inner service.
 ///
-/// A route of a table can name it like any built-in:
-///
-/// ```
-/// use tower_aliyun_captcha::SceneId;
-/// use tower_aliyun_captcha::extract::{HeaderOrBody, Query};
-/// use tower_aliyun_captcha::layer::Route;
-///
-/// let route = Route::exact("/login", SceneId::new("login")?)
-///     .extractor(HeaderOrBody::default().or(Query::default()));
-/// # let _ = route;
-/// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-/// ```
+/// A [`Route`](crate::layer::Route) of a table can name it like any built-in, e.g. in
+/// `HeaderOrBody::default().or(Query::default())`.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct HeaderOrBody;

@@ -6,13 +6,6 @@ use super::{CaptchaBody, DEFAULT_FIELD, ExtractFuture, check_only};
 
 /// The param from a query parameter, by default `captchaVerifyParam`. The parameter given
 /// twice is refused ([`InvalidParam::Ambiguous`](crate::verify::InvalidParam::Ambiguous)).
-///
-/// ```
-/// use tower_aliyun_captcha::extract::Query;
-///
-/// assert_eq!(Query::default().name(), "captchaVerifyParam");
-/// assert_eq!(Query::new("cvp").name(), "cvp");
-/// ```
 #[derive(Debug, Clone)]
 pub struct Query {
     name: std::sync::Arc<str>,

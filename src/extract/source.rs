@@ -22,6 +22,27 @@ type Closure = dyn Fn(&Parts) -> Pin<Box<dyn Future<Output = Option<String>> + S
 /// [`FormField`], [`JsonField`], [`GrpcMetadata`]), several in order (`or`), or a closure of
 /// your own ([`from_fn`](Self::from_fn)). The layer's builder and each
 /// [`Route`](crate::layer::Route) take one; every built-in converts into it.
+///
+/// ```
+/// use tower_aliyun_captcha::extract::{Header, JsonField, ParamSource};
+///
+/// // The param from a header, or else from the `captchaVerifyParam` field of a JSON body.
+/// let chained: ParamSource = Header::default().or(JsonField::default());
+///
+/// // Or from a cookie, read by a closure over the request's head.
+/// let from_cookie = ParamSource::from_fn(|parts: &http::request::Parts| {
+///     let cookie = parts
+///         .headers
+///         .get("cookie")
+///         .and_then(|v| v.to_str().ok())
+///         .map(str::to_owned);
+///     async move {
+///         cookie?
+///             .split("; ")
+///             .find_map(|c| c.strip_prefix("captcha=").map(str::to_owned))
+///     }
+/// });
+/// ```
 #[derive(Clone)]
 pub struct ParamSource(Kind);
 

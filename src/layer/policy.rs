@@ -14,12 +14,6 @@
 /// `Retry-After`, a misconfigured account 503 (unless
 /// [`fail_open_on_configuration_errors`](crate::layer::CaptchaLayerBuilder::fail_open_on_configuration_errors)),
 /// and a request the service calls invalid 403. See [`ErrorClass`](crate::error::ErrorClass).
-///
-/// ```
-/// use tower_aliyun_captcha::layer::FailurePolicy;
-///
-/// assert_eq!(FailurePolicy::default(), FailurePolicy::Open);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum FailurePolicy {

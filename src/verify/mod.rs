@@ -21,17 +21,26 @@ pub use verdict::{Verification, VerifyRequest};
 /// it on any executor. Any `Fn(VerifyRequest) -> impl Future<…>` closure is a verifier:
 ///
 /// ```
+/// use std::sync::Arc;
 /// use tower_aliyun_captcha::{
 ///     CaptchaVerifyParam, Verification, Verify, VerifyCode, VerifyRequest,
 /// };
 ///
-/// let always_pass = |_request: VerifyRequest| async {
-///     Ok::<_, tower_aliyun_captcha::Error>(Verification::pass(VerifyCode::T001, "local"))
+/// // A stand-in for tests: passes the param "good", fails any other.
+/// let verifier = |request: VerifyRequest| async move {
+///     Ok::<_, tower_aliyun_captcha::Error>(if request.param().as_str() == "good" {
+///         Verification::pass(VerifyCode::T001, "local")
+///     } else {
+///         Verification::fail(VerifyCode::F015, "local")
+///     })
 /// };
+/// // Shared behind an `Arc`, it is a verifier too.
+/// let verifier = Arc::new(verifier);
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let param = CaptchaVerifyParam::new("anything").unwrap();
-/// let verdict = always_pass.verify(VerifyRequest::new(param)).await.unwrap();
-/// assert!(verdict.passed());
+/// let request = |param: &str| VerifyRequest::new(CaptchaVerifyParam::new(param).unwrap());
+/// assert!(verifier.verify(request("good")).await.unwrap().passed());
+/// let bad = verifier.verify(request("bad")).await.unwrap();
+/// assert_eq!(bad.code(), &VerifyCode::F015);
 /// # });
 /// ```
 pub trait Verify: Send + Sync + 'static {
@@ -39,29 +48,6 @@ pub trait Verify: Send + Sync + 'static {
     type Future: Future<Output = Result<Verification, Error>> + Send + 'static;
 
     /// Verifies one param. The param is single-use: an implementation must not send it twice.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use tower_aliyun_captcha::{
-    ///     CaptchaVerifyParam, Verification, Verify, VerifyCode, VerifyRequest,
-    /// };
-    ///
-    /// // A verifier shared behind an `Arc` is a verifier too.
-    /// let verifier = Arc::new(|request: VerifyRequest| async move {
-    ///     Ok::<_, tower_aliyun_captcha::Error>(if request.param().as_str() == "good" {
-    ///         Verification::pass(VerifyCode::T001, "local")
-    ///     } else {
-    ///         Verification::fail(VerifyCode::F015, "local")
-    ///     })
-    /// });
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let bad = VerifyRequest::new(CaptchaVerifyParam::new("bad").unwrap());
-    /// assert_eq!(
-    ///     verifier.verify(bad).await.unwrap().code(),
-    ///     &VerifyCode::F015
-    /// );
-    /// # });
-    /// ```
     fn verify(&self, request: VerifyRequest) -> Self::Future;
 
     /// The degraded budgets the layers using this verifier share during an outage, one per
@@ -76,6 +62,15 @@ pub trait Verify: Send + Sync + 'static {
     /// answers within its own `timeout`, and says so here.
     fn deadline(&self) -> Duration {
         DEFAULT_DEADLINE
+    }
+}
+
+/// A verifier that passes every param, offline.
+// Exists for the documentation's examples only (`# let verifier = …doc_verifier();`).
+#[doc(hidden)]
+pub fn doc_verifier() -> impl Verify + Clone {
+    |_request: VerifyRequest| async {
+        Ok::<_, Error>(Verification::pass(VerifyCode::T001, "doc-example"))
     }
 }
 

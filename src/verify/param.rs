@@ -39,35 +39,11 @@ pub struct CaptchaVerifyParam(Arc<str>);
 
 impl CaptchaVerifyParam {
     /// Checks and wraps a param.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::CaptchaVerifyParam;
-    ///
-    /// let param = CaptchaVerifyParam::new(String::from("eyJ4IjoxfQ=="))?;
-    /// assert_eq!(param.as_str(), "eyJ4IjoxfQ==");
-    /// assert!(CaptchaVerifyParam::new("   ").is_err());
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidParam>(())
-    /// ```
     pub fn new(param: impl Into<String>) -> Result<Self, InvalidParam> {
         Self::check(&param.into()).map(|p| Self(Arc::from(p)))
     }
 
     /// Checks a param given as bytes (a header or body field), which must be UTF-8.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::CaptchaVerifyParam;
-    /// use tower_aliyun_captcha::verify::InvalidParam;
-    ///
-    /// assert_eq!(
-    ///     CaptchaVerifyParam::from_bytes(b"eyJ4IjoxfQ==")?.as_str(),
-    ///     "eyJ4IjoxfQ=="
-    /// );
-    /// assert_eq!(
-    ///     CaptchaVerifyParam::from_bytes(b"\xff\xfe").unwrap_err(),
-    ///     InvalidParam::NotUtf8
-    /// );
-    /// # Ok::<_, InvalidParam>(())
-    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidParam> {
         let text = std::str::from_utf8(bytes).map_err(|_| InvalidParam::NotUtf8)?;
         Self::check(text).map(|p| Self(Arc::from(p)))
@@ -89,16 +65,7 @@ impl CaptchaVerifyParam {
         }
     }
 
-    /// The param, exactly as received.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::CaptchaVerifyParam;
-    ///
-    /// // Nothing is trimmed or decoded: the service gets what the widget produced.
-    /// let param: CaptchaVerifyParam = " a+b/c= ".parse()?;
-    /// assert_eq!(param.as_str(), " a+b/c= ");
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidParam>(())
-    /// ```
+    /// The param, exactly as received: nothing is trimmed or decoded.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -119,15 +86,6 @@ impl FromStr for CaptchaVerifyParam {
 }
 
 /// Why a param was refused before any call to Alibaba.
-///
-/// ```
-/// use tower_aliyun_captcha::CaptchaVerifyParam;
-/// use tower_aliyun_captcha::verify::InvalidParam;
-///
-/// let refused = CaptchaVerifyParam::new("x".repeat(16 * 1024 + 1)).unwrap_err();
-/// assert_eq!(refused, InvalidParam::TooLong(16 * 1024 + 1));
-/// assert!(refused.to_string().contains("over the limit"));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InvalidParam {
@@ -145,15 +103,6 @@ pub enum InvalidParam {
 
 impl InvalidParam {
     /// The code Alibaba would have answered: F002 for an empty param, F003 otherwise.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::VerifyCode;
-    /// use tower_aliyun_captcha::verify::InvalidParam;
-    ///
-    /// assert_eq!(InvalidParam::Empty.code(), VerifyCode::F002);
-    /// assert_eq!(InvalidParam::NotUtf8.code(), VerifyCode::F003);
-    /// assert_eq!(InvalidParam::Ambiguous.code(), VerifyCode::F003);
-    /// ```
     pub fn code(self) -> VerifyCode {
         match self {
             Self::Empty => VerifyCode::F002,
@@ -194,13 +143,6 @@ pub struct SceneId(Arc<str>);
 
 impl SceneId {
     /// Checks and wraps a scene id: 1 to 128 bytes, no control characters.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    ///
-    /// assert!(SceneId::new("1ezx8pyn").is_ok());
-    /// assert!(SceneId::new("s".repeat(129)).is_err());
-    /// ```
     pub fn new(scene: impl AsRef<str>) -> Result<Self, InvalidSceneId> {
         let scene = scene.as_ref();
         if scene.is_empty() || scene.len() > MAX_SCENE_ID_LEN || scene.chars().any(char::is_control)
@@ -211,15 +153,6 @@ impl SceneId {
     }
 
     /// The scene id.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    ///
-    /// let scene: SceneId = "1ezx8pyn".parse()?;
-    /// assert_eq!(scene.as_str(), "1ezx8pyn");
-    /// assert_eq!(scene.to_string(), "1ezx8pyn");
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -245,18 +178,6 @@ impl FromStr for SceneId {
 }
 
 /// A scene id that is empty, too long, or holds control characters.
-///
-/// ```
-/// use tower_aliyun_captcha::SceneId;
-/// use tower_aliyun_captcha::verify::InvalidSceneId;
-///
-/// assert_eq!(SceneId::new("tab\there"), Err(InvalidSceneId));
-/// assert!(
-///     InvalidSceneId
-///         .to_string()
-///         .contains("without control characters")
-/// );
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidSceneId;
 
