@@ -11,21 +11,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use pin_project::pin_project;
 
-use super::{ExtractError, ExtractFuture, Extracted};
+use super::{ExtractError, ExtractFuture, Extracted, Field};
 use crate::verify::CaptchaVerifyParam;
 
 /// How much of a body the extractors read, and for how long.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_aliyun_captcha::extract::BodyLimits;
-///
-/// let strict = BodyLimits {
-///     max_bytes: 8 * 1024,
-///     read_timeout: Duration::from_secs(3),
-/// };
-/// assert!(strict.max_bytes < BodyLimits::default().max_bytes);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimits {
     /// The most bytes read. A `Content-Length` above it is refused before reading (413).
@@ -62,17 +51,6 @@ pub enum BodyError {
 
 /// The body handed to the inner service: the original body, untouched, or — when an
 /// extractor had to read it — the very same bytes (and trailers), replayed.
-///
-/// ```
-/// use http_body_util::BodyExt;
-/// use tower_aliyun_captcha::extract::CaptchaBody;
-///
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let body: CaptchaBody<http_body_util::Empty<bytes::Bytes>> =
-///     CaptchaBody::buffered(bytes::Bytes::from_static(b"{\"a\":1}"));
-/// assert_eq!(body.collect().await.unwrap().to_bytes(), "{\"a\":1}");
-/// # });
-/// ```
 #[pin_project]
 #[derive(Debug)]
 pub struct CaptchaBody<B> {
@@ -254,6 +232,28 @@ where
         ),
     };
     (Request::from_parts(parts, body), outcome)
+}
+
+/// The string field `name` of the body, if it is JSON (a dotted path) or a urlencoded form:
+/// for what the layer reads besides the param (an account name). The body is buffered as
+/// [`buffer`] does; any other body is passed over unread.
+pub(crate) async fn body_field<B>(
+    request: Request<CaptchaBody<B>>,
+    limits: BodyLimits,
+    name: &str,
+) -> (Request<CaptchaBody<B>>, Result<Field, BodyError>)
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
+    let find = match ContentKind::of(request.headers()) {
+        ContentKind::Json => super::json::json_string,
+        ContentKind::Form => super::form::form_string,
+        ContentKind::Grpc | ContentKind::Other => return (request, Ok(Field::Missing)),
+    };
+    let (request, bytes) = buffer(request, limits).await;
+    let field = bytes.map(|bytes| find(&bytes, name));
+    (request, field)
 }
 
 /// The skeleton of the body extractors: a body of the `kind` they read is buffered (as

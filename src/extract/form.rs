@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body::Body;
 
+use super::Field;
 use super::body::find_in_body;
 use super::{
     BodyLimits, CaptchaBody, ContentKind, DEFAULT_FIELD, ExtractError, ExtractFuture, check_only,
@@ -16,12 +17,6 @@ use crate::verify::CaptchaVerifyParam;
 /// twice is refused ([`InvalidParam::Ambiguous`](crate::verify::InvalidParam::Ambiguous)).
 /// Requests of another content type are passed over (no param found) without reading their
 /// body.
-///
-/// ```
-/// use tower_aliyun_captcha::extract::FormField;
-///
-/// assert_eq!(FormField::default().name(), "captchaVerifyParam");
-/// ```
 #[derive(Debug, Clone)]
 pub struct FormField {
     name: Arc<str>,
@@ -44,6 +39,18 @@ impl FormField {
 impl Default for FormField {
     fn default() -> Self {
         Self::new(DEFAULT_FIELD)
+    }
+}
+
+/// The value of the form field `name` of a body already in memory (an account name, say).
+pub(super) fn form_string(form: &[u8], name: &str) -> Field {
+    let mut values = form_urlencoded::parse(form)
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value);
+    match (values.next(), values.next()) {
+        (None, _) => Field::Missing,
+        (Some(value), None) => Field::One(value.into_owned()),
+        (Some(_), Some(_)) => Field::Twice,
     }
 }
 

@@ -9,6 +9,7 @@ use http_body::Body;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::Field;
 use super::body::find_in_body;
 use super::{
     BodyLimits, CaptchaBody, ContentKind, DEFAULT_FIELD, ExtractError, ExtractFuture, check,
@@ -21,13 +22,6 @@ use crate::verify::{CaptchaVerifyParam, InvalidParam};
 /// without reading their body; a body that is not valid JSON, or whose field is not a string,
 /// has no param. A key of the path given twice in one object is refused
 /// ([`InvalidParam::Ambiguous`]): JSON parsers differ on which copy counts.
-///
-/// ```
-/// use tower_aliyun_captcha::extract::JsonField;
-///
-/// let nested = JsonField::new("captcha.param");
-/// assert_eq!(nested.path(), "captcha.param");
-/// ```
 #[derive(Debug, Clone)]
 pub struct JsonField {
     path: Arc<str>,
@@ -59,6 +53,15 @@ pub(super) fn in_json(json: &[u8], path: &str) -> Result<Option<CaptchaVerifyPar
         Found::Once(raw) => check(Some(raw.as_bytes())),
         Found::Missing => Ok(None),
         Found::Twice => Err(ExtractError::Invalid(InvalidParam::Ambiguous)),
+    }
+}
+
+/// The string at `path` in a JSON document already in memory (an account name, say).
+pub(super) fn json_string(json: &[u8], path: &str) -> Field {
+    match find(json, path) {
+        Found::Once(value) => Field::One(value),
+        Found::Missing => Field::Missing,
+        Found::Twice => Field::Twice,
     }
 }
 

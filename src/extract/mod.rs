@@ -14,28 +14,8 @@
 //! service: servers and proxies disagree on which copy counts.
 //!
 //! Each built-in converts into a [`ParamSource`], the one type the layer and its routes take;
-//! `or` chains them, and [`ParamSource::from_fn`] makes one of a closure of your own.
-//!
-//! ```
-//! use tower_aliyun_captcha::extract::{Header, JsonField, ParamSource};
-//!
-//! // The param from a header, or else from the `captchaVerifyParam` field of a JSON body.
-//! let chained: ParamSource = Header::default().or(JsonField::default());
-//!
-//! // Or from a cookie, read by a closure over the request's head.
-//! let from_cookie = ParamSource::from_fn(|parts: &http::request::Parts| {
-//!     let cookie = parts
-//!         .headers
-//!         .get("cookie")
-//!         .and_then(|v| v.to_str().ok())
-//!         .map(str::to_owned);
-//!     async move {
-//!         cookie?
-//!             .split("; ")
-//!             .find_map(|c| c.strip_prefix("captcha=").map(str::to_owned))
-//!     }
-//! });
-//! ```
+//! `or` chains them, and [`ParamSource::from_fn`] makes one of a closure of your own (its
+//! example shows both).
 
 mod body;
 mod form;
@@ -51,8 +31,8 @@ use std::task::{Context, Poll};
 
 use http::Request;
 
-pub(crate) use body::ContentKind;
 pub use body::{BodyError, BodyLimits, CaptchaBody};
+pub(crate) use body::{ContentKind, body_field};
 pub use form::FormField;
 pub use header::{GrpcMetadata, Header, InvalidMetadataKey};
 pub use header_or_body::HeaderOrBody;
@@ -94,6 +74,14 @@ pub(crate) fn check_only<T: AsRef<[u8]>>(
         return Err(ExtractError::Invalid(InvalidParam::Ambiguous));
     }
     check(first.as_ref().map(AsRef::as_ref))
+}
+
+/// A string field of a body: absent (or not a string), once, or twice (ambiguous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Field {
+    Missing,
+    One(String),
+    Twice,
 }
 
 /// Why no usable param could be taken from a request.

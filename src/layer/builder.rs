@@ -48,10 +48,9 @@ pub(crate) struct Shared<V, R> {
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower_aliyun_captcha::extract::{CaptchaBody, JsonField};
+/// use tower_aliyun_captcha::layer::Route;
 /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-/// # };
+/// # let verifier = tower_aliyun_captcha::verify::doc_verifier();
 ///
 /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("signup-scene")?))
 ///     .extractor(JsonField::default())
@@ -97,9 +96,7 @@ impl<V> CaptchaLayer<V> {
     /// # fn main() -> Result<(), tower_aliyun_captcha::verify::InvalidSceneId> {
     /// use axum::{Router, routing::post};
     /// use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, SceneId};
-    /// # let client = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
+    /// # let client = tower_aliyun_captcha::verify::doc_verifier();
     ///
     /// async fn login(_verified: CaptchaVerified) -> &'static str { "welcome" }
     ///
@@ -119,17 +116,15 @@ impl<V> CaptchaLayer<V> {
         builder.finish(table)
     }
 
-    /// Configures a layer that protects `routes`: a [`SceneId`] (every request, under that
-    /// scene), one [`Route`](super::Route), or a table of them.
+    /// Configures a layer that protects `routes`: one [`Route`](super::Route)
+    /// (`Route::every_path(scene)` for every request under one scene), or a table of them.
     ///
     /// ```
     /// use http::Method;
     /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
     /// use tower_aliyun_captcha::extract::GrpcMetadata;
     /// use tower_aliyun_captcha::layer::{FailurePolicy, Route, Routes};
-    /// # let client = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
+    /// # let client = tower_aliyun_captcha::verify::doc_verifier();
     ///
     /// let routes = Routes::new()
     ///     .route(Route::exact("/demo.Accounts/Signup", SceneId::new("signup")?))
@@ -173,10 +168,8 @@ impl<S, V, R> Layer<S> for CaptchaLayer<V, R> {
 /// use std::time::Duration;
 /// use tower_aliyun_captcha::extract::{BodyLimits, FormField};
 /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-/// use tower_aliyun_captcha::layer::{DegradedBudget, FailurePolicy};
-/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-/// # };
+/// use tower_aliyun_captcha::layer::{DegradedBudget, FailurePolicy, Route};
+/// # let verifier = tower_aliyun_captcha::verify::doc_verifier();
 ///
 /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
 ///     .extractor(FormField::default())
@@ -214,40 +207,12 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// [`HeaderOrBody`](crate::extract::HeaderOrBody): the header, else a JSON or form field.
     /// Compose with `or`: `Header::default().or(JsonField::default())`; a closure of your own
     /// with [`ParamSource::from_fn`]. A route's own extractor takes the same.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::extract::{Header, JsonField};
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
-    ///     .extractor(Header::default().or(JsonField::default()))
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn extractor(mut self, extractor: impl Into<ParamSource>) -> Self {
         self.extractor = extractor.into();
         self
     }
 
     /// What to do when the service has an outage. Default [`FailurePolicy::Open`].
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// use tower_aliyun_captcha::layer::FailurePolicy;
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("payment")?))
-    ///     .failure_policy(FailurePolicy::Closed)
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.rules.policy = policy;
         self
@@ -255,20 +220,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
 
     /// How many requests may pass degraded during an outage under [`FailurePolicy::Open`].
     /// Default [`DegradedBudget::adaptive`].
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// use tower_aliyun_captcha::layer::DegradedBudget;
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("newsletter")?))
-    ///     .degraded_budget(DegradedBudget::unlimited())
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn degraded_budget(mut self, budget: DegradedBudget) -> Self {
         self.budget = budget;
         self
@@ -276,20 +227,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
 
     /// Lets test mode's T005 pass. Off by default: a scene left in test mode in the console
     /// passes every param, so in production T005 is refused (and logged at warn).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let staging = std::env::var("STAGE").as_deref() == Ok("staging");
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
-    ///     .allow_test_mode(staging)
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn allow_test_mode(mut self, allow: bool) -> Self {
         self.rules.allow_test_mode = allow;
         self
@@ -300,19 +237,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     /// outage, under the failure policy and its budget. Off by default: they are answered 503
     /// and logged at error, because a misconfigured account would otherwise switch the
     /// captcha off for everyone, silently.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("comments")?))
-    ///     .fail_open_on_configuration_errors(true)
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn fail_open_on_configuration_errors(mut self, open: bool) -> Self {
         self.rules.open_on_configuration_errors = open;
         self
@@ -320,26 +244,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
 
     /// Builds the answers to refused requests, in the protected service's body type (see
     /// [`Respond`](super::Respond)). Default [`DefaultResponder`].
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::Full;
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// use tower_aliyun_captcha::layer::Refusal;
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
-    ///     .responder(|refusal: &Refusal, _: &http::request::Parts| {
-    ///         let mut response = http::Response::new(Full::new(Bytes::from("<p>Please solve the captcha</p>")));
-    ///         *response.status_mut() = refusal.status();
-    ///         response
-    ///     })
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn responder<R2>(self, responder: R2) -> CaptchaLayerBuilder<V, R2> {
         CaptchaLayerBuilder {
             verifier: self.verifier,
@@ -355,22 +259,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
 
     /// How much body, and for how long, the body extractors read. Default
     /// [`BodyLimits::DEFAULT`]; zero is refused.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_aliyun_captcha::extract::BodyLimits;
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let limits = BodyLimits { max_bytes: 8 * 1024, read_timeout: Duration::from_secs(3) };
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
-    ///     .body_limits(limits)
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn body_limits(mut self, limits: BodyLimits) -> Self {
         self.limits = limits;
         self
@@ -378,22 +266,6 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
 
     /// Calls `hook` with what became of each protected request (see [`Outcome`]): for
     /// counters of your own, alongside or instead of the `metrics` feature.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// use tower_aliyun_captcha::layer::Outcome;
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
-    ///
-    /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
-    ///     .on_outcome(|outcome: &Outcome<'_>| {
-    ///         eprintln!("{} {} {}", outcome.scene(), outcome.kind(), outcome.code());
-    ///     })
-    ///     .build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// ```
     pub fn on_outcome(mut self, hook: impl Fn(&Outcome<'_>) + Send + Sync + 'static) -> Self {
         self.hook = Some(Box::new(hook));
         self
@@ -403,11 +275,9 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     ///
     /// ```
     /// use tower_aliyun_captcha::extract::BodyLimits;
-    /// use tower_aliyun_captcha::layer::BuildError;
+    /// use tower_aliyun_captcha::layer::{BuildError, Route};
     /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-    /// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-    /// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-    /// # };
+    /// # let verifier = tower_aliyun_captcha::verify::doc_verifier();
     ///
     /// // A body limit of zero would refuse everyone; it is refused instead.
     /// let refused = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
@@ -444,6 +314,15 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
     {
         let now = Instant::now();
         observe::describe();
+        for route in table.routes() {
+            if matches!(route.requirement, super::Requirement::Monitor) {
+                tracing::warn!(
+                    captcha.scene = route.scene.as_str(),
+                    route = ?route,
+                    "captcha route in monitor mode: params are verified, nothing is refused"
+                );
+            }
+        }
         // One budget per verifier and setting, so that many routes let no more in than one.
         let budget = match self.verifier.shared_budgets() {
             Some(shared) => shared.get(self.budget, now),
@@ -470,9 +349,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
 /// ```
 /// use tower_aliyun_captcha::CaptchaLayer;
 /// use tower_aliyun_captcha::layer::{BuildError, RouteError, Routes};
-/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-/// # };
+/// # let verifier = tower_aliyun_captcha::verify::doc_verifier();
 ///
 /// let empty = CaptchaLayer::builder(verifier, Routes::new()).build().unwrap_err();
 /// assert_eq!(empty, BuildError::Route(RouteError::Empty));

@@ -152,6 +152,11 @@ pub(crate) fn on_earlier(verified: &CaptchaVerified, rules: Rules) -> Result<(),
             })
         }
         CaptchaVerified::Passed(_) => Ok(()),
+        // Carry no param, so never claimed: an inner layer verifies for itself.
+        CaptchaVerified::NotRequired(_) | CaptchaVerified::Monitored(_) => Err(Refusal::Rejected {
+            code: VerifyCode::F002,
+            local: true,
+        }),
     }
 }
 

@@ -1,5 +1,7 @@
-//! The response future: extract → verify → decide → call the inner service, or refuse.
+//! The response future: extract → (assess) → verify → decide → call the inner service, or
+//! refuse.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,10 +12,10 @@ use pin_project::pin_project;
 use tower::Service;
 
 use super::builder::Shared;
+use super::risk::{gate::AssessFuture, gate::Watch, record::Recorded};
 use super::service::Start;
-use super::steps;
 use super::verified::Issued;
-use super::{CaptchaVerified, Refusal, Respond};
+use super::{CaptchaVerified, Respond, observe, steps};
 use crate::extract::{CaptchaBody, ExtractFuture, Extracted};
 use crate::{CaptchaVerifyParam, Verify};
 
@@ -32,19 +34,15 @@ where
     shared: Arc<Shared<V, R>>,
     /// The protecting route's index in the table.
     route: usize,
-    /// A verdict the request carried when it reached the layer.
-    earlier: Option<CaptchaVerified>,
+    /// On a `WhenRisky` route: what the answer is counted against.
+    watch: Option<Watch>,
 }
 
-impl<S, V, R, B> std::fmt::Debug for ResponseFuture<S, V, R, B>
-where
-    S: Service<Request<CaptchaBody<B>>>,
-    V: Verify,
+impl<S: Service<Request<CaptchaBody<B>>>, V: Verify, R, B> fmt::Debug
+    for ResponseFuture<S, V, R, B>
 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("route", &self.route)
-            .finish_non_exhaustive()
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -52,10 +50,17 @@ where
 // per request to save stack in a future that is pinned once.
 #[allow(clippy::large_enum_variant)]
 #[pin_project(project = StateProjection, project_replace = StateOwned)]
-enum State<Extraction, VerifyFuture, InnerFuture, B> {
+enum State<Extraction, VerifyFuture, InnerFuture: Future, B> {
     Extracting {
         #[pin]
         future: Extraction,
+        /// A verdict the request carried when it reached the layer.
+        earlier: Option<CaptchaVerified>,
+    },
+    /// On a `WhenRisky` route: its counters, and whether it needs the captcha.
+    Assessing {
+        future: AssessFuture<B>,
+        param: Option<CaptchaVerifyParam>,
     },
     Verifying {
         #[pin]
@@ -65,53 +70,51 @@ enum State<Extraction, VerifyFuture, InnerFuture, B> {
         request: Request<CaptchaBody<B>>,
         param: CaptchaVerifyParam,
     },
-    Calling {
+    /// The inner service's answer, or the layer's refusal; counted on a `WhenRisky` route.
+    Answering {
         #[pin]
-        future: InnerFuture,
+        future: Recorded<InnerFuture>,
         /// Spends the verdict this layer gave, once the inner service has answered.
         issued: Option<Issued>,
-    },
-    /// Refused before anything else: the route could not be told.
-    Refusing {
-        refusal: Refusal,
-        request: Request<CaptchaBody<B>>,
     },
     Done,
 }
 
-impl<S, V, R, B> ResponseFuture<S, V, R, B>
-where
-    S: Service<Request<CaptchaBody<B>>>,
-    V: Verify,
-{
-    pub(crate) fn new(mut inner: S, shared: Arc<Shared<V, R>>, start: Start<B>) -> Self {
-        let (state, route, earlier) = match start {
-            Start::Extract {
-                extraction,
-                route,
-                earlier,
-            } => (State::Extracting { future: extraction }, route, earlier),
-            Start::Refuse(refusal, request) => (State::Refusing { refusal, request }, 0, None),
-            Start::PassThrough(request) => {
-                let future = inner.call(request);
-                (
-                    State::Calling {
-                        future,
-                        issued: None,
-                    },
-                    0,
-                    None,
-                )
+impl<S: Service<Request<CaptchaBody<B>>>, V: Verify, R, B> ResponseFuture<S, V, R, B> {
+    pub(crate) fn new(
+        mut inner: S,
+        shared: Arc<Shared<V, R>>,
+        start: Start<B, S::Response>,
+    ) -> Self {
+        let answering = |future| State::Answering {
+            future,
+            issued: None,
+        };
+        let (state, route) = match start {
+            Start::Extract(future, route, earlier) => {
+                (State::Extracting { future, earlier }, route)
             }
+            Start::Refused(response) => (answering(Recorded::refused(Ok(response), None)), 0),
+            Start::PassThrough(request) => (answering(Recorded::new(inner.call(request), None)), 0),
         };
         Self {
             state,
             inner,
             shared,
             route,
-            earlier,
+            watch: None,
         }
     }
+}
+
+/// Moves the fields out of the state just polled, leaving `Done`.
+macro_rules! take {
+    ($state:expr, $variant:ident { $($field:ident),* }) => {
+        let StateOwned::$variant { $($field,)* .. } = $state.as_mut().project_replace(State::Done)
+        else {
+            unreachable!(concat!("the state was ", stringify!($variant), " a moment ago"))
+        };
+    };
 }
 
 impl<S, V, R, B, ResBody> Future for ResponseFuture<S, V, R, B>
@@ -128,61 +131,68 @@ where
         let mut this = self.project();
         loop {
             let shared = &**this.shared;
-            let scene = &shared.table.route(*this.route).scene;
+            let route = shared.table.route(*this.route);
             let next = match this.state.as_mut().project() {
-                StateProjection::Calling { future, .. } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProjection::Answering { future, .. } => {
+                    let (answer, lost) = ready!(future.poll(cx));
+                    if let Some(error) = lost {
+                        observe::store_alarm(&shared.alarms, &route.scene, &error);
+                    }
                     this.state.set(State::Done);
-                    return Poll::Ready(Ok(response));
+                    return Poll::Ready(answer);
                 }
                 StateProjection::Done => panic!("ResponseFuture polled after completion"),
-                StateProjection::Refusing { .. } => {
-                    let StateOwned::Refusing { refusal, request } =
-                        this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Refusing a moment ago")
-                    };
-                    steps::Next::Refuse(refusal, request)
-                }
-                StateProjection::Extracting { future } => {
+                StateProjection::Extracting { future, earlier } => {
                     let Extracted { request, param } = ready!(future.poll(cx));
-                    steps::extracted(request, param, this.earlier.take(), scene, shared)
+                    steps::extracted(request, param, earlier.take(), route, shared)
+                }
+                StateProjection::Assessing { future, .. } => {
+                    let assessed = ready!(future.as_mut().poll(cx));
+                    take!(this.state, Assessing { param });
+                    let (next, watch) = steps::assessed(assessed, param, &route.scene, shared);
+                    *this.watch = Some(watch);
+                    next
                 }
                 StateProjection::Verifying { future, held, .. } => {
                     let outcome = ready!(held.poll(future, cx));
-                    let StateOwned::Verifying {
-                        held,
-                        request,
-                        param,
-                        ..
-                    } = this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Verifying a moment ago")
-                    };
-                    steps::settle(outcome, request, param, scene, shared, held)
+                    take!(
+                        this.state,
+                        Verifying {
+                            held,
+                            request,
+                            param
+                        }
+                    );
+                    steps::settle(outcome, request, param, &route.scene, shared, held)
                 }
             };
-            match next {
+            let state = match steps::monitored(next, route, shared) {
                 steps::Next::Call(request, issued) => {
-                    let future = this.inner.call(request);
-                    this.state.set(State::Calling { future, issued });
+                    let future = Recorded::new(this.inner.call(request), this.watch.take());
+                    State::Answering { future, issued }
                 }
                 steps::Next::Refuse(refusal, request) => {
-                    this.state.set(State::Done);
                     let (parts, _body) = request.into_parts();
                     let response = shared.responder.respond(&refusal, &parts);
-                    return Poll::Ready(Ok(response));
+                    let watch = this.watch.take().filter(|_| steps::is_failure(&refusal));
+                    let future = Recorded::refused(Ok(response), watch);
+                    State::Answering {
+                        future,
+                        issued: None,
+                    }
                 }
+                steps::Next::Assess(future, param) => State::Assessing { future, param },
                 steps::Next::Verify(request, param) => {
-                    let (future, held) = steps::start(shared, scene, &param);
-                    this.state.set(State::Verifying {
+                    let (future, held) = steps::start(shared, &route.scene, &param);
+                    State::Verifying {
                         future,
                         held,
                         request,
                         param,
-                    });
+                    }
                 }
-            }
+            };
+            this.state.set(state);
         }
     }
 }

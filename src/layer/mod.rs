@@ -69,8 +69,7 @@ mod future;
 mod observe;
 mod policy;
 mod rejection;
-// Wired into the layer by issue 24's integration; until then its items are used by its tests only.
-#[allow(dead_code)]
+mod requirement;
 mod risk;
 mod routes;
 mod service;
@@ -85,8 +84,9 @@ pub use policy::FailurePolicy;
 #[cfg(feature = "axum")]
 pub use rejection::IntoResponder;
 pub use rejection::{DefaultResponder, Reason, Refusal, RefusalBody, Respond};
+pub use requirement::{FailedAttempt, Requirement, Risk, RiskError};
 pub use routes::{Route, RouteError, Routes};
 pub use service::CaptchaService;
 #[cfg(feature = "tonic")]
 pub use verified::require_verified;
-pub use verified::{CaptchaPassed, CaptchaVerified, Degraded};
+pub use verified::{CaptchaPassed, CaptchaVerified, Degraded, Monitored, NotRequired};

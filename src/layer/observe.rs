@@ -5,17 +5,12 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::alarms::Alarms;
+use super::risk::store::StoreError;
 use super::{FailurePolicy, Refusal};
 use crate::error::ErrorClass;
 use crate::{Error, SceneId, Verification, VerifyCode};
 
 /// What became of a protected request.
-///
-/// ```
-/// use tower_aliyun_captcha::layer::OutcomeKind;
-///
-/// assert_eq!(OutcomeKind::LocalRefusal.as_str(), "local_refusal");
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OutcomeKind {
@@ -32,16 +27,14 @@ pub enum OutcomeKind {
     LocalRefusal,
     /// Turned away: too many verifications in flight.
     Overloaded,
+    /// Let through without a captcha on a `WhenRisky` route: the risk was low.
+    NotRequired,
+    /// Let through by a route in monitor mode, which would have refused it.
+    Monitored,
 }
 
 impl OutcomeKind {
     /// The label value.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::layer::OutcomeKind;
-    ///
-    /// assert_eq!(OutcomeKind::Pass.as_str(), "pass");
-    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pass => "pass",
@@ -50,6 +43,8 @@ impl OutcomeKind {
             Self::Unavailable => "unavailable",
             Self::LocalRefusal => "local_refusal",
             Self::Overloaded => "overloaded",
+            Self::NotRequired => "not_required",
+            Self::Monitored => "monitored",
         }
     }
 }
@@ -64,20 +59,19 @@ impl fmt::Display for OutcomeKind {
 /// [`on_outcome`](super::CaptchaLayerBuilder::on_outcome).
 ///
 /// ```
-/// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicU64, Ordering};
 /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
-/// use tower_aliyun_captcha::layer::{Outcome, OutcomeKind};
-/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-/// # };
+/// use tower_aliyun_captcha::layer::{Outcome, OutcomeKind, Route};
+/// # let verifier = tower_aliyun_captcha::verify::doc_verifier();
 ///
-/// let refused = Arc::new(AtomicU64::new(0));
-/// let counter = Arc::clone(&refused);
 /// let layer = CaptchaLayer::builder(verifier, Route::every_path(SceneId::new("login")?))
-///     .on_outcome(move |outcome: &Outcome<'_>| {
-///         if outcome.kind() == OutcomeKind::Refused {
-///             counter.fetch_add(1, Ordering::Relaxed);
+///     .on_outcome(|outcome: &Outcome<'_>| {
+///         let scene = outcome.scene();
+///         if let Some(error) = outcome.error() {
+///             // No verdict: what failed, and what to do about it.
+///             eprintln!("{scene}: {error}; {}", error.advice());
+///         } else if outcome.kind() == OutcomeKind::Refused {
+///             let (code, took) = (outcome.code(), outcome.latency());
+///             eprintln!("{scene}: refused with {code} after {took:?}");
 ///         }
 ///     })
 ///     .build()?;
@@ -95,59 +89,27 @@ pub struct Outcome<'a> {
 
 impl<'a> Outcome<'a> {
     /// The route's scene.
-    ///
-    /// ```
-    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
-    /// let scene: &str = outcome.scene().as_str();
-    /// # }
-    /// ```
     pub fn scene(&self) -> &'a SceneId {
         self.scene
     }
 
     /// What became of the request.
-    ///
-    /// ```
-    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
-    /// let kind = outcome.kind();
-    /// # }
-    /// ```
     pub fn kind(&self) -> OutcomeKind {
         self.kind
     }
 
     /// The `VerifyCode` (`T001`, `F015`, …), the local refusal's code (`F002`,
-    /// `payload_too_large`, …), or the error's kind (`timeout`, `api`, …).
-    ///
-    /// ```
-    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
-    /// let code: &str = outcome.code();
-    /// # }
-    /// ```
+    /// `payload_too_large`, …), or the error's [label](Error::label) (`timeout`, `api`, …).
     pub fn code(&self) -> &'a str {
         self.code
     }
 
     /// How long the service took, when it was asked.
-    ///
-    /// ```
-    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
-    /// let latency = outcome.latency();
-    /// # }
-    /// ```
     pub fn latency(&self) -> Option<Duration> {
         self.latency
     }
 
     /// The failure, when the service gave no verdict.
-    ///
-    /// ```
-    /// # fn f(outcome: &tower_aliyun_captcha::layer::Outcome<'_>) {
-    /// if let Some(error) = outcome.error() {
-    ///     let class = error.class();
-    /// }
-    /// # }
-    /// ```
     pub fn error(&self) -> Option<&'a Error> {
         self.error
     }
@@ -199,6 +161,64 @@ fn metrics_for(outcome: &Outcome<'_>) {
     }
 }
 
+/// A `WhenRisky` route's decision on a request without a param: `not_required`, or what
+/// raised the requirement (`account`, `ip`, `global`, `store_down`).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn requirement(scene: &SceneId, reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("captcha_requirement_total", "scene" => scene.shared(), "reason" => reason)
+        .increment(1);
+}
+
+/// A request a route in monitor mode let through, which it would have refused.
+pub(crate) fn would_refuse(hook: Option<&Hook>, scene: &SceneId, refusal: &Refusal) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "captcha_monitor_would_refuse_total",
+        "scene" => scene.shared(),
+        "reason" => refusal.reason().as_str(),
+    )
+    .increment(1);
+    tracing::info!(
+        captcha.scene = scene.as_str(),
+        captcha.refusal = refusal.code(),
+        captcha.reason = refusal.reason().as_str(),
+        "captcha monitor: would have refused this request; let through"
+    );
+    let outcome = Outcome {
+        scene,
+        kind: OutcomeKind::Monitored,
+        code: refusal.code(),
+        latency: None,
+        error: None,
+    };
+    record(hook, &outcome);
+}
+
+/// The risk store did not answer: the captcha was required (or a count was lost).
+pub(crate) fn store_alarm(alarms: &Alarms, scene: &SceneId, error: &StoreError) {
+    alarms.raise(error.alarm(), Instant::now(), |unlogged| {
+        tracing::warn!(
+            captcha.scene = scene.as_str(),
+            captcha.unlogged = unlogged,
+            "captcha risk store failed ({error}): requiring the captcha from requests without one until it answers"
+        )
+    });
+}
+
+/// A `WhenRisky` route that sees no client address counts only accounts and the route.
+pub(crate) fn no_address_alarm(alarms: &Alarms, scene: &SceneId) {
+    alarms.raise("risk_no_address", Instant::now(), |unlogged| {
+        tracing::warn!(
+            captcha.scene = scene.as_str(),
+            captcha.unlogged = unlogged,
+            "captcha risk: no client address in the request (serve with axum's \
+             into_make_service_with_connect_info, or put a SocketAddr in the request's \
+             extensions): failures are counted per account and per route only"
+        )
+    });
+}
+
 /// The in-flight gauge moves by `delta` for `scene`.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn in_flight(scene: &SceneId, delta: f64) {
@@ -226,6 +246,14 @@ pub(crate) fn describe() {
         metrics::describe_gauge!(
             "captcha_verifications_in_flight",
             "Verifications under way."
+        );
+        metrics::describe_counter!(
+            "captcha_requirement_total",
+            "WhenRisky routes: requests without a captcha, by whether one was required and why."
+        );
+        metrics::describe_counter!(
+            "captcha_monitor_would_refuse_total",
+            "Monitor routes: requests let through that would have been refused, by reason."
         );
     }
 }

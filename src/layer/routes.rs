@@ -7,6 +7,7 @@ use std::fmt;
 
 use http::{Method, Request};
 
+use super::Requirement;
 use crate::SceneId;
 use crate::extract::{ContentKind, ParamSource};
 
@@ -43,6 +44,7 @@ pub struct Route {
     exempt: Vec<Method>,
     exempt_throughout: Vec<Method>,
     pub(crate) extractor: Option<ParamSource>,
+    pub(crate) requirement: Requirement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,48 +56,18 @@ enum Paths {
 
 impl Route {
     /// Every request the layer sees: for a layer on one route (`post(h).layer(…)`).
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::layer::{Route, Routes};
-    ///
-    /// let scene = SceneId::new("login-scene")?;
-    /// // What `CaptchaLayer::new(client, scene)` protects:
-    /// let everything = Routes::new().route(Route::every_path(scene));
-    /// # let _ = everything;
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-    /// ```
     pub fn every_path(scene: SceneId) -> Self {
         Self::with(Paths::Every, scene)
     }
 
     /// `path` exactly (and its variants, see above). It must start with `/` and hold no
     /// query; the layer's builder refuses it otherwise.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::layer::Route;
-    ///
-    /// let route = Route::exact("/demo.Accounts/Signup", SceneId::new("signup-scene")?);
-    /// # let _ = route;
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-    /// ```
     pub fn exact(path: impl Into<String>, scene: SceneId) -> Self {
         Self::with(Paths::Exact(path.into()), scene)
     }
 
     /// `path` and everything below it: `/signup` covers `/signup` and `/signup/email`, not
     /// `/signups`.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::layer::Route;
-    ///
-    /// // Every method of a gRPC service.
-    /// let route = Route::prefix("/demo.Accounts", SceneId::new("accounts")?);
-    /// # let _ = route;
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-    /// ```
     pub fn prefix(path: impl Into<String>, scene: SceneId) -> Self {
         Self::with(Paths::Prefix(path.into()), scene)
     }
@@ -107,6 +79,7 @@ impl Route {
             exempt: Vec::new(),
             exempt_throughout: Vec::new(),
             extractor: None,
+            requirement: Requirement::Always,
         }
     }
 
@@ -157,34 +130,19 @@ impl Route {
     }
 
     /// Takes the param from `extractor` on this route instead of the layer's extractor.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::extract::{GrpcMetadata, Header, JsonField};
-    /// use tower_aliyun_captcha::layer::Route;
-    ///
-    /// let rpc = Route::exact("/demo.Accounts/Signup", SceneId::new("signup")?)
-    ///     .extractor(GrpcMetadata::default());
-    /// let rest = Route::exact("/login", SceneId::new("login")?)
-    ///     .extractor(Header::default().or(JsonField::default()));
-    /// # let _ = (rpc, rest);
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-    /// ```
     pub fn extractor(mut self, extractor: impl Into<ParamSource>) -> Self {
         self.extractor = Some(extractor.into());
         self
     }
 
+    /// When requests on this route need a captcha: [`Requirement::Always`] (the default),
+    /// only when they look risky, or never (monitor mode, for rolling out).
+    pub fn requirement(mut self, requirement: Requirement) -> Self {
+        self.requirement = requirement;
+        self
+    }
+
     /// The scene params on this route are verified against.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::layer::Route;
-    ///
-    /// let route = Route::exact("/login", SceneId::new("login-scene")?);
-    /// assert_eq!(route.scene().as_str(), "login-scene");
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-    /// ```
     pub fn scene(&self) -> &SceneId {
         &self.scene
     }
@@ -231,27 +189,11 @@ pub struct Routes {
 
 impl Routes {
     /// An empty table. A layer needs at least one route.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::layer::Routes;
-    ///
-    /// let routes = Routes::new();
-    /// # let _ = routes;
-    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Adds a route.
-    ///
-    /// ```
-    /// use tower_aliyun_captcha::SceneId;
-    /// use tower_aliyun_captcha::layer::{Route, Routes};
-    ///
-    /// let routes = Routes::new().route(Route::exact("/login", SceneId::new("login")?));
-    /// # let _ = routes;
-    /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
-    /// ```
     pub fn route(mut self, route: Route) -> Self {
         self.routes.push(route);
         self
@@ -269,12 +211,10 @@ impl From<Route> for Routes {
 /// ```
 /// use tower_aliyun_captcha::{CaptchaLayer, SceneId};
 /// use tower_aliyun_captcha::layer::{BuildError, Route, RouteError};
-/// # let verifier = |_r: tower_aliyun_captcha::VerifyRequest| async {
-/// #     Err::<tower_aliyun_captcha::Verification, _>(tower_aliyun_captcha::Error::other("x"))
-/// # };
+/// # let verifier = tower_aliyun_captcha::verify::doc_verifier();
 ///
 /// let typo = Route::exact("login", SceneId::new("login-scene")?);
-/// let refused = CaptchaLayer::builder(verifier, Route::every_path(typo)).build().unwrap_err();
+/// let refused = CaptchaLayer::builder(verifier, typo).build().unwrap_err();
 /// assert!(matches!(refused, BuildError::Route(RouteError::Path { .. })));
 /// # Ok::<_, tower_aliyun_captcha::verify::InvalidSceneId>(())
 /// ```
@@ -425,6 +365,10 @@ impl Table {
         Ok(Self {
             routes: checked_routes,
         })
+    }
+
+    pub(crate) fn routes(&self) -> &[Route] {
+        &self.routes
     }
 
     pub(crate) fn route(&self, index: usize) -> &Route {

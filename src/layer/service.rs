@@ -90,8 +90,9 @@ where
             Protection::Ambiguous => {
                 let request = request.map(CaptchaBody::new);
                 super::steps::refused_early(&Refusal::AmbiguousPath, &request);
-                let start = Start::Refuse(Refusal::AmbiguousPath, request);
-                return ResponseFuture::new(inner, shared, start);
+                let (parts, _body) = request.into_parts();
+                let response = shared.responder.respond(&Refusal::AmbiguousPath, &parts);
+                return ResponseFuture::new(inner, shared, Start::Refused(response));
             }
         };
         // A verdict already here is trusted only if an outer layer of this crate gave it to
@@ -101,25 +102,17 @@ where
         let limits = shared.limits;
         let source = shared.table.route(route).extractor.as_ref();
         let extraction = source.unwrap_or(&shared.extractor).extract(request, limits);
-        let start = Start::Extract {
-            extraction,
-            route,
-            earlier,
-        };
-        ResponseFuture::new(inner, shared, start)
+        ResponseFuture::new(inner, shared, Start::Extract(extraction, route, earlier))
     }
 }
 
 /// How a request enters the layer's future.
-pub(crate) enum Start<B> {
-    /// Protected by the route at `route`: its param is looked for.
-    Extract {
-        extraction: ExtractFuture<B>,
-        route: usize,
-        earlier: Option<CaptchaVerified>,
-    },
-    /// Refused before its param is looked for.
-    Refuse(Refusal, Request<CaptchaBody<B>>),
+pub(crate) enum Start<B, T> {
+    /// Protected by the route at this index: its param is looked for, and a verdict an
+    /// outer layer gave it is held until it is.
+    Extract(ExtractFuture<B>, usize, Option<CaptchaVerified>),
+    /// Refused before its param is looked for: the layer's answer.
+    Refused(T),
     /// No route protects it: straight to the inner service.
     PassThrough(Request<CaptchaBody<B>>),
 }

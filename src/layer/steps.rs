@@ -9,11 +9,18 @@ use std::time::Instant;
 
 use http::Request;
 
+use bytes::Bytes;
+use http_body::Body;
+
 use super::builder::Shared;
 use super::decision::{OnFailure, OnVerdict, on_earlier, on_failure, on_verdict};
 use super::observe::{self, OutcomeKind};
+use super::risk::decision::{Need, Raised};
+use super::risk::gate::{AssessFuture, Assessed, Watch, assess};
+use super::routes::Route;
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal};
+use super::{Reason, Requirement};
 use crate::error::{ErrorClass, TransportError, TransportErrorKind};
 use crate::extract::{BodyError, CaptchaBody, ExtractError};
 use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
@@ -22,6 +29,9 @@ use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode
 pub(crate) enum Next<B> {
     Call(Request<CaptchaBody<B>>, Option<Issued>),
     Verify(Request<CaptchaBody<B>>, CaptchaVerifyParam),
+    /// On a `WhenRisky` route: find the request's counters first (and, without a param,
+    /// whether it needs the captcha).
+    Assess(AssessFuture<B>, Option<CaptchaVerifyParam>),
     Refuse(Refusal, Request<CaptchaBody<B>>),
 }
 
@@ -111,14 +121,36 @@ pub(crate) fn extracted<V, R, B>(
     mut request: Request<CaptchaBody<B>>,
     param: Result<Option<CaptchaVerifyParam>, ExtractError>,
     earlier: Option<CaptchaVerified>,
-    scene: &SceneId,
+    route: &Route,
     shared: &Shared<V, R>,
-) -> Next<B> {
+) -> Next<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
+    let scene = &route.scene;
+    let risk = match &route.requirement {
+        Requirement::WhenRisky(risk) => Some(risk),
+        _ => None,
+    };
+    let assessing = |risk, request, param: Option<CaptchaVerifyParam>| {
+        let future = assess(
+            risk,
+            scene.as_str(),
+            request,
+            shared.limits,
+            param.is_some(),
+        );
+        Next::Assess(future, param)
+    };
     let local = |code| Refusal::Rejected { code, local: true };
     let refusal = match param {
         Ok(Some(param)) => {
             let Some(verdict) = earlier.filter(|verdict| verdict.claim(&param, scene)) else {
-                return Next::Verify(request, param);
+                return match risk {
+                    Some(risk) => assessing(risk, request, Some(param)),
+                    None => Next::Verify(request, param),
+                };
             };
             // Only a verdict this layer's own rules would have given (a stricter inner layer
             // stays strict); verifying again could only answer that the param was used.
@@ -130,13 +162,32 @@ pub(crate) fn extracted<V, R, B>(
                 Err(refusal) => refusal,
             }
         }
-        // No param, or one that cannot be real: refused without a paid call.
-        Ok(None) => local(VerifyCode::F002),
+        // No param on a `WhenRisky` route: the counts decide.
+        Ok(None) => match risk {
+            Some(risk) => return assessing(risk, request, None),
+            None => local(VerifyCode::F002),
+        },
         Err(ExtractError::Invalid(invalid)) => local(invalid.code()),
-        Err(ExtractError::Body(BodyError::TooLarge)) => Refusal::PayloadTooLarge,
-        Err(ExtractError::Body(BodyError::TimedOut)) => Refusal::BodyTimeout,
-        Err(ExtractError::Body(BodyError::Unreadable)) => Refusal::BadBody,
+        Err(ExtractError::Body(error)) => body_refusal(error),
     };
+    refused_locally(refusal, request, scene, shared)
+}
+
+fn body_refusal(error: BodyError) -> Refusal {
+    match error {
+        BodyError::TooLarge => Refusal::PayloadTooLarge,
+        BodyError::TimedOut => Refusal::BodyTimeout,
+        BodyError::Unreadable => Refusal::BadBody,
+    }
+}
+
+/// Refuses without asking the service, and says so.
+fn refused_locally<V, R, B>(
+    refusal: Refusal,
+    request: Request<CaptchaBody<B>>,
+    scene: &SceneId,
+    shared: &Shared<V, R>,
+) -> Next<B> {
     tracing::debug!(
         captcha.scene = scene.as_str(),
         captcha.refusal = refusal.code(),
@@ -151,6 +202,89 @@ pub(crate) fn extracted<V, R, B>(
     };
     observe::record(shared.hook.as_ref(), &outcome);
     Next::Refuse(refusal, request)
+}
+
+/// The next step on a `WhenRisky` route once the request's counters are known: a request
+/// with a param is verified; one without goes through while the risk is low, else it needs
+/// the captcha (403 `captcha_required`, which the page answers with the widget).
+pub(crate) fn assessed<V, R, B>(
+    assessed: Assessed<B>,
+    param: Option<CaptchaVerifyParam>,
+    scene: &SceneId,
+    shared: &Shared<V, R>,
+) -> (Next<B>, Watch) {
+    let Assessed {
+        mut request,
+        watch,
+        need,
+        store_error,
+        body_error,
+        no_address,
+    } = assessed;
+    if no_address {
+        observe::no_address_alarm(&shared.alarms, scene);
+    }
+    if let Some(error) = &store_error {
+        observe::store_alarm(&shared.alarms, scene, error);
+    }
+    if let Some(error) = body_error {
+        return (
+            refused_locally(body_refusal(error), request, scene, shared),
+            watch,
+        );
+    }
+    let Some(param) = param else {
+        // Only a request with a param goes unassessed; were one missed, it needs the captcha.
+        let need = need.unwrap_or(Need::Required(Raised::StoreDown));
+        observe::requirement(scene, need.label());
+        if need != Need::NotRequired {
+            let refusal = Refusal::Rejected {
+                code: VerifyCode::F002,
+                local: true,
+            };
+            return (refused_locally(refusal, request, scene, shared), watch);
+        }
+        let outcome = observe::Outcome {
+            scene,
+            kind: OutcomeKind::NotRequired,
+            code: need.label(),
+            latency: None,
+            error: None,
+        };
+        observe::record(shared.hook.as_ref(), &outcome);
+        request
+            .extensions_mut()
+            .insert(CaptchaVerified::not_required(scene.clone()));
+        return (Next::Call(request, None), watch);
+    };
+    (Next::Verify(request, param), watch)
+}
+
+/// On a route in monitor mode, a refusal that is the captcha's becomes a pass that says what
+/// would have happened. A body that could not be read is still refused: the handler could not
+/// have it either.
+pub(crate) fn monitored<V, R, B>(next: Next<B>, route: &Route, shared: &Shared<V, R>) -> Next<B> {
+    let Next::Refuse(refusal, mut request) = next else {
+        return next;
+    };
+    let captchas = matches!(
+        refusal,
+        Refusal::Rejected { .. } | Refusal::Unavailable { .. } | Refusal::Overloaded { .. }
+    );
+    if !matches!(route.requirement, Requirement::Monitor) || !captchas {
+        return Next::Refuse(refusal, request);
+    }
+    observe::would_refuse(shared.hook.as_ref(), &route.scene, &refusal);
+    let verdict = CaptchaVerified::monitored(route.scene.clone(), refusal.reason(), refusal.code());
+    request.extensions_mut().insert(verdict);
+    Next::Call(request, None)
+}
+
+/// Whether a refusal counts as a failed attempt on a `WhenRisky` route: the service said the
+/// captcha failed. A missing param is not one (the requirement was raised already).
+pub(crate) fn is_failure(refusal: &Refusal) -> bool {
+    matches!(refusal, Refusal::Rejected { local: false, .. })
+        && refusal.reason() != Reason::CaptchaRequired
 }
 
 /// The verification ran out the layer's own deadline: an outage, like a client timeout.
@@ -204,7 +338,7 @@ pub(crate) fn settle<V, R, B>(
                     let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
                     let issued = verified.issued();
                     request.extensions_mut().insert(verified);
-                    Next::Call(request, Some(issued))
+                    Next::Call(request, issued)
                 }
                 OnVerdict::Refuse(refusal) => {
                     span.record("captcha.outcome", "refused");
@@ -254,7 +388,7 @@ pub(crate) fn settle<V, R, B>(
                         CaptchaVerified::degraded(class, request_id, scene.clone(), param);
                     let issued = verified.issued();
                     request.extensions_mut().insert(verified);
-                    Next::Call(request, Some(issued))
+                    Next::Call(request, issued)
                 }
                 Err(refusal) => {
                     span.record("captcha.outcome", "refused");

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::Reason;
 use crate::error::ErrorClass;
 use crate::{CaptchaVerifyParam, SceneId, Verification, VerifyCode};
 
@@ -43,6 +44,12 @@ pub enum CaptchaVerified {
     /// No verdict could be had (an outage), and the
     /// [`FailurePolicy`](super::FailurePolicy) let the request in within its budget.
     Degraded(Degraded),
+    /// No captcha was asked for: the route's [`Requirement`](super::Requirement) is
+    /// `WhenRisky`, and the risk was low.
+    NotRequired(NotRequired),
+    /// The route is in [`Requirement::Monitor`](super::Requirement::Monitor), and the layer
+    /// would have refused the request.
+    Monitored(Monitored),
 }
 
 /// A person passed the captcha: the verdict of Alibaba's service.
@@ -61,6 +68,45 @@ pub struct Degraded {
     request_id: Option<String>,
     scene: SceneId,
     binding: Binding,
+}
+
+/// Let in without a captcha: the route asks for one only when the request looks risky, and
+/// this one did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRequired {
+    scene: SceneId,
+}
+
+impl NotRequired {
+    /// The scene of the route.
+    pub fn scene(&self) -> &SceneId {
+        &self.scene
+    }
+}
+
+/// Let in by a route in monitor mode, which the layer would otherwise have refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitored {
+    scene: SceneId,
+    would_refuse: Reason,
+    code: String,
+}
+
+impl Monitored {
+    /// The scene of the route.
+    pub fn scene(&self) -> &SceneId {
+        &self.scene
+    }
+
+    /// Why the layer would have refused the request.
+    pub fn would_refuse(&self) -> Reason {
+        self.would_refuse
+    }
+
+    /// The verification code, or the error's label, behind it (`F015`, `F002`, `timeout`, …).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
 }
 
 /// What ties a verdict to the request it was given for.
@@ -115,34 +161,52 @@ impl CaptchaVerified {
         })
     }
 
+    pub(crate) fn not_required(scene: SceneId) -> Self {
+        Self::NotRequired(NotRequired { scene })
+    }
+
+    pub(crate) fn monitored(scene: SceneId, would_refuse: Reason, code: &str) -> Self {
+        Self::Monitored(Monitored {
+            scene,
+            would_refuse,
+            code: code.to_owned(),
+        })
+    }
+
     /// The scene the verdict was given for.
     pub fn scene(&self) -> &SceneId {
         match self {
             Self::Passed(passed) => &passed.scene,
             Self::Degraded(degraded) => &degraded.scene,
+            Self::NotRequired(not_required) => &not_required.scene,
+            Self::Monitored(monitored) => &monitored.scene,
         }
     }
 
-    fn binding(&self) -> &Binding {
+    /// The param a verdict was given for: none when no captcha was verified.
+    fn binding(&self) -> Option<&Binding> {
         match self {
-            Self::Passed(passed) => &passed.binding,
-            Self::Degraded(degraded) => &degraded.binding,
+            Self::Passed(passed) => Some(&passed.binding),
+            Self::Degraded(degraded) => Some(&degraded.binding),
+            Self::NotRequired(_) | Self::Monitored(_) => None,
         }
     }
 
-    /// Whether an inner layer may take this verdict for `param` under `scene`: the same
-    /// param and scene, and not taken before. Taking it spends it.
+    /// Whether an inner layer may take this verdict for `param` under `scene`: a verdict on
+    /// the same param and scene, not taken before. Taking it spends it.
     pub(crate) fn claim(&self, param: &CaptchaVerifyParam, scene: &SceneId) -> bool {
-        let binding = self.binding();
-        self.scene() == scene
-            && binding.param == *param
-            && !binding.spent.swap(true, Ordering::AcqRel)
+        self.binding().is_some_and(|binding| {
+            self.scene() == scene
+                && binding.param == *param
+                && !binding.spent.swap(true, Ordering::AcqRel)
+        })
     }
 
-    /// The layer's hold on this verdict: dropped once the inner service has answered, it
-    /// spends the verdict, so a copy kept for later is never trusted.
-    pub(crate) fn issued(&self) -> Issued {
-        Issued(Arc::clone(&self.binding().spent))
+    /// The layer's hold on a verdict on a param: dropped once the inner service has answered,
+    /// it spends the verdict, so a copy kept for later is never trusted.
+    pub(crate) fn issued(&self) -> Option<Issued> {
+        self.binding()
+            .map(|binding| Issued(Arc::clone(&binding.spent)))
     }
 }
 

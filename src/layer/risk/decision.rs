@@ -41,10 +41,12 @@ impl Limit {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
+    #[cfg(test)]
     pub(crate) fn window(&self) -> Window {
         self.window
     }
@@ -128,7 +130,7 @@ impl Thresholds {
 
 /// What a request without a captcha meets on a `WhenRisky` route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Requirement {
+pub(crate) enum Need {
     /// Every signal is below its limit: it goes through.
     NotRequired,
     /// The captcha is required (403 `captcha_required`), for this reason.
@@ -150,7 +152,8 @@ pub(crate) enum Raised {
     StoreDown,
 }
 
-impl Requirement {
+impl Need {
+    #[cfg(test)]
     pub(crate) fn is_required(self) -> bool {
         matches!(self, Self::Required(_))
     }
@@ -168,21 +171,18 @@ impl Requirement {
 }
 
 /// The requirement for a request whose counts are `counts` (or whose store failed).
-pub(crate) fn requirement(
-    counts: Result<&Counts, &StoreError>,
-    thresholds: &Thresholds,
-) -> Requirement {
+pub(crate) fn requirement(counts: Result<&Counts, &StoreError>, thresholds: &Thresholds) -> Need {
     let Ok(counts) = counts else {
-        return Requirement::Required(Raised::StoreDown);
+        return Need::Required(Raised::StoreDown);
     };
     if thresholds.account.reached(counts.account) {
-        Requirement::Required(Raised::Account)
+        Need::Required(Raised::Account)
     } else if thresholds.ip.reached(counts.ip) {
-        Requirement::Required(Raised::Ip)
+        Need::Required(Raised::Ip)
     } else if thresholds.global.reached(counts.global) || counts.evicted {
-        Requirement::Required(Raised::Global)
+        Need::Required(Raised::Global)
     } else {
-        Requirement::NotRequired
+        Need::NotRequired
     }
 }
 
@@ -213,10 +213,10 @@ mod tests {
             ..counts(0, 0, 0)
         };
         let down = StoreError::timeout(Duration::from_millis(50));
-        let not = Requirement::NotRequired;
-        let req = Requirement::Required;
+        let not = Need::NotRequired;
+        let req = Need::Required;
         // (counts or the store's error, thresholds, requirement)
-        let rows: [(Result<Counts, StoreError>, Thresholds, Requirement); 17] = [
+        let rows: [(Result<Counts, StoreError>, Thresholds, Need); 17] = [
             (Ok(counts(0, 0, 0)), defaults, not),
             // Just under each limit: through.
             (Ok(counts(2, 9, 29)), defaults, not),
@@ -262,7 +262,7 @@ mod tests {
             assert_eq!(decided.is_required(), *expected != not);
         }
         let labels: Vec<_> = [not, req(Account), req(Ip), req(Global), req(StoreDown)]
-            .map(Requirement::label)
+            .map(Need::label)
             .into();
         assert_eq!(
             labels,

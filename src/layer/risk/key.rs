@@ -33,6 +33,7 @@ pub(crate) enum Signal {
 }
 
 impl Signal {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // Redis keys and errors.
     /// A short name, for store keys and labels.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -60,6 +61,7 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // Redis keys and errors.
     /// The digest in lower-case hex, for stores whose keys are text.
     pub(crate) fn hex(&self) -> String {
         hex::encode(self.digest)

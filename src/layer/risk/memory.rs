@@ -69,6 +69,7 @@ struct Entry {
     counter: Counter,
 }
 
+#[cfg(test)]
 /// How much memory the store holds: counters, and an estimate of their bytes on the heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Footprint {
@@ -103,11 +104,13 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[cfg(test)]
     /// Counters dropped while they still counted, since the store was made.
     pub(crate) fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
 
+    #[cfg(test)]
     /// The counters held and their approximate heap size.
     pub(crate) fn footprint(&self) -> Footprint {
         let state = self.state();
@@ -331,7 +334,7 @@ fn at(secs: u64) -> SystemTime {
 
 #[cfg(test)]
 mod tests {
-    use super::super::decision::{Raised, Requirement, Thresholds, requirement};
+    use super::super::decision::{Need, Raised, Thresholds, requirement};
     use super::super::key::{KeyHasher, Signal};
     use super::*;
 
@@ -340,7 +343,7 @@ mod tests {
         hasher.keys("login", Some(account), ip, Thresholds::default().windows())
     }
 
-    async fn decide(store: &MemoryStore, keys: Keys, now: SystemTime) -> Requirement {
+    async fn decide(store: &MemoryStore, keys: Keys, now: SystemTime) -> Need {
         let counts = store.counts(keys, now).await;
         requirement(counts.as_ref(), &Thresholds::default())
     }
@@ -352,7 +355,7 @@ mod tests {
         let t0 = at(900 * 2_000);
         let alice = keys(&hasher, "alice");
         let bob = keys(&hasher, "bob");
-        assert_eq!(decide(&store, alice, t0).await, Requirement::NotRequired);
+        assert_eq!(decide(&store, alice, t0).await, Need::NotRequired);
         // Reading created nothing.
         assert_eq!(store.footprint().counters, 0);
         for _ in 0..3 {
@@ -362,7 +365,7 @@ mod tests {
         assert_eq!((counts.account, counts.ip, counts.global), (3, 3, 3));
         assert_eq!(
             decide(&store, alice, t0).await,
-            Requirement::Required(Raised::Account)
+            Need::Required(Raised::Account)
         );
         // Bob shares the address and the route, not the account.
         assert_eq!(store.counts(bob, t0).await.unwrap().account, 0);
@@ -457,13 +460,10 @@ mod tests {
         quiet_route.global = hasher.keys("signup", None, None, windows).global;
         assert_eq!(
             decide(&store, quiet_route, end).await,
-            Requirement::Required(Raised::Global)
+            Need::Required(Raised::Global)
         );
         let calm = end + Duration::from_secs(900);
-        assert_eq!(
-            decide(&store, quiet_route, calm).await,
-            Requirement::NotRequired
-        );
+        assert_eq!(decide(&store, quiet_route, calm).await, Need::NotRequired);
     }
 
     #[tokio::test]

@@ -15,8 +15,10 @@
 //!   deadline.
 
 pub(crate) mod decision;
+pub(crate) mod gate;
 pub(crate) mod key;
 pub(crate) mod memory;
+pub(crate) mod record;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 pub(crate) mod store;

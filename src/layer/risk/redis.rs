@@ -266,7 +266,7 @@ mod tests {
     use std::process::{Child, Command, Stdio};
     use std::time::Instant;
 
-    use super::super::decision::{Limit, Raised, Requirement, Thresholds, requirement};
+    use super::super::decision::{Limit, Need, Raised, Thresholds, requirement};
     use super::super::key::KeyHasher;
     use super::super::store::StoreErrorKind;
     use super::*;
@@ -448,7 +448,7 @@ mod tests {
         assert_eq!((seen.account, seen.ip, seen.global), (3, 3, 3));
         assert_eq!(
             requirement(Ok(&seen), &thresholds),
-            Requirement::Required(Raised::Account)
+            Need::Required(Raised::Account)
         );
         // Another account from elsewhere shares only the route's count.
         let bob = hasher().keys("login", Some("bob"), None, thresholds.windows());
@@ -546,7 +546,7 @@ mod tests {
                 store.counts(keys, SystemTime::now()).await.as_ref(),
                 &thresholds
             ),
-            Requirement::NotRequired
+            Need::NotRequired
         );
 
         server.stop();
@@ -568,7 +568,7 @@ mod tests {
             // The decision: the captcha is required.
             assert_eq!(
                 requirement(counts.as_ref(), &thresholds),
-                Requirement::Required(Raised::StoreDown)
+                Need::Required(Raised::StoreDown)
             );
         }
         eprintln!(

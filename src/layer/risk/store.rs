@@ -83,6 +83,7 @@ impl StoreError {
         }
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // Redis keys and errors.
     pub(crate) fn unavailable(detail: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind: StoreErrorKind::Unavailable,
@@ -90,6 +91,7 @@ impl StoreError {
         }
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // Redis keys and errors.
     pub(crate) fn server(detail: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind: StoreErrorKind::Server,
@@ -104,6 +106,7 @@ impl StoreError {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn kind(&self) -> StoreErrorKind {
         self.kind
     }

@@ -36,6 +36,7 @@ impl Window {
         self.secs
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // Redis keys and errors.
     /// How long a bucket must be kept after its last increment: it is read as the previous
     /// bucket until the end of the next one, so two windows.
     pub(crate) fn retention(self) -> Duration {

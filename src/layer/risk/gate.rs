@@ -1,0 +1,257 @@
+//! A `WhenRisky` route at work: who the request is (its account and address, as counters),
+//! whether it needs the captcha (the store's counts and the pure decision), and, once it is
+//! answered, the failure counted or the account's count cleared.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body::Body;
+
+use super::decision::{Need, Raised, requirement};
+use super::key::Keys;
+use super::store::{RiskStore, StoreError, within};
+use crate::extract::{BodyError, BodyLimits, CaptchaBody, Field, body_field};
+use crate::layer::requirement::{Account, FailedAttempt, Risk, Settings};
+
+/// A request on a `WhenRisky` route, once its counters are known.
+pub(crate) struct Assessed<B> {
+    pub(crate) request: Request<CaptchaBody<B>>,
+    /// What a later failure or success is counted against.
+    pub(crate) watch: Watch,
+    /// Whether a request without a param may go through; `None` when it carries one (it is
+    /// verified whatever the counts).
+    pub(crate) need: Option<Need>,
+    /// The store did not answer (the need is then `StoreDown`).
+    pub(crate) store_error: Option<StoreError>,
+    /// The body could not be read for the account: the request cannot be handed on.
+    pub(crate) body_error: Option<BodyError>,
+    /// No client address could be had: only the account and the route are counted.
+    pub(crate) no_address: bool,
+}
+
+pub(crate) type AssessFuture<B> = Pin<Box<dyn Future<Output = Assessed<B>> + Send>>;
+
+/// Finds the request's counters and, when it carries no param, asks the store whether it
+/// needs the captcha, within the store's deadline.
+pub(crate) fn assess<B>(
+    risk: &Risk,
+    scene: &str,
+    request: Request<CaptchaBody<B>>,
+    limits: BodyLimits,
+    has_param: bool,
+) -> AssessFuture<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
+    let risk = risk.clone();
+    let scene = scene.to_owned();
+    Box::pin(async move {
+        let risk = risk.settings();
+        let (request, account) = account(risk, request, limits).await;
+        let (account, ambiguous, body_error) = match account {
+            Ok(Field::One(name)) => (Some(name), false, None),
+            Ok(Field::Missing) => (None, false, None),
+            Ok(Field::Twice) => (None, true, None),
+            Err(error) => (None, false, Some(error)),
+        };
+        let address = client_address(request.headers(), request.extensions(), risk.forwarded_hops);
+        let keys = risk.hasher.keys(
+            &scene,
+            account.as_deref(),
+            address,
+            risk.thresholds.windows(),
+        );
+        let watch = Watch {
+            store: Arc::clone(&risk.store),
+            keys,
+            failure_statuses: Arc::clone(&risk.failure_statuses),
+            clear_on_success: risk.clear_on_success,
+            deadline: risk.deadline,
+        };
+        let (need, store_error) = if has_param || body_error.is_some() {
+            (None, None)
+        } else {
+            let counts = within(risk.deadline, risk.store.counts(keys, SystemTime::now())).await;
+            let need = if ambiguous {
+                // Two account names: parsers differ on which one the app reads.
+                Need::Required(Raised::Account)
+            } else {
+                requirement(counts.as_ref(), &risk.thresholds)
+            };
+            (Some(need), counts.err())
+        };
+        Assessed {
+            request,
+            watch,
+            need,
+            store_error,
+            body_error,
+            no_address: address.is_none(),
+        }
+    })
+}
+
+/// The account name of the request, if the route names where it is.
+async fn account<B>(
+    risk: &Settings,
+    request: Request<CaptchaBody<B>>,
+    limits: BodyLimits,
+) -> (Request<CaptchaBody<B>>, Result<Field, BodyError>)
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
+    match &risk.account {
+        None => (request, Ok(Field::Missing)),
+        Some(Account::Field(name)) => body_field(request, limits, name).await,
+        Some(Account::Closure(closure)) => {
+            let (parts, body) = request.into_parts();
+            let name = closure(&parts).map_or(Field::Missing, Field::One);
+            (Request::from_parts(parts, body), Ok(name))
+        }
+    }
+}
+
+/// The client's address: the socket's peer, or the one `hops` proxies back in
+/// `X-Forwarded-For` when the route trusts that many. A header that does not reach that far
+/// back, or does not parse, gives the socket's peer: the nearest proxy, counted for all it
+/// carries, which errs towards asking for the captcha.
+fn client_address(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+    hops: Option<usize>,
+) -> Option<IpAddr> {
+    let peer = peer(extensions);
+    let Some(hops) = hops else {
+        return peer;
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        seen.extend(value.split(',').map(str::trim));
+    }
+    // The last entry was appended by the nearest proxy; `hops` proxies back is the client.
+    let Some(index) = seen.len().checked_sub(hops.max(1)) else {
+        return peer;
+    };
+    seen[index].parse().ok().or(peer)
+}
+
+/// The socket's peer, however the server put it in the request's extensions.
+fn peer(extensions: &http::Extensions) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0.ip());
+    }
+    #[cfg(feature = "tonic")]
+    if let Some(address) = extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+    {
+        return Some(address.ip());
+    }
+    extensions.get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+/// What a request on a `WhenRisky` route is counted against once it is answered.
+#[derive(Clone)]
+pub(crate) struct Watch {
+    store: Arc<dyn RiskStore>,
+    keys: Keys,
+    failure_statuses: Arc<[StatusCode]>,
+    clear_on_success: bool,
+    deadline: std::time::Duration,
+}
+
+/// A call to the store after the answer: its error, for the alarms.
+pub(crate) type RecordFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+impl Watch {
+    /// What the inner service's answer means for the counts: a failure (a failure status, or
+    /// [`FailedAttempt`]) is counted; a success clears the account's failures.
+    pub(crate) fn answered<T>(&self, response: &http::Response<T>) -> Option<RecordFuture> {
+        let status = response.status();
+        if self.failure_statuses.contains(&status)
+            || response.extensions().get::<FailedAttempt>().is_some()
+        {
+            Some(self.failed())
+        } else if status.is_success() && self.clear_on_success {
+            let account = self.keys.account?;
+            let store = Arc::clone(&self.store);
+            let deadline = self.deadline;
+            Some(Box::pin(async move {
+                within(deadline, store.clear(account, SystemTime::now())).await
+            }))
+        } else {
+            None
+        }
+    }
+
+    /// Counts a failure: the captcha failed, or the inner service said so.
+    pub(crate) fn failed(&self) -> RecordFuture {
+        let store = Arc::clone(&self.store);
+        let (keys, deadline) = (self.keys, self.deadline);
+        Box::pin(
+            async move { within(deadline, store.record_failure(keys, SystemTime::now())).await },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_address_is_read_only_as_far_back_as_the_trusted_proxies() {
+        let mut extensions = http::Extensions::new();
+        extensions.insert(SocketAddr::from(([10, 0, 0, 1], 443)));
+        let headers = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            headers
+        };
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let spoofed = headers(&["6.6.6.6, 1.2.3.4"]);
+        // Not trusted: the header is never read.
+        assert_eq!(client_address(&spoofed, &extensions, None), ip("10.0.0.1"));
+        // One proxy appends the address it saw: the last entry, whatever came before it.
+        assert_eq!(
+            client_address(&spoofed, &extensions, Some(1)),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_address(&spoofed, &extensions, Some(2)),
+            ip("6.6.6.6")
+        );
+        // Two headers read as one list.
+        let split = headers(&["6.6.6.6", "1.2.3.4"]);
+        assert_eq!(client_address(&split, &extensions, Some(1)), ip("1.2.3.4"));
+        // Not that many hops, or garbage: the socket's peer (the proxy), never the header.
+        assert_eq!(
+            client_address(&spoofed, &extensions, Some(3)),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_address(&headers(&["nonsense"]), &extensions, Some(1)),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_address(&HeaderMap::new(), &extensions, Some(1)),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_address(&spoofed, &http::Extensions::new(), None),
+            None
+        );
+    }
+}

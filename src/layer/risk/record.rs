@@ -1,0 +1,92 @@
+//! An answer on a `WhenRisky` route, counted before it goes out: a failure recorded, or the
+//! account's count cleared, within the store's deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use pin_project::pin_project;
+
+use super::gate::{RecordFuture, Watch};
+use super::store::StoreError;
+
+/// The inner service's answer (or the layer's refusal), and the store call it leads to.
+#[pin_project(project = Projection, project_replace = Owned)]
+pub(crate) enum Recorded<F: Future> {
+    Calling {
+        #[pin]
+        inner: F,
+        /// On a `WhenRisky` route: what the answer is counted against.
+        watch: Option<Watch>,
+    },
+    Recording {
+        call: RecordFuture,
+        answer: F::Output,
+    },
+    /// The layer's own answer, nothing to count.
+    Answered {
+        answer: F::Output,
+    },
+    Done,
+}
+
+impl<F: Future> Recorded<F> {
+    pub(crate) fn new(inner: F, watch: Option<Watch>) -> Self {
+        Self::Calling { inner, watch }
+    }
+
+    /// The layer's own answer: counted as a failure first, on a `WhenRisky` route (`watch`).
+    pub(crate) fn refused(answer: F::Output, watch: Option<Watch>) -> Self {
+        match watch {
+            Some(watch) => Self::Recording {
+                call: watch.failed(),
+                answer,
+            },
+            None => Self::Answered { answer },
+        }
+    }
+}
+
+impl<F, B, E> Future for Recorded<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    /// The answer, and the store's error if the count was lost.
+    type Output = (Result<Response<B>, E>, Option<StoreError>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                Projection::Calling { inner, watch } => {
+                    let answer = ready!(inner.poll(cx));
+                    let call = match (&answer, watch.as_ref()) {
+                        (Ok(response), Some(watch)) => watch.answered(response),
+                        _ => None,
+                    };
+                    let Some(call) = call else {
+                        self.set(Self::Done);
+                        return Poll::Ready((answer, None));
+                    };
+                    self.set(Self::Recording { call, answer });
+                }
+                Projection::Recording { call, .. } => {
+                    let recorded = ready!(call.as_mut().poll(cx));
+                    let Owned::Recording { answer, .. } = self.as_mut().project_replace(Self::Done)
+                    else {
+                        unreachable!("the state was Recording a moment ago")
+                    };
+                    return Poll::Ready((answer, recorded.err()));
+                }
+                Projection::Answered { .. } => {
+                    let Owned::Answered { answer } = self.as_mut().project_replace(Self::Done)
+                    else {
+                        unreachable!("the state was Answered a moment ago")
+                    };
+                    return Poll::Ready((answer, None));
+                }
+                Projection::Done => panic!("Recorded polled after completion"),
+            }
+        }
+    }
+}
