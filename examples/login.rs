@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo run --example login [-- --listen 127.0.0.1:3000] [--emulate]
+//!     [--when-risky [--store redis://HOST:PORT] | --monitor]
 //! ```
 //!
 //! Without `ALIBABA_CLOUD_*` credentials in the environment (or with `--emulate`) it starts an
@@ -18,20 +19,34 @@
 //! Alibaba Cloud they give the coarse reason a production app gives. The layer's metrics are
 //! served to Prometheus on a separate loopback listener, never on the public one. Logs go to
 //! stderr, at `info` unless `RUST_LOG` says otherwise.
+//!
+//! The one account is `ann`, password `correct horse`; any other answers 401
+//! `{"ok": false, "reason": "wrong_password"}`. By default `/login` needs a captcha every time.
+//! `--when-risky` asks for one only once failures pile up (3 wrong passwords for an account in
+//! 15 minutes, 10 from an address, 30 a minute on the route): until then the page logs in
+//! without the widget, and on 403 `captcha_required` it shows the widget and sends the param.
+//! Failures are counted in memory, or with `--store redis://HOST:PORT` in a Redis shared by
+//! every instance given the same URL and key (`CAPTCHA_RISK_KEY`, 16 bytes or more; without it
+//! a fixed demo key, fine on a laptop and nowhere else). `--monitor` verifies the param when
+//! there is one but refuses nothing: what it would have refused is logged, counted
+//! (`captcha_monitor_would_refuse_total` on the metrics listener) and told to the handler.
+//! `/signup` needs a captcha every time, whatever the flags.
 
 #[path = "support/backend.rs"]
 mod backend;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::response::{Html, Json};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tower_aliyun_captcha::layer::{CaptchaPassed, DefaultResponder, Route};
+use tower_aliyun_captcha::layer::{CaptchaPassed, DefaultResponder, Requirement, Risk, Route};
 use tower_aliyun_captcha::{CaptchaLayer, CaptchaVerified, Client, SceneId, VerifyCode};
 
 /// Alibaba's front-end script, loaded by the page when not emulating.
@@ -39,6 +54,111 @@ const ALIBABA_SCRIPT: &str = "https://o.alicdn.com/captcha-frontend/aliyunCaptch
 const PAGE: &str = include_str!("support/login.html");
 /// How long a page's `EncryptedSceneId` is good for.
 const GRANT: Duration = Duration::from_secs(3600);
+/// The demo's one account.
+const ACCOUNT: (&str, &str) = ("ann", "correct horse");
+/// Names the counters in Redis for `--store`: instances sharing a Redis must share it.
+/// A DEMO VALUE, public in this repository: set `CAPTCHA_RISK_KEY` (16 bytes or more, the same
+/// on every instance) for anything but a demo.
+const DEMO_RISK_KEY: &str = "demo-only-risk-key-not-a-secret";
+const USAGE: &str = "--listen ADDR, --emulate, --when-risky (login needs a captcha only when risky), \
+    --store redis://HOST:PORT (with --when-risky: count failures in a shared Redis), \
+    --monitor (login verifies the param but refuses nothing)";
+
+/// When `/login` asks for a captcha, from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    #[default]
+    Always,
+    WhenRisky,
+    Monitor,
+}
+
+impl Mode {
+    /// The page's name for it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::WhenRisky => "when_risky",
+            Self::Monitor => "monitor",
+        }
+    }
+}
+
+/// The login example's own flags.
+#[derive(Debug, Default)]
+struct Flags {
+    mode: Mode,
+    /// `--store`: the Redis the risk counts live in.
+    store: Option<String>,
+}
+
+impl Flags {
+    /// Takes `arg` if it is one of the login example's flags.
+    fn take(&mut self, arg: &str, rest: &mut dyn Iterator<Item = String>) -> Result<bool, String> {
+        let mode = match arg {
+            "--when-risky" => Mode::WhenRisky,
+            "--monitor" => Mode::Monitor,
+            "--store" => {
+                self.store = Some(
+                    rest.next()
+                        .ok_or("--store needs a URL: redis://HOST:PORT")?,
+                );
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        };
+        if self.mode != Mode::Always && self.mode != mode {
+            return Err(
+                "--when-risky and --monitor are two ways of rolling out: choose one".into(),
+            );
+        }
+        self.mode = mode;
+        Ok(true)
+    }
+
+    /// The login route's requirement; a Redis store connects on first use.
+    fn requirement(&self) -> Result<Requirement, String> {
+        if self.store.is_some() && self.mode != Mode::WhenRisky {
+            return Err("--store shares the risk counts of --when-risky: add --when-risky".into());
+        }
+        Ok(match self.mode {
+            Mode::Always => Requirement::Always,
+            Mode::Monitor => Requirement::Monitor,
+            Mode::WhenRisky => {
+                // Failures of one account count wherever they come from.
+                let risk = Risk::new().account_field("username");
+                let risk = match &self.store {
+                    None => risk,
+                    Some(url) => {
+                        let key = std::env::var("CAPTCHA_RISK_KEY").unwrap_or_else(|_| {
+                            eprintln!(
+                                "login: naming Redis counters with the demo's public key; set CAPTCHA_RISK_KEY (the same on every instance) beyond a demo"
+                            );
+                            DEMO_RISK_KEY.to_owned()
+                        });
+                        risk.redis(url, key)
+                            .map_err(|e| format!("--store {}: {e}", redacted(url)))?
+                    }
+                };
+                Requirement::WhenRisky(risk)
+            }
+        })
+    }
+}
+
+/// `url` without the password it may hold (`redis://user:password@host`), for messages.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split('/').next().and_then(|a| a.rsplit_once('@')) {
+            Some((_, host)) => {
+                let path = &rest[rest.find('/').unwrap_or(rest.len())..];
+                format!("{scheme}://…@{host}{path}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
 
 /// What every rendering of the page shares.
 struct Site {
@@ -47,6 +167,8 @@ struct Site {
     region: &'static str,
     login: SceneId,
     signup: SceneId,
+    /// When `/login` asks for a captcha.
+    mode: Mode,
     backend: backend::Backend,
 }
 
@@ -69,6 +191,7 @@ impl Site {
                 "login": {"id": self.login.as_str(), "encrypted": encrypted(&self.login)},
                 "signup": {"id": self.signup.as_str(), "encrypted": encrypted(&self.signup)},
             },
+            "requirements": {"login": self.mode.name(), "signup": Mode::Always.name()},
             "meanings": meanings,
         });
         // Inside a <script> element, `</` would end it early.
@@ -85,6 +208,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 fn captcha(
     client: &Client,
     scene: SceneId,
+    requirement: Requirement,
     emulated: bool,
 ) -> Result<CaptchaLayer<Client>, String> {
     // The emulated demo explains each refusal; against Alibaba Cloud it answers as production
@@ -94,10 +218,13 @@ fn captcha(
     } else {
         DefaultResponder::default()
     };
-    CaptchaLayer::builder(client.clone(), Route::every_path(scene))
-        .responder(responder)
-        .build()
-        .map_err(|e| e.to_string())
+    CaptchaLayer::builder(
+        client.clone(),
+        Route::every_path(scene).requirement(requirement),
+    )
+    .responder(responder)
+    .build()
+    .map_err(|e| e.to_string())
 }
 
 /// What a business handler sees: the verdict, and the untouched request.
@@ -114,13 +241,53 @@ async fn outcome(action: &str, passed: Option<&CaptchaPassed>, request: Request)
     }))
 }
 
-/// Logging in takes a degraded pass during an outage of the captcha service, as Alibaba advises.
-async fn login(verified: CaptchaVerified, request: Request) -> Json<Value> {
-    let passed = match &verified {
-        CaptchaVerified::Passed(passed) => Some(passed),
-        _ => None,
-    };
-    outcome("login", passed, request).await
+/// Logging in takes a degraded pass during an outage of the captcha service, as Alibaba advises,
+/// and with `--when-risky` no captcha while the risk is low. A wrong password is 401, which a
+/// `WhenRisky` route counts as a failure.
+async fn login(verified: CaptchaVerified, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    if credentials(&parts.headers, &body) != Some((ACCOUNT.0.to_owned(), ACCOUNT.1.to_owned())) {
+        let refused = json!({"ok": false, "reason": "wrong_password"});
+        return (StatusCode::UNAUTHORIZED, Json(refused)).into_response();
+    }
+    let mut answer = json!({
+        "ok": true,
+        "action": "login",
+        "captcha": match &verified {
+            CaptchaVerified::Passed(passed) => Some(passed.code().as_str()),
+            _ => None,
+        },
+        "degraded": matches!(verified, CaptchaVerified::Degraded(_)),
+        "body_bytes": body.len(),
+    });
+    // `--monitor`: let in, but what the captcha would have said is worth showing.
+    if let CaptchaVerified::Monitored(monitored) = &verified {
+        answer["would_refuse"] = json!(monitored.would_refuse().as_str());
+        answer["would_refuse_code"] = json!(monitored.code());
+    }
+    Json(answer).into_response()
+}
+
+/// The user name and password of a JSON or urlencoded form body.
+fn credentials(headers: &axum::http::HeaderMap, body: &[u8]) -> Option<(String, String)> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let field = |name: &str| {
+            form_urlencoded::parse(body)
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        return Some((field("username")?, field("password")?));
+    }
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let text = |name: &str| json.get(name)?.as_str().map(str::to_owned);
+    Some((text("username")?, text("password")?))
 }
 
 /// Signing up is worth more to a bot: only a person who passed a captcha gets in.
@@ -152,7 +319,11 @@ async fn run() -> Result<(), String> {
         )
         .with(filter)
         .init();
-    let args = backend::Args::parse("127.0.0.1:3000").await?;
+    let mut flags = Flags::default();
+    let args =
+        backend::Args::parse_with("127.0.0.1:3000", USAGE, |arg, rest| flags.take(arg, rest))
+            .await?;
+    let requirement = flags.requirement()?;
     let login_scene = args.scene("CAPTCHA_LOGIN_SCENE", "login-scene");
     let signup_scene = args.scene("CAPTCHA_SIGNUP_SCENE", "signup-scene");
     // The emulator's first scene is the login scene: params minted without a scene fit /login.
@@ -178,8 +349,13 @@ async fn run() -> Result<(), String> {
     };
     let emulated = backend.emulator.is_some();
     let layers = (
-        captcha(&backend.client, login_scene.clone(), emulated)?,
-        captcha(&backend.client, signup_scene.clone(), emulated)?,
+        captcha(&backend.client, login_scene.clone(), requirement, emulated)?,
+        captcha(
+            &backend.client,
+            signup_scene.clone(),
+            Requirement::Always,
+            emulated,
+        )?,
     );
     let site = Arc::new(Site {
         script_url,
@@ -187,6 +363,7 @@ async fn run() -> Result<(), String> {
         region: backend.region.frontend_name(),
         login: login_scene,
         signup: signup_scene,
+        mode: flags.mode,
         backend,
     });
     let metrics = serve_metrics().await?;
@@ -200,8 +377,10 @@ async fn run() -> Result<(), String> {
     match &site.backend.emulator {
         Some(emulator) => {
             backend::say(format_args!(
-                "try: curl -s -X POST {}/emulator/params -d '{{}}' | curl -s -H 'content-type: application/json' -d @- http://{addr}/login",
-                emulator.url()
+                "try: curl -s -H \"x-captcha-verify-param: $(curl -s -X POST {}/emulator/params -d '{{}}' | sed 's/.*:\"\\(.*\\)\"}}/\\1/')\" -H 'content-type: application/json' -d '{{\"username\": \"{}\", \"password\": \"{}\"}}' http://{addr}/login",
+                emulator.url(),
+                ACCOUNT.0,
+                ACCOUNT.1,
             ));
             eprintln!(
                 "login: captchas are checked by an embedded emulator (no ALIBABA_CLOUD_* credentials, or --emulate)"
@@ -210,7 +389,19 @@ async fn run() -> Result<(), String> {
         None => eprintln!("login: verifying captchas with Alibaba Cloud"),
     }
     eprintln!("login: metrics on http://{metrics}/metrics (loopback only)");
+    match (flags.mode, &flags.store) {
+        (Mode::Always, _) => eprintln!("login: /login needs a captcha every time"),
+        (Mode::WhenRisky, store) => eprintln!(
+            "login: /login needs a captcha only when risky (failures counted in {})",
+            store.as_deref().map_or("memory".into(), redacted),
+        ),
+        (Mode::Monitor, _) => eprintln!(
+            "login: /login verifies params but refuses nothing (monitor mode: see captcha_monitor_would_refuse_total)"
+        ),
+    }
 
+    // The client's address, for the risk counts per address.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

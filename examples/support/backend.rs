@@ -56,6 +56,17 @@ impl Args {
     /// credentials chain (environment, RRSA, CLI profile, credentials file, ECS role, URI)
     /// whether there is anything to verify with.
     pub async fn parse(default: &str) -> Result<Self, String> {
+        Self::parse_with(default, "--listen ADDR, --emulate", |_, _| Ok(false)).await
+    }
+
+    /// [`parse`](Self::parse), and the example's own flags: `extra` is given every other
+    /// argument, with the rest of them to take a value from, and says whether it took it.
+    /// `usage` lists every flag, for `--help` (printed, then the process exits) and errors.
+    pub async fn parse_with(
+        default: &str,
+        usage: &str,
+        mut extra: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
+    ) -> Result<Self, String> {
         let mut parsed = Self {
             listen: default.to_owned(),
             emulate: false,
@@ -66,10 +77,14 @@ impl Args {
             match arg.as_str() {
                 "--listen" => parsed.listen = args.next().ok_or("--listen needs an address")?,
                 "--emulate" => parsed.emulate = true,
+                "--help" | "-h" => {
+                    say(format_args!("options: {usage}"));
+                    std::process::exit(0);
+                }
                 other => {
-                    return Err(format!(
-                        "unknown argument {other:?} (use --listen ADDR, --emulate)"
-                    ));
+                    if !extra(other, &mut args)? {
+                        return Err(format!("unknown argument {other:?} (use {usage})"));
+                    }
                 }
             }
         }

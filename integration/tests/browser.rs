@@ -1,7 +1,9 @@
 //! The demo page (`cargo run --example login`) end to end in headless Chromium: pass the
 //! captcha and log in, replay a param, have the widget refuse (V3) or the service (V2), log in
 //! while the service fails (fail open), sign up; a page of another origin refused by the demo's
-//! emulator; Alibaba's V3 guide page as written, with and without a `UserCertifyId`.
+//! emulator; Alibaba's V3 guide page as written, with and without a `UserCertifyId`; the demo
+//! with `--when-risky`, logging in without a captcha until three wrong passwords make the server
+//! ask for one.
 //! Screenshots of each step go to `target/browser-screenshots/`.
 //!
 //! An explicit opt-in, as it needs a browser: `cargo test --workspace --all-features -- --ignored`. It
@@ -259,9 +261,9 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds and starts `examples/login.rs` with no credentials (so it emulates); returns the
-/// process and the two URLs it prints.
-fn start_demo(target: &Path) -> (Process, String, String) {
+/// Builds and starts `examples/login.rs` with no credentials (so it emulates) and `flags`;
+/// returns the process and the two URLs it prints.
+fn start_demo(target: &Path, flags: &[&str]) -> (Process, String, String) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args([
@@ -279,6 +281,7 @@ fn start_demo(target: &Path) -> (Process, String, String) {
     // Credentials exported globally, as on a developer's machine: --emulate stays offline.
     let mut child = Command::new(target.join("debug/examples/login"))
         .args(["--listen", "127.0.0.1:0", "--emulate"])
+        .args(flags)
         .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tNotUsedByTheDemo")
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "not-used-by-the-demo")
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
@@ -388,6 +391,23 @@ impl Browser {
         }
     }
 
+    /// Types `text` into the field `css`, in place of what it held.
+    async fn fill(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.command(
+            http::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.command(
+            http::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
     /// Opens the widget with `button`, picks `outcome`, and presses `action` (Verify or Replay).
     async fn solve(&self, button: &str, outcome: &str, action: &str) {
         self.click(button).await;
@@ -411,7 +431,7 @@ async fn the_demo_pages_work_in_a_real_browser() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    let (_demo, app, emulator) = start_demo(&target);
+    let (_demo, app, emulator) = start_demo(&target, &[]);
     let browser = Browser::start(&browser, &chromedriver, target.join("browser-screenshots")).await;
     let http: Http = HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new());
     let faults = |mode: Value| {
@@ -702,5 +722,80 @@ async fn the_demo_pages_work_in_a_real_browser() {
     assert_eq!(stats["verdicts"]["F001"], 1, "{stats}");
     assert_eq!(stats["verdicts"]["F015"], 1, "{stats}");
     assert!(stats["verdicts"].get("F022").is_none(), "{stats}");
+
+    // `--when-risky`: the page logs in without a captcha while the risk is low, and shows the
+    // widget once the server answers `captcha_required`.
+    let (_risky_demo, risky_app, risky_emulator) = start_demo(&target, &["--when-risky"]);
+    let verifications = async || {
+        call(
+            &http,
+            http::Method::GET,
+            &format!("{risky_emulator}/emulator/stats"),
+            None,
+        )
+        .await
+        .unwrap()["requests"]
+            .as_u64()
+            .unwrap()
+    };
+    let popup = "#aliyunCaptcha-window-popup";
+    browser.goto(&risky_app).await;
+    let before = verifications().await;
+    browser.click("#login-button").await;
+    assert_eq!(
+        browser.outcome("login", "ok").await,
+        "Signed in (no captcha needed)."
+    );
+    assert!(
+        !browser.shown(popup).await,
+        "the widget opened for a low risk"
+    );
+    assert_eq!(verifications().await, before, "a captcha was verified");
+    browser.screenshot("12-when-risky-no-captcha").await;
+    // Three wrong passwords for ann raise the risk; each is the business's own refusal.
+    browser
+        .fill("#login-form input[name=password]", "wrong horse")
+        .await;
+    for attempt in 1..=3 {
+        browser.click("#login-button").await;
+        assert_eq!(
+            browser.outcome("login", "wrong_password").await,
+            "Wrong user name or password.",
+            "attempt {attempt}"
+        );
+        assert!(
+            !browser.shown(popup).await,
+            "attempt {attempt}: the widget opened"
+        );
+    }
+    browser.screenshot("13-when-risky-wrong-passwords").await;
+    // Now the server asks for a captcha: the page shows the widget, the person solves it, and
+    // the page sends the login again with the param.
+    browser
+        .fill("#login-form input[name=password]", "correct horse")
+        .await;
+    browser.click("#login-button").await;
+    assert_eq!(
+        browser.outcome("login", "required").await,
+        "Please complete the captcha to go on."
+    );
+    assert!(
+        browser.shown(popup).await,
+        "captcha_required did not open the widget"
+    );
+    assert_eq!(verifications().await, before, "a captcha was verified");
+    browser.screenshot("14-when-risky-captcha-required").await;
+    browser
+        .click("#captcha-element option[value=\"T001\"]")
+        .await;
+    browser.click("#captcha-element .captcha-verify").await;
+    assert_eq!(
+        browser.outcome("login", "ok").await,
+        "Signed in (captcha T001)."
+    );
+    assert!(!browser.shown(popup).await, "the popup stayed open");
+    assert_eq!(verifications().await, before + 1);
+    browser.screenshot("15-when-risky-logged-in").await;
+
     browser.command(http::Method::DELETE, "", None).await;
 }
