@@ -6,8 +6,6 @@
 //! with spoofed headers, ambiguous bodies, sprays that overflow the store. Each test asserts the
 //! exact statuses and how many times the handler ran: a broken defence lets the attacker reach
 //! it without a captcha.
-//!
-//! Tests marked `#[ignore = "BUG: …"]` show a bypass of the library as it stands.
 
 mod common;
 
@@ -392,7 +390,8 @@ fn with_metrics(test: impl AsyncFnOnce()) -> Counters {
 #[tokio::test]
 async fn three_wrong_passwords_then_the_captcha_is_required() {
     let emulator = emulator().await;
-    let app = serve(&emulator, risky(by_username())).await;
+    // Names are case-insensitive to this app: a success may clear the account's count.
+    let app = serve(&emulator, risky(by_username().clear_on_success(true))).await;
     let addr = app.addr;
     let me = from(1);
     let ok = Attempt::json("ann", "correct horse");
@@ -450,7 +449,7 @@ async fn monitor_lets_everything_through_and_says_what_it_would_have_done() {
 #[tokio::test]
 async fn rotating_addresses_does_not_escape_the_account_count() {
     let emulator = emulator().await;
-    let app = serve(&emulator, risky(by_username())).await;
+    let app = serve(&emulator, risky(by_username().clear_on_success(true))).await;
     // Three wrong passwords for ann, each from an address of its own, each spelt differently.
     for (n, spelling) in [(2, "ann"), (3, "Ann"), (4, " ANN ")] {
         let answer = Attempt::json(spelling, "wrong")
@@ -802,7 +801,10 @@ async fn failure_statuses_are_the_ones_counted() {
 #[tokio::test]
 async fn a_success_clears_the_account_not_the_address() {
     let emulator = emulator().await;
-    let risk = by_username().per_ip(5, Duration::from_secs(900)).unwrap();
+    let risk = by_username()
+        .clear_on_success(true)
+        .per_ip(5, Duration::from_secs(900))
+        .unwrap();
     let app = serve(&emulator, risky(risk)).await;
     let me = from(2);
     let wrong = Attempt::json("ann", "wrong");
@@ -1263,7 +1265,6 @@ fn when_risky_counts_each_decision_by_reason() {
 /// hash of 200 ms, a burst of 20 wrong passwords for one account from one address reaches the
 /// handler 20 times without a captcha (the limits are 3 per account and 10 per address).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: concurrent guesses are all let through: the count is read before any of them is recorded"]
 async fn a_burst_of_concurrent_guesses_is_held_to_the_account_limit() {
     let emulator = emulator().await;
     let slow = Handler {
@@ -1296,12 +1297,12 @@ async fn a_burst_of_concurrent_guesses_is_held_to_the_account_limit() {
 }
 
 /// A JSON body the layer cannot read in full (a lone surrogate, or a number out of range, in a
-/// field the app never reads) has no account for the layer, while an app that deserializes
-/// only its own fields (any `#[derive(Deserialize)] struct Login`: serde skips unknown fields
-/// without checking their escapes) reads the name. The account is then never counted, and the
-/// attacker rotating addresses guesses without end.
+/// field the app never reads) would have no account for the layer, while an app that
+/// deserializes only its own fields (any `#[derive(Deserialize)] struct Login`: serde skips
+/// unknown fields without checking their escapes) reads the name; the attacker rotating
+/// addresses would guess without end. Which account it is cannot be told: the captcha is
+/// required, and the handler never sees such a guess without one.
 #[tokio::test]
-#[ignore = "BUG: a JSON body that is not valid in full has no account for the layer, but a struct-deserializing app reads it"]
 async fn junk_in_an_unread_json_field_does_not_hide_the_account() {
     use serde_json::value::RawValue;
     let emulator = emulator().await;
@@ -1332,22 +1333,19 @@ async fn junk_in_an_unread_json_field_does_not_hide_the_account() {
     let addr = serve_router(Router::new().route("/login", struct_like.layer(layer))).await;
     for (n, junk) in [(2, r#""\ud800""#), (3, "1e400"), (4, r#""\udfff""#)] {
         let body = format!(r#"{{"username":"ann","password":"guess{n}","x":{junk}}}"#);
-        assert_eq!(
-            Attempt::json_raw(body).send_from(from(n), addr).await.0,
-            401
-        );
+        let answer = Attempt::json_raw(body).send_from(from(n), addr).await;
+        assert_eq!(reason(&answer), REQUIRED, "junk {junk} went through");
     }
     assert_eq!(
         runs.load(Ordering::SeqCst),
-        3,
-        "the app read all three guesses"
+        0,
+        "the app read a guess without a captcha"
     );
-    let fourth = r#"{"username":"ann","password":"guess5","x":"\ud800"}"#;
-    let answer = Attempt::json_raw(fourth).send_from(from(5), addr).await;
+    // The same login in plain JSON goes through while ann's count is low.
+    let plain = r#"{"username":"ann","password":"guess5"}"#;
     assert_eq!(
-        reason(&answer),
-        REQUIRED,
-        "ann's fourth guess from a fresh address went through"
+        Attempt::json_raw(plain).send_from(from(5), addr).await.0,
+        401
     );
 }
 
@@ -1356,7 +1354,6 @@ async fn junk_in_an_unread_json_field_does_not_hide_the_account() {
 /// A login sent as `application/x-www-form-urlencoded-x` is read by the app and never counted
 /// against its account.
 #[tokio::test]
-#[ignore = "BUG: a content type axum's Form accepts (a prefix match) is not read as a form for the account"]
 async fn a_form_content_type_axum_accepts_does_not_hide_the_account() {
     let emulator = emulator().await;
     let runs = Arc::new(AtomicUsize::new(0));
@@ -1397,12 +1394,11 @@ async fn a_form_content_type_axum_accepts_does_not_hide_the_account() {
     );
 }
 
-/// Accounts are counted without case, and a success clears the account's count: in an app
-/// whose user names are case-sensitive, the attacker's own account `ANN` logging in clears the
-/// victim `ann`'s failures. Two guesses, one login of its own, two guesses, …: the victim's
-/// count never reaches three.
+/// Accounts are counted without case; were a success to clear the account's count by default,
+/// in an app whose user names are case-sensitive the attacker's own account `ANN` logging in
+/// would clear the victim `ann`'s failures (two guesses, one login of its own, two guesses, …:
+/// the victim's count never reaching three). By default a success clears nothing.
 #[tokio::test]
-#[ignore = "BUG: a success of a look-alike account (same name without case) clears the victim's count"]
 async fn a_look_alike_accounts_success_does_not_clear_the_victims_count() {
     let emulator = emulator().await;
     let case_sensitive = Handler {
@@ -1428,7 +1424,9 @@ async fn a_look_alike_accounts_success_does_not_clear_the_victims_count() {
             .send_from(from(n), app.addr)
             .await;
         n += 1;
-        assert_eq!(own.0, 200);
+        // Its own login goes through, or needs the captcha once the shared count is up; it
+        // never resets the count.
+        assert!(own.0 == 200 || reason(&own) == REQUIRED, "{own:?}");
     }
     assert!(guesses <= 3, "{guesses} guesses at ann without a captcha");
 }

@@ -170,7 +170,8 @@ impl ContentKind {
             || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
         {
             Self::Json
-        } else if essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+        } else if starts(b"application/x-www-form-urlencoded") {
+            // By prefix, as axum's `Form` reads it: what the app reads, this reads too.
             Self::Form
         } else {
             Self::Other
@@ -249,7 +250,14 @@ where
     let find = match ContentKind::of(request.headers()) {
         ContentKind::Json => super::json::json_string,
         ContentKind::Form => super::form::form_string,
-        ContentKind::Grpc | ContentKind::Other => return (request, Ok(Field::Missing)),
+        // No body, nothing in it; gRPC's framed messages are not read (a closure can).
+        ContentKind::Grpc => return (request, Ok(Field::Missing)),
+        ContentKind::Other if request.body().is_end_stream() => {
+            return (request, Ok(Field::Missing));
+        }
+        // A body of another type (multipart, say): the app may read a name in it that this
+        // cannot, so which account it is cannot be told.
+        ContentKind::Other => return (request, Ok(Field::Ambiguous)),
     };
     let (request, bytes) = buffer(request, limits).await;
     let field = bytes.map(|bytes| find(&bytes, name));
@@ -293,6 +301,7 @@ mod tests {
             ("Application/JSON; charset=utf-8", ContentKind::Json),
             ("application/problem+json", ContentKind::Json),
             ("application/x-www-form-urlencoded", ContentKind::Form),
+            ("application/x-www-form-urlencoded-x", ContentKind::Form),
             (
                 " application/x-www-form-urlencoded ;charset=utf-8",
                 ContentKind::Form,

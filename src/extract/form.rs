@@ -50,7 +50,7 @@ pub(super) fn form_string(form: &[u8], name: &str) -> Field {
     match (values.next(), values.next()) {
         (None, _) => Field::Missing,
         (Some(value), None) => Field::One(value.into_owned()),
-        (Some(_), Some(_)) => Field::Twice,
+        (Some(_), Some(_)) => Field::Ambiguous,
     }
 }
 

@@ -49,26 +49,29 @@ impl Default for JsonField {
 
 /// The param at `path` in a JSON document already in memory.
 pub(super) fn in_json(json: &[u8], path: &str) -> Result<Option<CaptchaVerifyParam>, ExtractError> {
+    // A body that is not JSON has no param: the request is refused for want of one.
     match find(json, path) {
-        Found::Once(raw) => check(Some(raw.as_bytes())),
-        Found::Missing => Ok(None),
-        Found::Twice => Err(ExtractError::Invalid(InvalidParam::Ambiguous)),
+        Some(Found::Once(raw)) => check(Some(raw.as_bytes())),
+        Some(Found::Missing) | None => Ok(None),
+        Some(Found::Twice) => Err(ExtractError::Invalid(InvalidParam::Ambiguous)),
     }
 }
 
 /// The string at `path` in a JSON document already in memory (an account name, say).
 pub(super) fn json_string(json: &[u8], path: &str) -> Field {
     match find(json, path) {
-        Found::Once(value) => Field::One(value),
-        Found::Missing => Field::Missing,
-        Found::Twice => Field::Twice,
+        Some(Found::Once(value)) => Field::One(value),
+        Some(Found::Missing) => Field::Missing,
+        // Not JSON throughout: the app's parser may still find a name (serde skips fields it
+        // does not read without checking them), so which one it reads cannot be told.
+        Some(Found::Twice) | None => Field::Ambiguous,
     }
 }
 
 /// What a JSON document holds at a path.
 #[derive(Debug, PartialEq, Eq)]
 enum Found {
-    /// Nothing, or not a string; or the document is not JSON.
+    /// Nothing, or not a string.
     Missing,
     Once(String),
     /// A key of the path appears twice in one object.
@@ -76,14 +79,12 @@ enum Found {
 }
 
 /// Walks `json` to the string at `path`. Unlike `serde_json::Value`, which silently keeps the
-/// last of two equal keys, it notices a second copy of any key on the path.
-fn find(json: &[u8], path: &str) -> Found {
+/// last of two equal keys, it notices a second copy of any key on the path. `None`: the
+/// document is not JSON throughout.
+fn find(json: &[u8], path: &str) -> Option<Found> {
     let mut document = serde_json::Deserializer::from_slice(json);
     let walked = Seek(Some(path)).deserialize(&mut document);
-    match walked.and_then(|found| document.end().map(|()| found)) {
-        Ok(found) => found,
-        Err(_) => Found::Missing,
-    }
+    walked.and_then(|found| document.end().map(|()| found)).ok()
 }
 
 /// Looks for the rest of a dotted path in a JSON value; `None` once the path is used up, where
@@ -266,6 +267,11 @@ impl JsonField {
 mod tests {
     use super::*;
 
+    /// The old reading of `find`, for the tests: not JSON reads as missing.
+    fn find_or_missing(json: &[u8], path: &str) -> Found {
+        find(json, path).unwrap_or(Found::Missing)
+    }
+
     fn once(param: &str) -> Found {
         Found::Once(param.to_owned())
     }
@@ -273,19 +279,25 @@ mod tests {
     #[test]
     fn paths_reach_nested_strings_only() {
         let json = br#"{"a": {"b": "x"}, "n": 1, "captchaVerifyParam": "p", "l": ["q"]}"#;
-        assert_eq!(find(json, "a.b"), once("x"));
-        assert_eq!(find(json, "captchaVerifyParam"), once("p"));
-        assert_eq!(find(json, "n"), Found::Missing);
-        assert_eq!(find(json, "a.c"), Found::Missing);
-        assert_eq!(find(json, "a"), Found::Missing);
-        assert_eq!(find(json, "a.b.c"), Found::Missing);
-        assert_eq!(find(json, "l"), Found::Missing);
-        assert_eq!(find(json, "l.0"), Found::Missing);
-        assert_eq!(find(br#"["p"]"#, "captchaVerifyParam"), Found::Missing);
-        assert_eq!(find(br#""p""#, "captchaVerifyParam"), Found::Missing);
+        assert_eq!(find_or_missing(json, "a.b"), once("x"));
+        assert_eq!(find_or_missing(json, "captchaVerifyParam"), once("p"));
+        assert_eq!(find_or_missing(json, "n"), Found::Missing);
+        assert_eq!(find_or_missing(json, "a.c"), Found::Missing);
+        assert_eq!(find_or_missing(json, "a"), Found::Missing);
+        assert_eq!(find_or_missing(json, "a.b.c"), Found::Missing);
+        assert_eq!(find_or_missing(json, "l"), Found::Missing);
+        assert_eq!(find_or_missing(json, "l.0"), Found::Missing);
+        assert_eq!(
+            find_or_missing(br#"["p"]"#, "captchaVerifyParam"),
+            Found::Missing
+        );
+        assert_eq!(
+            find_or_missing(br#""p""#, "captchaVerifyParam"),
+            Found::Missing
+        );
         // Keys are compared unescaped.
         assert_eq!(
-            find(br#"{"captcha\u0056erifyParam": "p"}"#, DEFAULT_FIELD),
+            find_or_missing(br#"{"captcha\u0056erifyParam": "p"}"#, DEFAULT_FIELD),
             once("p")
         );
     }
@@ -318,17 +330,17 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                find(json.as_bytes(), path),
+                find_or_missing(json.as_bytes(), path),
                 Found::Twice,
                 "{json} at {path}"
             );
         }
         // Duplicates off the path are the handler's business.
         let json = br#"{"user": "a", "user": "b", "a": {"b": "p", "x": 1, "x": 2}}"#;
-        assert_eq!(find(json, "a.b"), once("p"));
+        assert_eq!(find_or_missing(json, "a.b"), once("p"));
         // The same name under different parents is no duplicate.
         let json = br#"{"b": "outer", "a": {"b": "p"}}"#;
-        assert_eq!(find(json, "a.b"), once("p"));
+        assert_eq!(find_or_missing(json, "a.b"), once("p"));
     }
 
     #[test]
@@ -343,7 +355,7 @@ mod tests {
         ] {
             assert_eq!(
                 find(json, DEFAULT_FIELD),
-                Found::Missing,
+                None,
                 "{}",
                 String::from_utf8_lossy(json)
             );
@@ -353,6 +365,9 @@ mod tests {
             "[".repeat(500),
             "]".repeat(500)
         );
-        assert_eq!(find(deep.as_bytes(), DEFAULT_FIELD), Found::Missing);
+        assert_eq!(
+            find_or_missing(deep.as_bytes(), DEFAULT_FIELD),
+            Found::Missing
+        );
     }
 }

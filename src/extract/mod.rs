@@ -76,12 +76,13 @@ pub(crate) fn check_only<T: AsRef<[u8]>>(
     check(first.as_ref().map(AsRef::as_ref))
 }
 
-/// A string field of a body: absent (or not a string), once, or twice (ambiguous).
+/// A string field of a body: absent (or not a string), once, or ambiguous (given twice, or
+/// in a body whose other readers may find what this one cannot).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Field {
     Missing,
     One(String),
-    Twice,
+    Ambiguous,
 }
 
 /// Why no usable param could be taken from a request.

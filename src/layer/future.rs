@@ -94,7 +94,9 @@ impl<S: Service<Request<CaptchaBody<B>>>, V: Verify, R, B> ResponseFuture<S, V, 
             Start::Extract(future, route, earlier) => {
                 (State::Extracting { future, earlier }, route)
             }
-            Start::Refused(response) => (answering(Recorded::refused(Ok(response), None)), 0),
+            Start::Refused(response) => {
+                (answering(Recorded::refused(Ok(response), None, false)), 0)
+            }
             Start::PassThrough(request) => (answering(Recorded::new(inner.call(request), None)), 0),
         };
         Self {
@@ -174,8 +176,8 @@ where
                 steps::Next::Refuse(refusal, request) => {
                     let (parts, _body) = request.into_parts();
                     let response = shared.responder.respond(&refusal, &parts);
-                    let watch = this.watch.take().filter(|_| steps::is_failure(&refusal));
-                    let future = Recorded::refused(Ok(response), watch);
+                    let failed = steps::is_failure(&refusal);
+                    let future = Recorded::refused(Ok(response), this.watch.take(), failed);
                     State::Answering {
                         future,
                         issued: None,

@@ -59,7 +59,9 @@ pub enum Requirement {
 ///
 /// A failure is what the inner service answers: 401 or 403 by default
 /// ([`failure_statuses`](Self::failure_statuses)), or any response carrying [`FailedAttempt`]
-/// in its extensions; a success (2xx) clears the account's count. Counts live in memory,
+/// in its extensions. Each request without a param is counted as an attempt before it is
+/// answered (so a burst of concurrent guesses is held to the limits like a sequence) and taken
+/// back unless it failed. Counts live in memory,
 /// bounded ([`memory_capacity`](Self::memory_capacity)), or in Redis (feature `redis`) for
 /// several instances. A store that is slow (over 50 ms) or down makes the captcha required,
 /// never skipped.
@@ -110,7 +112,7 @@ impl Risk {
             store: Arc::new(MemoryStore::new(DEFAULT_CAPACITY)),
             hasher: KeyHasher::random(),
             failure_statuses: Arc::new([StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN]),
-            clear_on_success: true,
+            clear_on_success: false,
             deadline: STORE_DEADLINE,
             store_name: "memory",
         }))
@@ -175,8 +177,11 @@ impl Risk {
         self.with(|s| s.failure_statuses = statuses)
     }
 
-    /// Whether a success (2xx) clears the account's failures (default true). The address's
-    /// and the route's counts are never cleared.
+    /// Whether a success (2xx) clears the account's failures (default false). Accounts are
+    /// counted without case or surrounding spaces, so that spellings of one name share a
+    /// count; in an app whose names are case-sensitive, clearing would let an attacker's own
+    /// `ANN` wash `ann`'s failures away. Turn it on where names are case-insensitive. The
+    /// address's and the route's counts are never cleared.
     pub fn clear_on_success(self, clear: bool) -> Self {
         self.with(|s| s.clear_on_success = clear)
     }

@@ -57,7 +57,7 @@ where
         let (account, ambiguous, body_error) = match account {
             Ok(Field::One(name)) => (Some(name), false, None),
             Ok(Field::Missing) => (None, false, None),
-            Ok(Field::Twice) => (None, true, None),
+            Ok(Field::Ambiguous) => (None, true, None),
             Err(error) => (None, false, Some(error)),
         };
         let address = client_address(request.headers(), request.extensions(), risk.forwarded_hops);
@@ -67,23 +67,29 @@ where
             address,
             risk.thresholds.windows(),
         );
-        let watch = Watch {
+        let mut watch = Watch {
             store: Arc::clone(&risk.store),
             keys,
             failure_statuses: Arc::clone(&risk.failure_statuses),
             clear_on_success: risk.clear_on_success,
             deadline: risk.deadline,
+            attempted: None,
         };
         let (need, store_error) = if has_param || body_error.is_some() {
             (None, None)
+        } else if ambiguous {
+            // Two account names, or a body the app may read one in: which it reads cannot be
+            // told, so nothing is counted and the captcha is required.
+            (Some(Need::Required(Raised::Account)), None)
         } else {
-            let counts = within(risk.deadline, risk.store.counts(keys, SystemTime::now())).await;
-            let need = if ambiguous {
-                // Two account names: parsers differ on which one the app reads.
-                Need::Required(Raised::Account)
-            } else {
-                requirement(counts.as_ref(), &risk.thresholds)
-            };
+            // Counted before the answer, so that concurrent guesses see each other; taken back
+            // if it was no failure.
+            let now = SystemTime::now();
+            let counts = within(risk.deadline, risk.store.attempt(keys, now)).await;
+            if counts.is_ok() {
+                watch.attempted = Some(now);
+            }
+            let need = requirement(counts.as_ref(), &risk.thresholds);
             (Some(need), counts.err())
         };
         Assessed {
@@ -169,6 +175,9 @@ pub(crate) struct Watch {
     failure_statuses: Arc<[StatusCode]>,
     clear_on_success: bool,
     deadline: std::time::Duration,
+    /// When the request was counted as an attempt before its answer (a request without a
+    /// param): a failure then needs no more counting, anything else takes it back.
+    attempted: Option<SystemTime>,
 }
 
 /// A call to the store after the answer: its error, for the alarms.
@@ -176,32 +185,44 @@ pub(crate) type RecordFuture = Pin<Box<dyn Future<Output = Result<(), StoreError
 
 impl Watch {
     /// What the inner service's answer means for the counts: a failure (a failure status, or
-    /// [`FailedAttempt`]) is counted; a success clears the account's failures.
+    /// [`FailedAttempt`]) is counted; a success may clear the account's failures.
     pub(crate) fn answered<T>(&self, response: &http::Response<T>) -> Option<RecordFuture> {
         let status = response.status();
-        if self.failure_statuses.contains(&status)
-            || response.extensions().get::<FailedAttempt>().is_some()
-        {
-            Some(self.failed())
-        } else if status.is_success() && self.clear_on_success {
-            let account = self.keys.account?;
-            let store = Arc::clone(&self.store);
-            let deadline = self.deadline;
-            Some(Box::pin(async move {
-                within(deadline, store.clear(account, SystemTime::now())).await
-            }))
-        } else {
-            None
-        }
+        let failed = self.failure_statuses.contains(&status)
+            || response.extensions().get::<FailedAttempt>().is_some();
+        self.settle(failed, status.is_success())
     }
 
-    /// Counts a failure: the captcha failed, or the inner service said so.
-    pub(crate) fn failed(&self) -> RecordFuture {
-        let store = Arc::clone(&self.store);
-        let (keys, deadline) = (self.keys, self.deadline);
-        Box::pin(
-            async move { within(deadline, store.record_failure(keys, SystemTime::now())).await },
-        )
+    /// What the layer's own refusal means for the counts: a failed verdict is a failure; a
+    /// request refused for want of a captcha is not.
+    pub(crate) fn refused(&self, failed: bool) -> Option<RecordFuture> {
+        self.settle(failed, false)
+    }
+
+    fn settle(&self, failed: bool, succeeded: bool) -> Option<RecordFuture> {
+        let (store, keys, deadline) = (Arc::clone(&self.store), self.keys, self.deadline);
+        let record = failed && self.attempted.is_none();
+        let undo = self.attempted.filter(|_| !failed);
+        let clear = self
+            .keys
+            .account
+            .filter(|_| succeeded && self.clear_on_success);
+        if !record && undo.is_none() && clear.is_none() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let now = SystemTime::now();
+            if record {
+                within(deadline, store.record_failure(keys, now)).await?;
+            }
+            if let Some(at) = undo {
+                within(deadline, store.undo(keys, at)).await?;
+            }
+            if let Some(account) = clear {
+                within(deadline, store.clear(account, now)).await?;
+            }
+            Ok(())
+        }))
     }
 }
 

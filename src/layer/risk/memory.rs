@@ -133,6 +133,10 @@ impl MemoryStore {
 
     fn record(&self, keys: &Keys, now: SystemTime) {
         let mut state = self.state();
+        self.record_in(&mut state, keys, now);
+    }
+
+    fn record_in(&self, state: &mut State, keys: &Keys, now: SystemTime) {
         for tally in keys.tallies() {
             if let Some(at) = state.slot(&tally.digest) {
                 state.add(at, now);
@@ -152,8 +156,30 @@ impl MemoryStore {
         }
     }
 
+    #[cfg(test)]
     fn read(&self, keys: &Keys, now: SystemTime) -> Counts {
+        Self::read_in(&mut self.state(), keys, now)
+    }
+
+    /// Reads and counts under one lock.
+    fn attempt(&self, keys: &Keys, now: SystemTime) -> Counts {
         let mut state = self.state();
+        let before = Self::read_in(&mut state, keys, now);
+        self.record_in(&mut state, keys, now);
+        before
+    }
+
+    fn take_back(&self, keys: &Keys, at: SystemTime) {
+        let mut state = self.state();
+        for tally in keys.tallies() {
+            if let Some(at_slot) = state.slot(&tally.digest) {
+                let entry = &mut state.entries[at_slot];
+                entry.counter.remove(entry.window, at);
+            }
+        }
+    }
+
+    fn read_in(state: &mut State, keys: &Keys, now: SystemTime) -> Counts {
         let mut count = |tally: Option<&Tally>| {
             let Some(tally) = tally else { return 0 };
             let Some(at) = state.slot(&tally.digest) else {
@@ -316,12 +342,24 @@ impl RiskStore for MemoryStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    #[cfg(test)]
     fn counts(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, Counts> {
         Box::pin(std::future::ready(Ok(self.read(&keys, now))))
     }
 
     fn clear(&self, account: Tally, _now: SystemTime) -> StoreFuture<'_, ()> {
         self.forget(&account);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn attempt(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, Counts> {
+        Box::pin(std::future::ready(Ok(MemoryStore::attempt(
+            self, &keys, now,
+        ))))
+    }
+
+    fn undo(&self, keys: Keys, at: SystemTime) -> StoreFuture<'_, ()> {
+        self.take_back(&keys, at);
         Box::pin(std::future::ready(Ok(())))
     }
 }

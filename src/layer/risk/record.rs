@@ -36,13 +36,11 @@ impl<F: Future> Recorded<F> {
         Self::Calling { inner, watch }
     }
 
-    /// The layer's own answer: counted as a failure first, on a `WhenRisky` route (`watch`).
-    pub(crate) fn refused(answer: F::Output, watch: Option<Watch>) -> Self {
-        match watch {
-            Some(watch) => Self::Recording {
-                call: watch.failed(),
-                answer,
-            },
+    /// The layer's own answer, counted first on a `WhenRisky` route (`watch`): as a failure
+    /// if `failed`, else the attempt taken back.
+    pub(crate) fn refused(answer: F::Output, watch: Option<Watch>, failed: bool) -> Self {
+        match watch.and_then(|watch| watch.refused(failed)) {
+            Some(call) => Self::Recording { call, answer },
             None => Self::Answered { answer },
         }
     }

@@ -159,50 +159,106 @@ impl RedisStore {
     }
 }
 
+/// How long a bucket's key lives after a change: two windows (it is read as the previous
+/// bucket through the next one), and a little for clock skew between instances.
+fn ttl(tally: &Tally) -> i64 {
+    let ttl = tally.window.retention().as_secs().saturating_add(SKEW);
+    i64::try_from(ttl).unwrap_or(i64::MAX)
+}
+
+/// The counts from `values`, each counter's current and previous bucket in turn, less
+/// `this` from each current bucket (the attempt being counted). A bucket taken back below zero
+/// reads as zero.
+fn counts_of(
+    keys: &Keys,
+    now: SystemTime,
+    values: &[Option<i64>],
+    this: i64,
+) -> Result<Counts, StoreError> {
+    let mut values = values.chunks(2);
+    let mut next = |tally: Option<&Tally>| -> Result<u64, StoreError> {
+        let Some(tally) = tally else { return Ok(0) };
+        let read = |value: Option<i64>| u64::try_from(value.unwrap_or(0)).unwrap_or(0);
+        match values.next() {
+            Some(&[current, previous]) => {
+                Ok(tally
+                    .window
+                    .estimate(now, read(current.map(|c| c - this)), read(previous)))
+            }
+            _ => Err(StoreError::server("Redis answered too few values")),
+        }
+    };
+    Ok(Counts {
+        account: next(keys.account.as_ref())?,
+        ip: next(keys.ip.as_ref())?,
+        global: next(Some(&keys.global))?,
+        // Keys expire by their TTL; Redis's own eviction is its operator's setting.
+        evicted: false,
+    })
+}
+
 impl RiskStore for RedisStore {
     fn record_failure(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, ()> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for tally in keys.tallies() {
             let key = self.key(tally, tally.window.bucket(now));
-            let ttl = tally.window.retention().as_secs().saturating_add(SKEW);
-            let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
-            pipe.incr(&key, 1).ignore().expire(&key, ttl).ignore();
+            pipe.incr(&key, 1)
+                .ignore()
+                .expire(&key, ttl(tally))
+                .ignore();
         }
         Box::pin(self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }))
     }
 
+    #[cfg(test)]
     fn counts(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, Counts> {
         let names: Vec<String> = keys
             .tallies()
             .flat_map(|tally| self.buckets(tally, now))
             .collect();
         Box::pin(async move {
-            let values: Vec<Option<u64>> = self
+            let values: Vec<Option<i64>> = self
                 .run(move |mut c| async move {
                     redis::cmd("MGET").arg(&names).query_async(&mut c).await
                 })
                 .await?;
-            let mut values = values.chunks(2);
-            let mut next = |tally: Option<&Tally>| -> Result<u64, StoreError> {
-                let Some(tally) = tally else { return Ok(0) };
-                match values.next() {
-                    Some([current, previous]) => {
-                        Ok(tally
-                            .window
-                            .estimate(now, current.unwrap_or(0), previous.unwrap_or(0)))
-                    }
-                    _ => Err(StoreError::server("MGET answered too few values")),
-                }
-            };
-            Ok(Counts {
-                account: next(keys.account.as_ref())?,
-                ip: next(keys.ip.as_ref())?,
-                global: next(Some(&keys.global))?,
-                // Keys expire by their TTL; Redis's own eviction is its operator's setting.
-                evicted: false,
-            })
+            counts_of(&keys, now, &values, 0)
         })
+    }
+
+    fn attempt(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, Counts> {
+        // One transaction: each counter's current bucket counted (its new value answered) and
+        // its previous bucket read, so concurrent attempts on any instance see each other.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for tally in keys.tallies() {
+            let [current, previous] = self.buckets(tally, now);
+            pipe.incr(&current, 1)
+                .expire(&current, ttl(tally))
+                .ignore()
+                .get(&previous);
+        }
+        Box::pin(async move {
+            let values: Vec<Option<i64>> = self
+                .run(move |mut c| async move { pipe.query_async(&mut c).await })
+                .await?;
+            counts_of(&keys, now, &values, 1)
+        })
+    }
+
+    fn undo(&self, keys: Keys, at: SystemTime) -> StoreFuture<'_, ()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for tally in keys.tallies() {
+            let key = self.key(tally, tally.window.bucket(at));
+            // The TTL again: were the bucket gone already, the decrement would make it anew.
+            pipe.decr(&key, 1)
+                .ignore()
+                .expire(&key, ttl(tally))
+                .ignore();
+        }
+        Box::pin(self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }))
     }
 
     fn clear(&self, account: Tally, now: SystemTime) -> StoreFuture<'_, ()> {

@@ -22,8 +22,18 @@ pub(crate) trait RiskStore: Send + Sync {
     /// Counts one failure at `now` for each of the request's counters.
     fn record_failure(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, ()>;
 
+    #[cfg(test)]
     /// The sliding counts of the request's counters at `now`. Reading creates nothing.
     fn counts(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, Counts>;
+
+    /// Counts an attempt at `now` as a failure before it is answered, and returns the counts
+    /// from before it, in one atomic step: concurrent attempts each see the others, so a burst
+    /// of guesses is held to the limits like a sequence. [`undo`](Self::undo) takes it back
+    /// when the attempt turns out not to have failed.
+    fn attempt(&self, keys: Keys, now: SystemTime) -> StoreFuture<'_, Counts>;
+
+    /// Takes back an attempt counted at `at`.
+    fn undo(&self, keys: Keys, at: SystemTime) -> StoreFuture<'_, ()>;
 
     /// Forgets an account's failures (after a success, if the route says so). An address's
     /// and the route's counts are never cleared: one good account must not wash an address
@@ -131,11 +141,7 @@ impl fmt::Display for StoreError {
             StoreErrorKind::Server => "the risk store answered with an error",
             StoreErrorKind::Configuration => "the risk store is misconfigured",
         };
-        write!(
-            f,
-            "{what} ({}); the captcha is required meanwhile",
-            self.detail
-        )
+        write!(f, "{what} ({})", self.detail)
     }
 }
 
@@ -158,6 +164,12 @@ mod tests {
         fn clear(&self, _: Tally, _: SystemTime) -> StoreFuture<'_, ()> {
             Box::pin(std::future::pending())
         }
+        fn attempt(&self, _: Keys, _: SystemTime) -> StoreFuture<'_, Counts> {
+            Box::pin(std::future::pending())
+        }
+        fn undo(&self, _: Keys, _: SystemTime) -> StoreFuture<'_, ()> {
+            Box::pin(std::future::pending())
+        }
     }
 
     #[tokio::test]
@@ -173,7 +185,7 @@ mod tests {
         );
         let deadline = Duration::from_millis(50);
         let started = std::time::Instant::now();
-        let answer = within(deadline, store.counts(keys, SystemTime::now())).await;
+        let answer = within(deadline, store.attempt(keys, SystemTime::now())).await;
         let took = started.elapsed();
         assert!(
             took >= deadline && took < Duration::from_secs(1),
@@ -184,7 +196,7 @@ mod tests {
         assert_eq!(error.alarm(), "risk_store_timeout");
         assert_eq!(
             error.to_string(),
-            "the risk store was too slow (no answer within 50ms); the captcha is required meanwhile"
+            "the risk store was too slow (no answer within 50ms)"
         );
         let cleared = within(
             deadline,

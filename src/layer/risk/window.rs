@@ -104,6 +104,16 @@ impl Counter {
         self.current = self.current.saturating_add(1);
     }
 
+    /// Takes back one event counted at `at`, from whichever of the two buckets holds it.
+    pub(crate) fn remove(&mut self, window: Window, at: SystemTime) {
+        let bucket = window.bucket(at);
+        if bucket == self.bucket {
+            self.current = self.current.saturating_sub(1);
+        } else if bucket.saturating_add(1) == self.bucket {
+            self.previous = self.previous.saturating_sub(1);
+        }
+    }
+
     /// The estimate of the window ending at `now`.
     pub(crate) fn estimate(&self, window: Window, now: SystemTime) -> u64 {
         let mut rolled = *self;
