@@ -73,6 +73,7 @@
 //! | `tonic` | no | `layer::require_verified` for tonic requests; refusals in tonic's body type |
 //! | `metrics` | no | metrics through the [`metrics`](https://docs.rs/metrics) facade (see [`layer`]) |
 //! | `encryption` | no | `encryption`: the `EncryptedSceneId` of V3 encryption mode (AES-256-CBC) |
+//! | `redis` | no | `layer::Risk::redis`: the counts of `WhenRisky` routes shared by several instances |
 //!
 //! Runnable examples: `examples/axum.rs` (the smallest app, to read first), `examples/login.rs`
 //! (the axum demo), `examples/hyper.rs`, `examples/verify.rs` (the client alone), and a tonic

@@ -1027,7 +1027,7 @@ async fn not_required_is_no_pass() {
     let ok = Attempt::json("ann", "correct horse");
     let answer = ok.send_from(me, addr).await;
     assert_eq!(
-        answer.0, 503,
+        answer.0, 403,
         "a NotRequired verdict is not a CaptchaPassed"
     );
     assert_eq!(runs.load(Ordering::SeqCst), 0);

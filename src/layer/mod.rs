@@ -33,10 +33,12 @@
 //!
 //! | metric | kind | labels | what |
 //! |---|---|---|---|
-//! | `captcha_requests_total` | counter | `scene`, `outcome`, `code` | protected requests by what became of them: `outcome` is `pass`, `degraded`, `refused` (the captcha failed, or the service called the request invalid), `unavailable` (503: no verdict and no pass), `local_refusal` (no, or no valid, param or body: refused without asking the service) or `overloaded`; `code` is the `VerifyCode`, the local refusal's code or the error's kind |
+//! | `captcha_requests_total` | counter | `scene`, `outcome`, `code` | protected requests by what became of them: `outcome` is `pass`, `degraded`, `refused` (the captcha failed, or the service called the request invalid), `unavailable` (503: no verdict and no pass), `local_refusal` (no, or no valid, param or body: refused without asking the service), `overloaded`, `not_required` (a `WhenRisky` route let it through without a captcha) or `monitored` (a monitor route let through what it would have refused); `code` is the `VerifyCode`, the local refusal's code or the error's label |
 //! | `captcha_verification_duration_seconds` | histogram | `scene`, `outcome` | how long the service took, for requests that asked it |
 //! | `captcha_service_errors_total` | counter | `scene`, `class`, `code` | verifications without a verdict: `class` is the [`ErrorClass`](crate::error::ErrorClass) (`outage`, `configuration`, …), `code` the API error code or the error's kind |
 //! | `captcha_verifications_in_flight` | gauge | `scene` | verifications under way |
+//! | `captcha_requirement_total` | counter | `scene`, `reason` | [`Requirement::WhenRisky`] routes, requests without a param: `not_required`, or what raised the requirement (`account`, `ip`, `global`, `store_down`) |
+//! | `captcha_monitor_would_refuse_total` | counter | `scene`, `reason` | [`Requirement::Monitor`] routes: requests let through that would have been refused, by [`Reason`] |
 //!
 //! **Handlers demand the verdict.** Take [`CaptchaVerified`] (or [`CaptchaPassed`]) as a
 //! handler argument, so that a handler the layer does not cover fails closed.

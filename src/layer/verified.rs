@@ -301,7 +301,8 @@ mod axum_extractors {
     }
 
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-    /// Refuses a degraded verdict with 503, and a missing one with 500.
+    /// Refuses a degraded verdict with 503, one without a captcha (`NotRequired`, `Monitored`)
+    /// with 403 `captcha required`, and a missing one with 500.
     impl<S: Send + Sync> FromRequestParts<S> for CaptchaPassed {
         type Rejection = (StatusCode, &'static str);
 
@@ -309,10 +310,13 @@ mod axum_extractors {
             match <CaptchaVerified as FromRequestParts<S>>::from_request_parts(parts, state).await?
             {
                 CaptchaVerified::Passed(passed) => Ok(passed),
-                _ => Err((
+                CaptchaVerified::Degraded(_) => Err((
                     StatusCode::SERVICE_UNAVAILABLE,
                     "captcha verification is unavailable, try again later",
                 )),
+                // No captcha was asked for (a `WhenRisky` or monitor route): this handler wants
+                // one, so the page shows the widget and sends it.
+                _ => Err((StatusCode::FORBIDDEN, "captcha required")),
             }
         }
     }
