@@ -25,7 +25,8 @@
 //! `--when-risky` asks for one only once failures pile up (3 wrong passwords for an account in
 //! 15 minutes, 10 from an address, 30 a minute on the route): until then the page logs in
 //! without the widget, and on 403 `captcha_required` it shows the widget and sends the param.
-//! Failures are counted in memory, or with `--store redis://HOST:PORT` in a Redis shared by
+//! Failures are counted in memory, or (built with `--features redis`) with
+//! `--store redis://HOST:PORT` in a Redis shared by
 //! every instance given the same URL and key (`CAPTCHA_RISK_KEY`, 16 bytes or more; without it
 //! a fixed demo key, fine on a laptop and nowhere else). `--monitor` verifies the param when
 //! there is one but refuses nothing: what it would have refused is logged, counted
@@ -59,9 +60,10 @@ const ACCOUNT: (&str, &str) = ("ann", "correct horse");
 /// Names the counters in Redis for `--store`: instances sharing a Redis must share it.
 /// A DEMO VALUE, public in this repository: set `CAPTCHA_RISK_KEY` (16 bytes or more, the same
 /// on every instance) for anything but a demo.
+#[cfg(feature = "redis")]
 const DEMO_RISK_KEY: &str = "demo-only-risk-key-not-a-secret";
 const USAGE: &str = "--listen ADDR, --emulate, --when-risky (login needs a captcha only when risky), \
-    --store redis://HOST:PORT (with --when-risky: count failures in a shared Redis), \
+    --store redis://HOST:PORT (with --when-risky and --features redis: count failures in a shared Redis), \
     --monitor (login verifies the param but refuses nothing)";
 
 /// When `/login` asks for a captcha, from the command line.
@@ -129,21 +131,34 @@ impl Flags {
                 let risk = Risk::new().account_field("username");
                 let risk = match &self.store {
                     None => risk,
-                    Some(url) => {
-                        let key = std::env::var("CAPTCHA_RISK_KEY").unwrap_or_else(|_| {
-                            eprintln!(
-                                "login: naming Redis counters with the demo's public key; set CAPTCHA_RISK_KEY (the same on every instance) beyond a demo"
-                            );
-                            DEMO_RISK_KEY.to_owned()
-                        });
-                        risk.redis(url, key)
-                            .map_err(|e| format!("--store {}: {e}", redacted(url)))?
-                    }
+                    Some(url) => in_redis(risk, url)?,
                 };
                 Requirement::WhenRisky(risk)
             }
         })
     }
+}
+
+/// The risk counts in the Redis at `url`.
+#[cfg(feature = "redis")]
+fn in_redis(risk: Risk, url: &str) -> Result<Risk, String> {
+    let key = std::env::var("CAPTCHA_RISK_KEY").unwrap_or_else(|_| {
+        eprintln!(
+            "login: naming Redis counters with the demo's public key; set CAPTCHA_RISK_KEY (the same on every instance) beyond a demo"
+        );
+        DEMO_RISK_KEY.to_owned()
+    });
+    risk.redis(url, key)
+        .map_err(|e| format!("--store {}: {e}", redacted(url)))
+}
+
+/// Without the `redis` feature the demo builds without a Redis client (a smaller first build).
+#[cfg(not(feature = "redis"))]
+fn in_redis(_risk: Risk, url: &str) -> Result<Risk, String> {
+    Err(format!(
+        "--store {}: this build has no Redis client; run `cargo run --example login --features redis -- …`",
+        redacted(url)
+    ))
 }
 
 /// `url` without the password it may hold (`redis://user:password@host`), for messages.
