@@ -166,13 +166,14 @@ impl ContentKind {
         };
         if starts(b"application/grpc") {
             Self::Grpc
+        } else if starts(b"application/x-www-form-urlencoded") {
+            // By prefix, as axum's `Form` reads it (`…-urlencoded+json` too): what the app
+            // reads, this reads too.
+            Self::Form
         } else if essence.eq_ignore_ascii_case(b"application/json")
             || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
         {
             Self::Json
-        } else if starts(b"application/x-www-form-urlencoded") {
-            // By prefix, as axum's `Form` reads it: what the app reads, this reads too.
-            Self::Form
         } else {
             Self::Other
         }
@@ -235,9 +236,10 @@ where
     (Request::from_parts(parts, body), outcome)
 }
 
-/// The string field `name` of the body, if it is JSON (a dotted path) or a urlencoded form:
-/// for what the layer reads besides the param (an account name). The body is buffered as
-/// [`buffer`] does; any other body is passed over unread.
+/// The field `name` of the request, for what the layer reads besides the param (an account
+/// name): in the body if it is JSON (a dotted path) or a urlencoded form, buffered as [`buffer`]
+/// does, and in the query string (axum's `Form` reads a GET's query). Given in both, or in a
+/// body of another type, it is ambiguous: the app may read what this cannot.
 pub(crate) async fn body_field<B>(
     request: Request<CaptchaBody<B>>,
     limits: BodyLimits,
@@ -247,20 +249,21 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
+    let query = request.uri().query().unwrap_or_default();
+    let in_query = super::form::form_string(query.as_bytes(), name);
     let find = match ContentKind::of(request.headers()) {
         ContentKind::Json => super::json::json_string,
         ContentKind::Form => super::form::form_string,
-        // No body, nothing in it; gRPC's framed messages are not read (a closure can).
-        ContentKind::Grpc => return (request, Ok(Field::Missing)),
-        ContentKind::Other if request.body().is_end_stream() => {
-            return (request, Ok(Field::Missing));
-        }
-        // A body of another type (multipart, say): the app may read a name in it that this
-        // cannot, so which account it is cannot be told.
-        ContentKind::Other => return (request, Ok(Field::Ambiguous)),
+        _ if request.body().is_end_stream() => return (request, Ok(in_query)),
+        // A body of another type (multipart, gRPC's framed messages): the app may read a name
+        // in it that this cannot (a closure over the head can), so it cannot be told.
+        ContentKind::Grpc | ContentKind::Other => return (request, Ok(Field::Ambiguous)),
     };
     let (request, bytes) = buffer(request, limits).await;
-    let field = bytes.map(|bytes| find(&bytes, name));
+    let field = bytes.map(|bytes| match (in_query, find(&bytes, name)) {
+        (Field::Missing, field) | (field, Field::Missing) => field,
+        _ => Field::Ambiguous,
+    });
     (request, field)
 }
 
@@ -302,6 +305,7 @@ mod tests {
             ("application/problem+json", ContentKind::Json),
             ("application/x-www-form-urlencoded", ContentKind::Form),
             ("application/x-www-form-urlencoded-x", ContentKind::Form),
+            ("application/x-www-form-urlencoded+json", ContentKind::Form),
             (
                 " application/x-www-form-urlencoded ;charset=utf-8",
                 ContentKind::Form,

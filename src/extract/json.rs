@@ -52,7 +52,8 @@ pub(super) fn in_json(json: &[u8], path: &str) -> Result<Option<CaptchaVerifyPar
     // A body that is not JSON has no param: the request is refused for want of one.
     match find(json, path) {
         Some(Found::Once(raw)) => check(Some(raw.as_bytes())),
-        Some(Found::Missing) | None => Ok(None),
+        // A param is a string; anything else there is none.
+        Some(Found::Missing | Found::Number(_) | Found::Other) | None => Ok(None),
         Some(Found::Twice) => Err(ExtractError::Invalid(InvalidParam::Ambiguous)),
     }
 }
@@ -60,8 +61,10 @@ pub(super) fn in_json(json: &[u8], path: &str) -> Result<Option<CaptchaVerifyPar
 /// The string at `path` in a JSON document already in memory (an account name, say).
 pub(super) fn json_string(json: &[u8], path: &str) -> Field {
     match find(json, path) {
-        Some(Found::Once(value)) => Field::One(value),
+        // A number is a name too (a phone number, an account id), as the app reads it.
+        Some(Found::Once(value) | Found::Number(value)) => Field::One(value),
         Some(Found::Missing) => Field::Missing,
+        Some(Found::Other) => Field::Ambiguous,
         // Not JSON throughout: the app's parser may still find a name (serde skips fields it
         // does not read without checking them), so which one it reads cannot be told.
         Some(Found::Twice) | None => Field::Ambiguous,
@@ -71,9 +74,13 @@ pub(super) fn json_string(json: &[u8], path: &str) -> Field {
 /// What a JSON document holds at a path.
 #[derive(Debug, PartialEq, Eq)]
 enum Found {
-    /// Nothing, or not a string.
+    /// Nothing, or null.
     Missing,
     Once(String),
+    /// A number where the path ends: its text.
+    Number(String),
+    /// A boolean, array or object where the path ends.
+    Other,
     /// A key of the path appears twice in one object.
     Twice,
 }
@@ -100,6 +107,17 @@ impl<'de> DeserializeSeed<'de> for Seek<'_> {
     }
 }
 
+impl Seek<'_> {
+    /// `found` where the path ends; anywhere else the path cannot go on through it.
+    fn at_end(self, found: Found) -> Found {
+        if self.0.is_none() {
+            found
+        } else {
+            Found::Missing
+        }
+    }
+}
+
 impl<'de> Visitor<'de> for Seek<'_> {
     type Value = Found;
 
@@ -115,19 +133,19 @@ impl<'de> Visitor<'de> for Seek<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Found, E> {
-        Ok(Found::Missing)
+        Ok(self.at_end(Found::Other))
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Found, E> {
-        Ok(Found::Missing)
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Found, E> {
+        Ok(self.at_end(Found::Number(value.to_string())))
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Found, E> {
-        Ok(Found::Missing)
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Found, E> {
+        Ok(self.at_end(Found::Number(value.to_string())))
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Found, E> {
-        Ok(Found::Missing)
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Found, E> {
+        Ok(self.at_end(Found::Number(value.to_string())))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Found, E> {
@@ -136,13 +154,13 @@ impl<'de> Visitor<'de> for Seek<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Found, A::Error> {
         while items.next_element::<Checked>()?.is_some() {}
-        Ok(Found::Missing)
+        Ok(self.at_end(Found::Other))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Found, A::Error> {
         let Some(path) = self.0 else {
             while entries.next_entry::<Checked, Checked>()?.is_some() {}
-            return Ok(Found::Missing);
+            return Ok(Found::Other);
         };
         let (key, rest) = match path.split_once('.') {
             Some((key, rest)) => (key, Some(rest)),
@@ -281,12 +299,20 @@ mod tests {
         let json = br#"{"a": {"b": "x"}, "n": 1, "captchaVerifyParam": "p", "l": ["q"]}"#;
         assert_eq!(find_or_missing(json, "a.b"), once("x"));
         assert_eq!(find_or_missing(json, "captchaVerifyParam"), once("p"));
-        assert_eq!(find_or_missing(json, "n"), Found::Missing);
+        assert_eq!(find_or_missing(json, "n"), Found::Number("1".into()));
         assert_eq!(find_or_missing(json, "a.c"), Found::Missing);
-        assert_eq!(find_or_missing(json, "a"), Found::Missing);
+        assert_eq!(find_or_missing(json, "a"), Found::Other);
         assert_eq!(find_or_missing(json, "a.b.c"), Found::Missing);
-        assert_eq!(find_or_missing(json, "l"), Found::Missing);
+        assert_eq!(find_or_missing(json, "l"), Found::Other);
         assert_eq!(find_or_missing(json, "l.0"), Found::Missing);
+        // A param is a string: a number, an object or a list there is no param. An account
+        // may be a number; an object or a list there cannot be told.
+        for path in ["n", "a", "l"] {
+            assert_eq!(in_json(json, path), Ok(None), "{path}");
+        }
+        assert_eq!(json_string(json, "n"), Field::One("1".into()));
+        assert_eq!(json_string(json, "a"), Field::Ambiguous);
+        assert_eq!(json_string(json, "a.c"), Field::Missing);
         assert_eq!(
             find_or_missing(br#"["p"]"#, "captchaVerifyParam"),
             Found::Missing

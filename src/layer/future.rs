@@ -174,8 +174,7 @@ where
                     State::Answering { future, issued }
                 }
                 steps::Next::Refuse(refusal, request) => {
-                    let (parts, _body) = request.into_parts();
-                    let response = shared.responder.respond(&refusal, &parts);
+                    let response = steps::refusal(&refusal, request, shared);
                     let failed = steps::is_failure(&refusal);
                     let future = Recorded::refused(Ok(response), this.watch.take(), failed);
                     State::Answering {

@@ -48,6 +48,17 @@ pub enum Requirement {
     Monitor,
 }
 
+impl Requirement {
+    /// How much it asks of a request: `Always` most, `Monitor` least.
+    pub(crate) fn strictness(&self) -> u8 {
+        match self {
+            Self::Always => 2,
+            Self::WhenRisky(_) => 1,
+            Self::Monitor => 0,
+        }
+    }
+}
+
 /// What makes a request risky on a [`Requirement::WhenRisky`] route, and where failures are
 /// counted.
 ///
@@ -58,8 +69,12 @@ pub enum Requirement {
 /// per account and 10 per address in 15 minutes, 30 a minute across the route.
 ///
 /// A failure is what the inner service answers: 401 or 403 by default
-/// ([`failure_statuses`](Self::failure_statuses)), or any response carrying [`FailedAttempt`]
-/// in its extensions. Each request without a param is counted as an attempt before it is
+/// ([`failure_statuses`](Self::failure_statuses)), a gRPC answer whose headers say
+/// `grpc-status` 7 or 16 (`PERMISSION_DENIED`, `UNAUTHENTICATED`: tonic's unary errors), or
+/// any response carrying [`FailedAttempt`] in its extensions. The account is read from a JSON
+/// or form body, or the query string; a body it cannot be read in (another type, JSON that
+/// does not parse, an object where the name should be) or a name given twice needs the
+/// captcha. Each request without a param is counted as an attempt before it is
 /// answered (so a burst of concurrent guesses is held to the limits like a sequence) and taken
 /// back unless it failed. Counts live in memory,
 /// bounded ([`memory_capacity`](Self::memory_capacity)), or in Redis (feature `redis`) for
@@ -147,7 +162,7 @@ impl Risk {
     /// app behind that many proxies that each append the address they saw. Without it the
     /// address is the socket's peer (axum's `ConnectInfo`, tonic's `TcpConnectInfo`, or a
     /// `SocketAddr` in the request's extensions), and the header is never read: anyone can
-    /// write one.
+    /// write one. Zero proxies is the socket's peer too.
     pub fn forwarded_for(self, trusted_proxies: usize) -> Self {
         self.with(|s| s.forwarded_hops = Some(trusted_proxies))
     }

@@ -403,8 +403,11 @@ impl Table {
         match (normalised, raw) {
             (None, None) => Protection::Unprotected,
             (Some(index), None) | (None, Some(index)) => Protection::Route(index),
+            // One scene, maybe two requirements: the stricter holds, so that a path the router
+            // reads as an `Always` route never gets a `WhenRisky` one's leniency.
             (Some(a), Some(b)) if self.routes[a].scene == self.routes[b].scene => {
-                Protection::Route(a)
+                let strictness = |index: usize| self.routes[index].requirement.strictness();
+                Protection::Route(if strictness(b) > strictness(a) { b } else { a })
             }
             (Some(_), Some(_)) => Protection::Ambiguous,
         }

@@ -20,7 +20,7 @@ use super::risk::gate::{AssessFuture, Assessed, Watch, assess};
 use super::routes::Route;
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal};
-use super::{Reason, Requirement};
+use super::{Reason, Requirement, Respond};
 use crate::error::{ErrorClass, TransportError, TransportErrorKind};
 use crate::extract::{BodyError, CaptchaBody, ExtractError};
 use crate::{CaptchaVerifyParam, Error, SceneId, Verification, Verify, VerifyCode, VerifyRequest};
@@ -279,6 +279,25 @@ pub(crate) fn monitored<V, R, B>(next: Next<B>, route: &Route, shared: &Shared<V
     request.extensions_mut().insert(verdict);
     Next::Call(request, None)
 }
+
+/// The layer's answer to a refused request, marked as the layer's: an outer `WhenRisky` layer
+/// does not count an inner layer's `captcha_required` as a failed login.
+pub(crate) fn refusal<V, R: Respond<T>, B, T>(
+    refusal: &Refusal,
+    request: Request<CaptchaBody<B>>,
+    shared: &Shared<V, R>,
+) -> http::Response<T> {
+    let (parts, _body) = request.into_parts();
+    let mut response = shared.responder.respond(refusal, &parts);
+    response
+        .extensions_mut()
+        .insert(LayerRefusal(refusal.reason()));
+    response
+}
+
+/// In the extensions of the layer's own refusals: why.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerRefusal(pub(crate) Reason);
 
 /// Whether a refusal counts as a failed attempt on a `WhenRisky` route: the service said the
 /// captcha failed. A missing param is not one (the requirement was raised already).

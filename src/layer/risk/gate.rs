@@ -16,7 +16,9 @@ use super::decision::{Need, Raised, requirement};
 use super::key::Keys;
 use super::store::{RiskStore, StoreError, within};
 use crate::extract::{BodyError, BodyLimits, CaptchaBody, Field, body_field};
+use crate::layer::Reason;
 use crate::layer::requirement::{Account, FailedAttempt, Risk, Settings};
+use crate::layer::steps::LayerRefusal;
 
 /// A request on a `WhenRisky` route, once its counters are known.
 pub(crate) struct Assessed<B> {
@@ -134,21 +136,29 @@ fn client_address(
     hops: Option<usize>,
 ) -> Option<IpAddr> {
     let peer = peer(extensions);
-    let Some(hops) = hops else {
+    // No proxy trusted (0 included): the header is the client's own writing.
+    let Some(hops) = hops.filter(|&hops| hops > 0) else {
         return peer;
     };
-    let mut seen: Vec<&str> = Vec::new();
+    // Entries are split on bytes: a client's unreadable entry must not make the proxies' own
+    // entries after it unreadable too.
+    let mut seen: Vec<&[u8]> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let Ok(value) = value.to_str() else {
-            return peer;
-        };
-        seen.extend(value.split(',').map(str::trim));
+        seen.extend(
+            value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii),
+        );
     }
     // The last entry was appended by the nearest proxy; `hops` proxies back is the client.
-    let Some(index) = seen.len().checked_sub(hops.max(1)) else {
+    let Some(index) = seen.len().checked_sub(hops) else {
         return peer;
     };
-    seen[index].parse().ok().or(peer)
+    std::str::from_utf8(seen[index])
+        .ok()
+        .and_then(|entry| entry.parse().ok())
+        .or(peer)
 }
 
 /// The socket's peer, however the server put it in the request's extensions.
@@ -187,10 +197,22 @@ impl Watch {
     /// What the inner service's answer means for the counts: a failure (a failure status, or
     /// [`FailedAttempt`]) is counted; a success may clear the account's failures.
     pub(crate) fn answered<T>(&self, response: &http::Response<T>) -> Option<RecordFuture> {
+        // An inner layer of this crate asked for the captcha: no login was tried.
+        if let Some(LayerRefusal(Reason::CaptchaRequired)) = response.extensions().get() {
+            return self.settle(false, false);
+        }
         let status = response.status();
+        // gRPC answers 200 and says how the call went in `grpc-status`: in the headers when
+        // the call failed at once (tonic's unary errors), else in trailers, not read here.
+        let grpc_status = response.headers().get("grpc-status").map(|v| v.as_bytes());
+        let grpc_failed = matches!(grpc_status, Some(b"7" | b"16"));
         let failed = self.failure_statuses.contains(&status)
+            || grpc_failed
             || response.extensions().get::<FailedAttempt>().is_some();
-        self.settle(failed, status.is_success())
+        self.settle(
+            failed,
+            status.is_success() && grpc_status.is_none_or(|s| s == b"0"),
+        )
     }
 
     /// What the layer's own refusal means for the counts: a failed verdict is a failure; a

@@ -3,9 +3,10 @@
 //! same room whatever the request sent (a megabyte of user name is 16 bytes here).
 //!
 //! - **Accounts** are compared without case and without surrounding white space (Unicode
-//!   lowercase). An app whose names are case-sensitive counts `Alice` and `alice` together: a
-//!   victim is asked for the captcha a little sooner, never later, and an attacker cannot
-//!   spread guesses over spellings of one name.
+//!   lowercase), control and invisible format characters, or combining diacritics, with
+//!   fullwidth ASCII as ASCII. An app whose names are case-sensitive counts `Alice` and
+//!   `alice` together: a victim is asked for the captcha a little sooner, never later, and an
+//!   attacker cannot spread guesses over spellings an app may read as one name.
 //! - **Addresses**: IPv4 as is (IPv4-mapped IPv6 too); **IPv6 by its /64**, the prefix one
 //!   subscriber is given. Counting single IPv6 addresses would hand an attacker 2^64 fresh
 //!   counters.
@@ -103,6 +104,37 @@ pub(crate) struct Windows {
     pub(crate) global: Window,
 }
 
+/// The characters an account name is counted by, so that spellings an app may read as one name
+/// share one count: without surrounding white space, control and invisible format characters
+/// (zero-width spaces, joiners, direction marks) or combining diacritics, with fullwidth ASCII
+/// as ASCII, lower-cased. Folding more only asks for the captcha sooner.
+fn fold(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.trim()
+        .chars()
+        .filter(|&c| {
+            !c.is_control()
+                && !matches!(c,
+                    '\u{00AD}'
+                    | '\u{034F}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{FEFF}'
+                    | '\u{0300}'..='\u{036F}'
+                    | '\u{1AB0}'..='\u{1AFF}'
+                    | '\u{1DC0}'..='\u{1DFF}'
+                    | '\u{20D0}'..='\u{20FF}'
+                    | '\u{FE20}'..='\u{FE2F}')
+        })
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+}
+
 /// Turns a request's scene, account and address into [`Keys`].
 #[derive(Clone)]
 pub(crate) struct KeyHasher {
@@ -154,9 +186,9 @@ impl KeyHasher {
 
     fn account(&self, scene: &str, name: &str, window: Window) -> Tally {
         self.tally(Signal::Account, scene, window, |mac| {
-            // Lower-cased a character at a time: no copy of a name of any length.
+            // Folded a character at a time: no copy of a name of any length.
             let mut buf = [0u8; 4];
-            for c in name.trim().chars().flat_map(char::to_lowercase) {
+            for c in fold(name) {
                 mac.update(c.encode_utf8(&mut buf).as_bytes());
             }
         })
@@ -239,7 +271,16 @@ mod tests {
         };
         let alice = keys("login", "alice", "192.0.2.1");
         // One account, however it is spelt.
-        for other in ["Alice", "  ALICE\t", "alice "] {
+        for other in [
+            "Alice",
+            "  ALICE\t",
+            "alice ",
+            "\u{FF41}lice",
+            "ali\u{200B}ce",
+            "a\u{0301}lice",
+            "alice\0",
+            "\u{FEFF}alice",
+        ] {
             assert_eq!(keys("login", other, "192.0.2.1").account, alice.account);
         }
         assert_ne!(keys("login", "alice2", "192.0.2.1").account, alice.account);

@@ -1,19 +1,19 @@
-//! A sliding window of failures, estimated from two fixed buckets: the count of the current
-//! bucket plus the previous bucket's count weighted by how much of it the window still covers.
-//! Pure arithmetic on a `now` the caller passes, so tests move time by hand.
+//! A sliding window of failures, counted in two fixed buckets: the current bucket and the
+//! previous one, both in full. Pure arithmetic on a `now` the caller passes, so tests move
+//! time by hand.
 //!
 //! Buckets are numbered from the Unix epoch (`bucket = seconds since 1970 / window length`), so
 //! that instances sharing a store agree on them without talking to each other; a few seconds of
 //! clock skew between instances moves a bucket boundary by as much, which against windows of a
 //! minute and more is noise.
 //!
-//! The estimate is rounded **up**: the approximation errs towards asking for the captcha. A
-//! failure counts in full while its bucket is current and fades over the next bucket, so it is
-//! forgotten between one and two windows after it happened, never sooner than one.
+//! A failure counts in full while its bucket is current and through the whole next bucket, so
+//! it is forgotten between one and two windows after it happened, never sooner than one: any
+//! span of one window holds no more failures than the limit lets in. (Weighting the previous
+//! bucket by how much of it the window still covers, the usual estimate, lets a burst just
+//! before a bucket's end and another just after it pass the limit almost twice.)
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const NANOS_PER_SEC: u128 = 1_000_000_000;
 
 /// The length of a sliding window, in whole seconds (at least one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,15 +48,10 @@ impl Window {
         since_epoch(now).as_secs() / self.secs
     }
 
-    /// The estimated number of events in the window ending at `now`, from the counts of the
-    /// bucket `now` falls in (`current`) and of the one before it (`previous`), rounded up.
-    pub(crate) fn estimate(self, now: SystemTime, current: u64, previous: u64) -> u64 {
-        let length = u128::from(self.secs) * NANOS_PER_SEC;
-        let into_bucket = since_epoch(now).as_nanos() % length;
-        let remaining = length - into_bucket;
-        // ceil(previous × remaining / length), in integers: no rounding surprises at the edges.
-        let weighted = (u128::from(previous) * remaining).div_ceil(length);
-        current.saturating_add(u64::try_from(weighted).unwrap_or(u64::MAX))
+    /// The count for the window ending at `now`, from the counts of the bucket `now` falls in
+    /// (`current`) and of the one before it (`previous`): never fewer than the window holds.
+    pub(crate) fn estimate(self, _now: SystemTime, current: u64, previous: u64) -> u64 {
+        current.saturating_add(previous)
     }
 }
 
@@ -152,21 +147,16 @@ mod tests {
     }
 
     #[test]
-    fn the_previous_bucket_fades_over_the_current_one() {
+    fn the_previous_bucket_counts_in_full_through_the_current_one() {
         let w = Window::from_secs(100).unwrap();
-        // (now, current, previous, estimate)
+        // (now, current, previous, count)
         let rows = [
             (1_000, 0, 0, 0),
             (1_000, 2, 0, 2),
-            // At the start of a bucket the previous one counts in full.
             (1_000, 0, 4, 4),
-            (1_025, 0, 4, 3),
-            (1_050, 0, 4, 2),
-            (1_075, 1, 4, 2),
-            // Rounded up: one failure counts until the bucket ends.
+            (1_050, 0, 4, 4),
+            (1_075, 1, 4, 5),
             (1_099, 0, 1, 1),
-            (1_099, 0, 4, 1),
-            (1_050, 0, 3, 2),
             // No overflow at the extremes.
             (1_050, u64::MAX, u64::MAX, u64::MAX),
         ];
@@ -177,9 +167,20 @@ mod tests {
                 "{now} {current} {previous}"
             );
         }
-        // Sub-second positions count too.
-        let half = at(1_049) + Duration::from_millis(500);
-        assert_eq!(w.estimate(half, 0, 1_000), 505);
+    }
+
+    /// Three failures just before a bucket's end, then more just after it: any one window
+    /// holds at most the limit, so a limit of three lets no fourth through.
+    #[test]
+    fn a_burst_at_a_bucket_edge_is_held_to_the_limit() {
+        let w = Window::from_secs(100).unwrap();
+        let mut c = Counter::new(w, at(1_099));
+        for _ in 0..3 {
+            c.add(w, at(1_099));
+        }
+        for now in [1_100, 1_137, 1_175, 1_199] {
+            assert_eq!(c.estimate(w, at(now)), 3, "{now}");
+        }
     }
 
     #[test]
@@ -192,9 +193,9 @@ mod tests {
         }
         assert_eq!(c.estimate(w, start), 3);
         assert_eq!(c.estimate(w, start + Duration::from_secs(599)), 3);
-        // The next bucket: fading.
+        // The next bucket: still in full.
         let next = at(900 * 1_001 + 450);
-        assert_eq!(c.estimate(w, next), 2);
+        assert_eq!(c.estimate(w, next), 3);
         assert!(!c.is_expired(w, next));
         // Two buckets on: gone.
         let later = at(900 * 1_002);
