@@ -21,7 +21,11 @@ impl std::error::Error for CloseConnection {}
 pub(crate) type Answer = Result<Response<Full<Bytes>>, CloseConnection>;
 
 pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+    json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A response with a JSON body already written.
+pub(crate) fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(

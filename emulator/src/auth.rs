@@ -49,13 +49,13 @@ pub(crate) struct KnownKey {
 
 /// Where the AccessKeys the emulator accepts are.
 pub(crate) trait KeyStore {
-    /// The key with this id, if known.
-    fn key(&self, id: &str) -> Option<KnownKey>;
+    /// The key with this id, if known: borrowed when it can be.
+    fn key(&self, id: &str) -> Option<Cow<'_, KnownKey>>;
 }
 
 impl KeyStore for HashMap<String, KnownKey> {
-    fn key(&self, id: &str) -> Option<KnownKey> {
-        self.get(id).cloned()
+    fn key(&self, id: &str) -> Option<Cow<'_, KnownKey>> {
+        self.get(id).map(Cow::Borrowed)
     }
 }
 
@@ -193,6 +193,9 @@ impl NonceWindow {
     }
 }
 
+/// How many signed headers are checked without allocating.
+const STACK_HEADERS: usize = 16;
+
 fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -270,14 +273,15 @@ pub(crate) fn authenticate<'a>(
         }
     }
 
-    let payload_hash = sign::hash_payload(body);
+    let payload_hash = sign::payload_digest(body);
     let sent_hash = value(header::CONTENT_SHA256);
-    if !sent_hash.eq_ignore_ascii_case(&payload_hash) {
+    if !sent_hash.eq_ignore_ascii_case(payload_hash.as_str()) {
         return Err(GatewayError::bad_request(
             "InvalidParameter",
             format!(
                 "The header x-acs-content-sha256 ({sent_hash}) is not the SHA-256 of the \
-                 request body ({payload_hash})."
+                 request body ({}).",
+                payload_hash.as_str()
             ),
         ));
     }
@@ -288,7 +292,26 @@ pub(crate) fn authenticate<'a>(
 
     let authorization = Authorization::parse(value(header::AUTHORIZATION))
         .map_err(|e| GatewayError::bad_request("IncompleteSignature", e.to_string()))?;
-    let signed: Vec<&str> = authorization.signed_headers().collect();
+    // A request signs about ten headers: their names and values are listed on the stack.
+    let mut signed_on_stack = [""; STACK_HEADERS];
+    let mut signed_on_heap = Vec::new();
+    let mut count = 0;
+    for name in authorization.signed_headers() {
+        if count < STACK_HEADERS {
+            signed_on_stack[count] = name;
+        } else {
+            if count == STACK_HEADERS {
+                signed_on_heap.extend_from_slice(&signed_on_stack);
+            }
+            signed_on_heap.push(name);
+        }
+        count += 1;
+    }
+    let signed: &[&str] = if count <= STACK_HEADERS {
+        &signed_on_stack[..count]
+    } else {
+        &signed_on_heap
+    };
     if let Some(unsigned) = headers
         .keys()
         .map(|name| name.as_str())
@@ -342,8 +365,10 @@ pub(crate) fn authenticate<'a>(
         (Some(_), Some(_)) => {}
     }
 
-    let mut signed_values: Vec<(&str, &str)> = Vec::with_capacity(signed.len());
-    for name in &signed {
+    let mut values_on_stack = [("", ""); STACK_HEADERS];
+    let mut values_on_heap: Vec<(&str, &str)> = Vec::new();
+    let mut values = 0;
+    for name in signed {
         let mut any = false;
         for value in headers.get_all(*name) {
             any = true;
@@ -353,7 +378,15 @@ pub(crate) fn authenticate<'a>(
                     format!("The header {name} is not visible ASCII."),
                 )
             })?;
-            signed_values.push((name, value));
+            if values < STACK_HEADERS {
+                values_on_stack[values] = (name, value);
+            } else {
+                if values == STACK_HEADERS {
+                    values_on_heap.extend_from_slice(&values_on_stack);
+                }
+                values_on_heap.push((name, value));
+            }
+            values += 1;
         }
         if !any {
             return Err(GatewayError::bad_request(
@@ -362,6 +395,11 @@ pub(crate) fn authenticate<'a>(
             ));
         }
     }
+    let signed_values: &[(&str, &str)] = if values <= STACK_HEADERS {
+        &values_on_stack[..values]
+    } else {
+        &values_on_heap
+    };
     let query: Vec<(String, String)> = parts
         .uri
         .query()
@@ -375,14 +413,10 @@ pub(crate) fn authenticate<'a>(
         parts.method.as_str(),
         parts.uri.path(),
         &query,
-        &signed_values,
+        signed_values,
         sent_hash,
     );
-    if !sign::verify_signature(
-        key.secret.as_bytes(),
-        &canonical.string_to_sign(),
-        authorization.signature,
-    ) {
+    if !canonical.verify(key.secret.as_bytes(), authorization.signature) {
         return Err(GatewayError::bad_request(
             "SignatureDoesNotMatch",
             "Specified signature is not matched with our calculation.",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -100,9 +100,9 @@ async fn route(state: Arc<State>, local: SocketAddr, request: Request<Incoming>)
     {
         parts.headers.insert(header::HOST, value);
     }
-    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+    let body = match read_capped(body, MAX_REQUEST_BODY).await {
+        Some(body) => body,
+        None => {
             return Ok(json(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &serde_json::json!({"Code": "RequestTooLarge", "Message": "The request body is too large or unreadable."}),
@@ -140,6 +140,38 @@ async fn route(state: Arc<State>, local: SocketAddr, request: Request<Incoming>)
         (&Method::POST, "/") => gateway::verify(&state, &parts, &body).await,
         _ => Ok(not_found()),
     }
+}
+
+/// A whole request body of at most `max` bytes (`None` when larger or unreadable), as
+/// `Limited::collect` reads it; a body in one piece (the usual request) is kept as it came.
+async fn read_capped(mut body: Incoming, max: usize) -> Option<Bytes> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > max {
+            return None;
+        }
+        match (&first, &mut joined) {
+            (None, _) => first = Some(data),
+            (Some(head), None) => {
+                let mut both = bytes::BytesMut::with_capacity(total);
+                both.extend_from_slice(head);
+                both.extend_from_slice(&data);
+                joined = Some(both);
+            }
+            (Some(_), Some(joined)) => joined.extend_from_slice(&data),
+        }
+    }
+    Some(match (first, joined) {
+        (_, Some(joined)) => joined.freeze(),
+        (Some(only), None) => only,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// The stand-in for Alibaba's front-end script (see `captcha.js`).

@@ -161,11 +161,6 @@ impl State {
         lock(&self.params).arrive(certify_id)
     }
 
-    /// The verdict for a decoded param of a live scene (and uses it up).
-    pub(crate) fn verdict(&self, param: &DecodedParam, now: SystemTime) -> VerifyCode {
-        lock(&self.params).verdict(param, now)
-    }
-
     pub(crate) fn mint(&self, mint: Mint) -> Result<String, MintError> {
         let scene = match mint.scene() {
             Some(scene) => scene.clone(),
@@ -217,12 +212,22 @@ impl State {
         Ok(param)
     }
 
-    /// The `CertifyId` a verdict on `param` reports: the page's `UserCertifyId` when it gave
-    /// one, else the param's own.
-    pub(crate) fn certify_id(&self, param: &DecodedParam) -> String {
-        lock(&self.params)
-            .reported_certify_id(&param.certify_id)
-            .unwrap_or_else(|| param.certify_id.clone())
+    /// The page's `UserCertifyId`, when it gave one: what a verdict on `param` reports as its
+    /// `CertifyId` instead of the param's own.
+    pub(crate) fn user_certify_id(&self, param: &DecodedParam) -> Option<String> {
+        lock(&self.params).reported_certify_id(&param.certify_id)
+    }
+
+    /// The verdict for a decoded param of a live scene (and uses it up), and
+    /// [`user_certify_id`](Self::user_certify_id), under one lock.
+    pub(crate) fn verdict_and_user_certify_id(
+        &self,
+        param: &DecodedParam,
+        now: SystemTime,
+    ) -> (VerifyCode, Option<String>) {
+        let mut params = lock(&self.params);
+        let user_certify_id = params.reported_certify_id(&param.certify_id);
+        (params.verdict(param, now), user_certify_id)
     }
 
     /// Remembers credentials the emulator issued, forgetting what expired a while ago, and
@@ -266,12 +271,13 @@ impl State {
 struct Keys<'a>(&'a State);
 
 impl KeyStore for Keys<'_> {
-    fn key(&self, id: &str) -> Option<KnownKey> {
-        self.0
-            .config
-            .keys
-            .key(id)
-            .or_else(|| lock(&self.0.issued).get(id).cloned())
+    fn key(&self, id: &str) -> Option<std::borrow::Cow<'_, KnownKey>> {
+        self.0.config.keys.key(id).or_else(|| {
+            lock(&self.0.issued)
+                .get(id)
+                .cloned()
+                .map(std::borrow::Cow::Owned)
+        })
     }
 }
 

@@ -48,6 +48,16 @@ struct ByCode {
     errors: BTreeMap<String, u64>,
 }
 
+/// Counts one more `code`: its name is copied only the first time.
+fn count(counts: &mut BTreeMap<String, u64>, code: &str) {
+    match counts.get_mut(code) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(code.to_owned(), 1);
+        }
+    }
+}
+
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -55,12 +65,12 @@ pub(crate) fn bump(counter: &AtomicU64) {
 impl Counters {
     pub(crate) fn verdict(&self, code: &str) {
         let mut maps = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
-        *maps.verdicts.entry(code.to_owned()).or_default() += 1;
+        count(&mut maps.verdicts, code);
     }
 
     pub(crate) fn error(&self, code: &str) {
         let mut maps = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
-        *maps.errors.entry(code.to_owned()).or_default() += 1;
+        count(&mut maps.errors, code);
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
