@@ -63,19 +63,41 @@ pub(crate) fn push_quote_plus(out: &mut String, input: &str) {
 /// Encodes form fields as `application/x-www-form-urlencoded`, exactly as the official Python
 /// SDK does: keys sorted, values escaped with the rules of Python's `quote_plus`.
 pub fn form_encode(fields: &[(&str, &str)]) -> String {
-    let mut sorted: Vec<&(&str, &str)> = fields.iter().collect();
+    let mut out = String::with_capacity(form_encoded_len_bound(fields));
+    push_form(&mut out, fields);
+    out
+}
+
+/// At least the length of [`form_encode`]'s output: every byte escaped.
+pub(crate) fn form_encoded_len_bound(fields: &[(&str, &str)]) -> usize {
+    fields
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) * 3 + 2)
+        .sum()
+}
+
+/// Appends [`form_encode`] of `fields` to `out`.
+pub(crate) fn push_form(out: &mut String, fields: &[(&str, &str)]) {
+    // A call has a few fields: sorted on the stack.
+    const STACK_FIELDS: usize = 8;
+    let mut on_stack = [("", ""); STACK_FIELDS];
+    let mut on_heap = Vec::new();
+    let sorted: &mut [(&str, &str)] = if fields.len() <= STACK_FIELDS {
+        on_stack[..fields.len()].copy_from_slice(fields);
+        &mut on_stack[..fields.len()]
+    } else {
+        on_heap.extend_from_slice(fields);
+        &mut on_heap
+    };
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let capacity = fields.iter().map(|(k, v)| k.len() + v.len() * 3 + 2).sum();
-    let mut out = String::with_capacity(capacity);
-    for (index, (key, value)) in sorted.into_iter().enumerate() {
+    for (index, (key, value)) in sorted.iter().enumerate() {
         if index > 0 {
             out.push('&');
         }
-        push_quote_plus(&mut out, key);
+        push_quote_plus(out, key);
         out.push('=');
-        push_quote_plus(&mut out, value);
+        push_quote_plus(out, value);
     }
-    out
 }
 
 /// Appends the lower-case hex form of `bytes`.

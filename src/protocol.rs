@@ -56,16 +56,59 @@ pub const ACCEPT: &str = "application/json";
 
 /// `x-acs-date` for `at`: `yyyy-MM-ddTHH:mm:ssZ`, in UTC.
 pub fn format_date(at: OffsetDateTime) -> String {
+    let utc = at.to_offset(UtcOffset::UTC);
+    if !(0..=9999).contains(&utc.year()) {
+        // Outside the format (the gateway refuses these anyway): written as it always was.
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            utc.year(),
+            u8::from(utc.month()),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second()
+        );
+    }
+    date_text(at).as_str().to_owned()
+}
+
+/// [`format_date`] without an allocation, for the years `0000` to `9999` (others are clamped).
+pub fn date_text(at: OffsetDateTime) -> DateText {
     let at = at.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    let mut out = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, digits: usize, value: u32| {
+        let mut value = value;
+        for index in (at..at + digits).rev() {
+            out[index] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    // Years past 9999 (or before 0) do not fit the format; the gateway refuses them anyway.
+    put(0, 4, at.year().clamp(0, 9999) as u32);
+    put(5, 2, u32::from(u8::from(at.month())));
+    put(8, 2, u32::from(at.day()));
+    put(11, 2, u32::from(at.hour()));
+    put(14, 2, u32::from(at.minute()));
+    put(17, 2, u32::from(at.second()));
+    DateText(out)
+}
+
+/// An `x-acs-date`, held inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DateText([u8; 20]);
+
+impl DateText {
+    /// The date as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for DateText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The time an `x-acs-date` names, if it is exactly `yyyy-MM-ddTHH:mm:ssZ` and a real time.
@@ -106,6 +149,12 @@ mod tests {
     fn dates_round_trip_in_the_gateway_format() {
         let at = OffsetDateTime::from_unix_timestamp(1_714_552_200).unwrap();
         assert_eq!(format_date(at), "2024-05-01T08:30:00Z");
+        let late = OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap();
+        assert_eq!(format_date(late), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            format_date(OffsetDateTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00Z"
+        );
         assert_eq!(parse_date("2024-05-01T08:30:00Z"), Some(at));
         for bad in [
             "2024-05-01T08:30:00",

@@ -56,9 +56,40 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Lower-case hex SHA-256 of `payload`: the `x-acs-content-sha256` header and `HashedPayload`.
 pub fn hash_payload(payload: &[u8]) -> String {
-    let mut out = String::with_capacity(64);
-    push_hex(&mut out, &Sha256::digest(payload));
-    out
+    payload_digest(payload).as_str().to_owned()
+}
+
+/// [`hash_payload`] without an allocation.
+pub fn payload_digest(payload: &[u8]) -> HexDigest {
+    HexDigest::of(&Sha256::digest(payload))
+}
+
+/// A SHA-256 digest or HMAC-SHA256 signature in lower-case hex, held inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexDigest([u8; 64]);
+
+impl HexDigest {
+    fn of(bytes: &[u8]) -> Self {
+        const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX_LOWER[usize::from(byte >> 4)];
+            pair[1] = HEX_LOWER[usize::from(byte & 0x0f)];
+        }
+        Self(out)
+    }
+
+    /// The 64 hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for HexDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A canonical request, the text that the signature covers.
@@ -115,42 +146,32 @@ impl CanonicalRequest {
         }
         text.push('\n');
 
-        let mut sorted_headers: Vec<(Cow<'_, str>, &str)> = headers
-            .iter()
-            .map(|&(name, value)| (lower_case(name), value.trim()))
-            .collect();
-        sorted_headers.sort_unstable();
-        let mut previous: Option<&str> = None;
-        for (name, value) in &sorted_headers {
-            if previous == Some(name.as_ref()) {
-                // A repeated header: its (sorted) values are joined on one line.
-                text.push(',');
-            } else {
-                if previous.is_some() {
-                    text.push('\n');
-                }
-                text.push_str(name);
-                text.push(':');
+        // Usually a handful of headers, already in lower case: sorted on the stack.
+        let start;
+        if headers.len() <= STACK_HEADERS
+            && headers
+                .iter()
+                .all(|(name, _)| !name.bytes().any(|b| b.is_ascii_uppercase()))
+        {
+            let mut sorted = [("", ""); STACK_HEADERS];
+            for (slot, &(name, value)) in sorted.iter_mut().zip(headers) {
+                *slot = (name, value.trim());
             }
-            text.push_str(value);
-            previous = Some(name.as_ref());
-        }
-        if previous.is_some() {
-            text.push('\n');
-        }
-        text.push('\n');
-
-        let start = text.len();
-        let mut previous: Option<&str> = None;
-        for (name, _) in &sorted_headers {
-            if previous == Some(name.as_ref()) {
-                continue;
-            }
-            if previous.is_some() {
-                text.push(';');
-            }
-            text.push_str(name);
-            previous = Some(name.as_ref());
+            let sorted = &mut sorted[..headers.len()];
+            sorted.sort_unstable();
+            start = push_headers(&mut text, sorted.iter().map(|&(name, value)| (name, value)));
+        } else {
+            let mut sorted_headers: Vec<(Cow<'_, str>, &str)> = headers
+                .iter()
+                .map(|&(name, value)| (lower_case(name), value.trim()))
+                .collect();
+            sorted_headers.sort_unstable();
+            start = push_headers(
+                &mut text,
+                sorted_headers
+                    .iter()
+                    .map(|(name, value)| (name.as_ref(), *value)),
+            );
         }
         let end = text.len();
         text.push('\n');
@@ -181,10 +202,84 @@ impl CanonicalRequest {
         out
     }
 
+    /// The HMAC of the string to sign, fed to it piece by piece (no string is built).
+    fn mac(&self, secret: &[u8]) -> HmacSha256 {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+        mac.update(ALGORITHM.as_bytes());
+        mac.update(b"\n");
+        mac.update(
+            HexDigest::of(&Sha256::digest(self.text.as_bytes()))
+                .as_str()
+                .as_bytes(),
+        );
+        mac
+    }
+
     /// The hex signature of this request under `secret`.
     pub fn signature(&self, secret: &[u8]) -> String {
-        sign_string(secret, &self.string_to_sign())
+        self.signature_digest(secret).as_str().to_owned()
     }
+
+    /// [`signature`](Self::signature) without an allocation.
+    pub fn signature_digest(&self, secret: &[u8]) -> HexDigest {
+        HexDigest::of(&self.mac(secret).finalize().into_bytes())
+    }
+
+    /// Whether `signature` (hex) is this request's signature under `secret`: as
+    /// [`verify_signature`] of [`string_to_sign`](Self::string_to_sign), in constant time,
+    /// without building the string.
+    pub fn verify(&self, secret: &[u8], signature: &str) -> bool {
+        let mut expected = [0u8; 32];
+        if hex::decode_to_slice(signature, &mut expected).is_err() {
+            return false;
+        }
+        self.mac(secret).verify_slice(&expected).is_ok()
+    }
+}
+
+/// How many headers a canonical request sorts without allocating.
+const STACK_HEADERS: usize = 16;
+
+/// Appends the canonical headers and the signed header names, from `(name, value)` pairs sorted
+/// by name and then value, names in lower case and values trimmed; returns where the signed
+/// header names start. A repeated header has its values joined on one line.
+fn push_headers<'a>(
+    text: &mut String,
+    sorted: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> usize {
+    let mut previous: Option<&str> = None;
+    for (name, value) in sorted.clone() {
+        if previous == Some(name) {
+            text.push(',');
+        } else {
+            if previous.is_some() {
+                text.push('\n');
+            }
+            text.push_str(name);
+            text.push(':');
+        }
+        text.push_str(value);
+        previous = Some(name);
+    }
+    if previous.is_some() {
+        text.push('\n');
+    }
+    text.push('\n');
+
+    let start = text.len();
+    let mut previous: Option<&str> = None;
+    for (name, _) in sorted {
+        if previous == Some(name) {
+            continue;
+        }
+        if previous.is_some() {
+            text.push(';');
+        }
+        text.push_str(name);
+        previous = Some(name);
+    }
+    start
 }
 
 impl fmt::Debug for CanonicalRequest {
