@@ -216,8 +216,17 @@ pub(crate) struct CappedIo<T> {
 
 impl<T: Connection> Connection for CappedIo<T> {
     fn connected(&self) -> Connected {
-        // Keeps what the inner stream negotiated (ALPN h2) visible to the pool.
-        self.io.connected()
+        // Keeps what the inner stream negotiated (ALPN h2) and whether it goes through a proxy
+        // visible to the pool. Leaves out the connector's extras (`HttpInfo`, the addresses),
+        // which hyper-util would copy into every response's extensions (two allocations per
+        // answer) and which nothing here reads.
+        let inner = self.io.connected();
+        let connected = Connected::new().proxy(inner.is_proxied());
+        if inner.is_negotiated_h2() {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
     }
 }
 

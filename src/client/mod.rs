@@ -254,20 +254,38 @@ impl Inner {
         span: &tracing::Span,
     ) -> Result<Verification, Error> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        // Credentials are usually at hand; when they are being fetched, the wait counts
-        // against the verification's deadline.
-        let credentials = tokio::time::timeout_at(deadline, self.credentials.get())
-            .await
-            .map_err(|_| {
-                CredentialsError::Provider(format!(
-                    "no credentials within the verification's timeout ({} ms)",
-                    self.timeout.as_millis()
-                ))
-            })??;
-        let slot_deadline = tokio::time::Instant::now() + self.connection_wait.min(self.timeout);
-        let outcome = match tokio::time::timeout_at(slot_deadline, self.slots.acquire()).await {
-            Ok(Ok(_slot)) => {
+        // Credentials are usually at hand, and a slot free: then no timer is set for either.
+        // When credentials are being fetched, the wait counts against the verification's
+        // deadline.
+        let credentials = match self.credentials.at_hand() {
+            Some(credentials) => credentials,
+            None => tokio::time::timeout_at(deadline, self.credentials.get())
+                .await
+                .map_err(|_| {
+                    CredentialsError::Provider(format!(
+                        "no credentials within the verification's timeout ({} ms)",
+                        self.timeout.as_millis()
+                    ))
+                })??,
+        };
+        let slot = match self.slots.try_acquire() {
+            Ok(slot) => Some(slot),
+            // The semaphore is never closed.
+            Err(tokio::sync::TryAcquireError::Closed) => None,
+            // Permits go to queued waiters first: this waits its turn.
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let slot_deadline =
+                    tokio::time::Instant::now() + self.connection_wait.min(self.timeout);
+                tokio::time::timeout_at(slot_deadline, self.slots.acquire())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+        };
+        let outcome = match slot {
+            Some(_slot) => {
                 let sent = Instant::now();
+                // The one timer of a verification: it bounds the call, every endpoint tried.
                 tokio::time::timeout_at(
                     deadline,
                     self.attempt_each_endpoint(&credentials, &request, span),
@@ -281,8 +299,8 @@ impl Inner {
                     })
                 })
             }
-            // The semaphore is never closed; either way nothing was sent.
-            Ok(Err(_)) | Err(_) => Err(transport::overloaded()),
+            // Nothing was sent.
+            None => Err(transport::overloaded()),
         };
         match &outcome {
             Ok(verdict) => {
@@ -360,10 +378,16 @@ fn sign_now(
     credentials: &Credentials,
     request: &VerifyRequest,
 ) -> Result<http::Request<bytes::Bytes>, Error> {
-    let date = crate::protocol::format_date(time::OffsetDateTime::now_utc());
-    let nonce = request::fresh_nonce();
-    request::signed_request(endpoint, credentials, request, &date, &nonce)
-        .map_err(transport::invalid_request)
+    let date = crate::protocol::date_text(time::OffsetDateTime::now_utc());
+    let nonce = request::fresh_nonce_text();
+    request::signed_request(
+        endpoint,
+        credentials,
+        request,
+        date.as_str(),
+        nonce.as_str(),
+    )
+    .map_err(transport::invalid_request)
 }
 
 /// The future of [`Client::verify`]: nameable, `Send` and `'static`, so that it can be stored

@@ -1,37 +1,82 @@
 //! The service's answers, parsed into a verdict or an error.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiErrorCode, ResponseError, ResponseErrorKind};
 use crate::{Error, Verification, VerifyCode};
 
 /// A response body, success or error: the gateway writes its fields capitalised, some SDK
-/// paths lower-case them.
+/// paths lower-case them. Text is borrowed from the body unless it has escapes.
 #[derive(Debug, Deserialize)]
-struct Wire {
-    #[serde(rename = "RequestId", alias = "requestId", default)]
-    request_id: Option<String>,
+struct Wire<'a> {
+    #[serde(rename = "RequestId", alias = "requestId", default, borrow)]
+    request_id: Option<Text<'a>>,
     #[serde(rename = "Success", alias = "success", default)]
     success: Option<bool>,
-    #[serde(rename = "Code", alias = "code", default)]
-    code: Option<String>,
-    #[serde(rename = "Message", alias = "message", default)]
-    message: Option<String>,
-    #[serde(rename = "Result", alias = "result", default)]
-    result: Option<WireResult>,
+    #[serde(rename = "Code", alias = "code", default, borrow)]
+    code: Option<Text<'a>>,
+    #[serde(rename = "Message", alias = "message", default, borrow)]
+    message: Option<Text<'a>>,
+    #[serde(rename = "Result", alias = "result", default, borrow)]
+    result: Option<WireResult<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct WireResult {
+struct WireResult<'a> {
     #[serde(rename = "VerifyResult", alias = "verifyResult")]
     verify_result: bool,
     /// Optional in every official SDK's model: a verdict without one is still a verdict, with
     /// a code nobody knows.
-    #[serde(rename = "VerifyCode", alias = "verifyCode", default)]
-    verify_code: Option<String>,
+    #[serde(rename = "VerifyCode", alias = "verifyCode", default, borrow)]
+    verify_code: Option<Text<'a>>,
     /// Added to the answer in late 2025; older answers lack it.
-    #[serde(rename = "CertifyId", alias = "certifyId", default)]
-    certify_id: Option<String>,
+    #[serde(rename = "CertifyId", alias = "certifyId", default, borrow)]
+    certify_id: Option<Text<'a>>,
+}
+
+/// A JSON string: borrowed from the body when it has no escapes, decoded otherwise.
+#[derive(Debug)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'a> Text<'a> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 /// Turns the service's HTTP status and body into the verdict, or the error it answered. Error
@@ -46,7 +91,7 @@ pub(crate) struct AnswerHeaders {
     /// `x-acs-retry-after`: the wait the gateway asked for.
     pub(crate) retry_after: Option<std::time::Duration>,
     /// `x-acs-request-id`, for answers whose body has no `RequestId`.
-    pub(crate) request_id: Option<String>,
+    pub(crate) request_id: Option<http::HeaderValue>,
 }
 
 /// [`parse_response`], with what the headers said.
@@ -58,7 +103,7 @@ pub(crate) fn parse_answer(
     let wire = if body.trim_ascii_start().starts_with(b"<") {
         xml_error(body)
     } else {
-        serde_json::from_slice::<Wire>(body).map_err(|error| error.to_string())
+        serde_json::from_slice::<Wire<'_>>(body).map_err(|error| error.to_string())
     };
     let wire = match wire {
         Ok(wire) => wire,
@@ -76,16 +121,21 @@ pub(crate) fn parse_answer(
             .into());
         }
     };
-    let request_id = wire
-        .request_id
-        .or_else(|| headers.request_id.clone())
-        .unwrap_or_default();
+    let request_id = match wire.request_id {
+        Some(id) => id.into_string(),
+        None => headers
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default(),
+    };
     let succeeded = (200..300).contains(&status)
         && wire.success != Some(false)
         && wire
             .code
-            .as_deref()
-            .is_none_or(|c| c.eq_ignore_ascii_case("success"));
+            .as_ref()
+            .is_none_or(|c| c.as_str().eq_ignore_ascii_case("success"));
     if !succeeded {
         let Some(code) = wire.code else {
             return Err(ResponseError::new(
@@ -98,7 +148,7 @@ pub(crate) fn parse_answer(
         let error = ApiError::new(
             status,
             ApiErrorCode::from(code.as_str()),
-            wire.message.unwrap_or_default(),
+            wire.message.map(Text::into_string).unwrap_or_default(),
             request_id,
         );
         return Err(match headers.retry_after {
@@ -117,25 +167,26 @@ pub(crate) fn parse_answer(
     };
     let verdict = Verification::from_result(
         result.verify_result,
-        VerifyCode::from(result.verify_code.as_deref().unwrap_or_default()),
+        VerifyCode::from(result.verify_code.as_ref().map_or("", Text::as_str)),
         request_id,
     );
     Ok(match result.certify_id {
-        Some(certify_id) => verdict.with_certify_id(certify_id),
+        Some(certify_id) => verdict.with_certify_id(certify_id.into_string()),
         None => verdict,
     })
 }
 
 /// The gateway's XML error body: `<Error>` with `RequestId`, `HostId`, `Code`, `Message` and
 /// `Recommend` children. Only the error is ever XML; a verdict is always JSON.
-fn xml_error(body: &[u8]) -> Result<Wire, String> {
+fn xml_error(body: &[u8]) -> Result<Wire<'static>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "XML that is not UTF-8".to_owned())?;
     let error = element(text, "Error").ok_or("XML without an <Error> element")?;
+    let owned = |name| element(error, name).map(|raw| Text(Cow::Owned(xml_text(raw))));
     Ok(Wire {
-        request_id: element(error, "RequestId").map(xml_text),
+        request_id: owned("RequestId"),
         success: Some(false),
-        code: element(error, "Code").map(xml_text),
-        message: element(error, "Message").map(xml_text),
+        code: owned("Code"),
+        message: owned("Message"),
         result: None,
     })
 }
@@ -248,12 +299,28 @@ mod tests {
     fn the_certify_id_and_a_header_request_id_are_kept() {
         let body = br#"{"Code":"Success","Success":true,"Result":{"VerifyResult":true,"VerifyCode":"T001","CertifyId":"c-1"}}"#;
         let headers = AnswerHeaders {
-            request_id: Some("R-h".into()),
+            request_id: Some(http::HeaderValue::from_static("R-h")),
             ..AnswerHeaders::default()
         };
         let verdict = parse_answer(200, &headers, body).unwrap();
         assert_eq!(verdict.certify_id(), Some("c-1"));
         assert_eq!(verdict.request_id(), "R-h");
+    }
+
+    #[test]
+    fn escaped_text_is_decoded() {
+        let body = br#"{"RequestId":"r\"1","Code":"Forbidden.RAMUserAccessDenied","Message":"a \u00e9 \n b"}"#;
+        match parse_response(403, body) {
+            Err(Error::Api(error)) => {
+                assert_eq!(error.request_id(), "r\"1");
+                assert_eq!(error.message(), "a \u{e9} \n b");
+            }
+            other => panic!("{other:?}"),
+        }
+        let body = br#"{"RequestId":"r","Code":"Success","Success":true,"Result":{"VerifyResult":true,"VerifyCode":"T\u0030\u00301","CertifyId":"c\/1"}}"#;
+        let verdict = parse_response(200, body).unwrap();
+        assert_eq!(verdict.code(), &VerifyCode::T001);
+        assert_eq!(verdict.certify_id(), Some("c/1"));
     }
 
     #[test]

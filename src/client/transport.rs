@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -134,6 +134,53 @@ pub(crate) struct Transport {
     max_response_bytes: usize,
 }
 
+thread_local! {
+    /// Set when hyper spawns a task on this thread: see [`WatchedExecutor`].
+    static SPAWNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tokio's executor, noting on the spawning thread that hyper spawned a task. hyper-util hands
+/// an HTTP/1 connection back to its pool from a task it spawns when the answer's body is still
+/// being read as its head arrives; when it spawns nothing, the connection went back before the
+/// answer was handed over (or it is HTTP/2, shared), and the next request finds it in the pool.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WatchedExecutor;
+
+impl<F> hyper::rt::Executor<F> for WatchedExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        SPAWNED.with(|spawned| spawned.set(true));
+        TokioExecutor::new().execute(future);
+    }
+}
+
+/// A future that records whether hyper spawned a task while polling it.
+#[pin_project::pin_project]
+struct NoteSpawns<F> {
+    #[pin]
+    inner: F,
+    spawned: bool,
+}
+
+impl<F: std::future::Future> std::future::Future for NoteSpawns<F> {
+    type Output = (F::Output, bool);
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let outer = SPAWNED.with(|spawned| spawned.replace(false));
+        let polled = this.inner.poll(cx);
+        let spawned_now = SPAWNED.with(|spawned| spawned.replace(outer));
+        *this.spawned |= spawned_now;
+        polled.map(|output| (output, *this.spawned))
+    }
+}
+
 pub(crate) fn connector_builder(
     tls: Tls,
 ) -> Result<
@@ -194,7 +241,7 @@ impl Transport {
             .enable_http1()
             .enable_http2()
             .wrap_connector(ProxyConnector::new(http, options.proxies));
-        let client = HyperClient::builder(TokioExecutor::new())
+        let client = HyperClient::builder(WatchedExecutor)
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -214,11 +261,12 @@ impl Transport {
 
     /// Sends the request and reads the whole (capped) answer.
     pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Answer, Error> {
-        let response = self
-            .client
-            .request(request.map(Full::new))
-            .await
-            .map_err(classify)?;
+        let (response, spawned) = NoteSpawns {
+            inner: self.client.request(request.map(Full::new)),
+            spawned: false,
+        }
+        .await;
+        let response = response.map_err(classify)?;
         let status = response.status().as_u16();
         let header = |name| {
             response
@@ -232,34 +280,75 @@ impl Transport {
                 .and_then(|v| v.parse::<u64>().ok())
                 .filter(|&ms| ms > 0)
                 .map(Duration::from_millis),
-            request_id: header(REQUEST_ID_HEADER).map(str::to_owned),
+            request_id: response.headers().get(REQUEST_ID_HEADER).cloned(),
         };
-        let body = Limited::new(response.into_body(), self.max_response_bytes)
-            .collect()
+        let body = read_capped(response.into_body(), self.max_response_bytes)
             .await
-            .map_err(|error| {
-                if error.is::<http_body_util::LengthLimitError>() {
-                    Error::from(ResponseError::new(
-                        ResponseErrorKind::TooLarge,
-                        status,
-                        format!("the body is over {} bytes", self.max_response_bytes),
-                    ))
-                } else {
-                    TransportError::possibly_sent(TransportErrorKind::Io)
-                        .with_source(error)
-                        .into()
-                }
+            .map_err(|error| match error {
+                BodyError::TooLarge => Error::from(ResponseError::new(
+                    ResponseErrorKind::TooLarge,
+                    status,
+                    format!("the body is over {} bytes", self.max_response_bytes),
+                )),
+                BodyError::Read(error) => TransportError::possibly_sent(TransportErrorKind::Io)
+                    .with_source(Box::new(error))
+                    .into(),
             })?;
-        // hyper hands the connection back to the pool from a task it spawns once the body is
-        // read. Yield once so that task usually runs before our caller starts its next
-        // request, which would otherwise find the pool empty and open a new connection.
-        tokio::task::yield_now().await;
+        // hyper-util hands an HTTP/1 connection back to its pool from a task it spawns when
+        // the answer's body was still on its way as its head arrived. Then yield once, so that
+        // task usually runs before our caller starts its next request, which would otherwise
+        // find the pool empty and open a new connection. When nothing was spawned, the
+        // connection is in the pool already: no yield, no wake-up.
+        if spawned {
+            tokio::task::yield_now().await;
+        }
         Ok(Answer {
             status,
             headers,
-            body: body.to_bytes(),
+            body,
         })
     }
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    /// Over the cap.
+    TooLarge,
+    Read(hyper::Error),
+}
+
+/// Reads a whole body of at most `max` bytes. A body in one piece (the usual answer) is kept
+/// as it came, without a copy.
+async fn read_capped(mut body: hyper::body::Incoming, max: usize) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<bytes::BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        let Ok(data) = frame.into_data() else {
+            // Trailers: not part of the answer.
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > max {
+            return Err(BodyError::TooLarge);
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(head), None) => {
+                let mut joined = bytes::BytesMut::with_capacity(total);
+                joined.extend_from_slice(head);
+                joined.extend_from_slice(&data);
+                rest = Some(joined);
+            }
+            (Some(_), Some(joined)) => joined.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, rest) {
+        (_, Some(joined)) => joined.freeze(),
+        (Some(only), None) => only,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// What the service answered: status, what its headers said, and the body.

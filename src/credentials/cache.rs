@@ -109,15 +109,27 @@ impl CredentialsCache {
         self.valid().map(|c| c.credentials)
     }
 
+    /// What [`get`](Self::get) answers at once, without a future: valid credentials (starting a
+    /// background refresh when they near their expiry), or `None` when it would have to wait
+    /// or fail.
+    pub(crate) fn at_hand(self: &Arc<Self>) -> Option<Arc<Credentials>> {
+        let cached = self.cached()?;
+        let now = SystemTime::now();
+        if !cached.valid_at(now) {
+            return None;
+        }
+        if cached.refresh_at.is_some_and(|at| now >= at) {
+            let _ = self.start_fetch();
+        }
+        Some(cached.credentials)
+    }
+
     /// Credentials to sign with. Valid ones are served at once (starting a background refresh
     /// when they near their expiry); otherwise this waits for the fetch under way, or starts
     /// one. Dropping this future leaves the fetch running for the others.
     pub(crate) async fn get(self: &Arc<Self>) -> Result<Arc<Credentials>, CredentialsError> {
-        if let Some(cached) = self.valid() {
-            if cached.refresh_at.is_some_and(|at| SystemTime::now() >= at) {
-                let _ = self.start_fetch();
-            }
-            return Ok(cached.credentials);
+        if let Some(credentials) = self.at_hand() {
+            return Ok(credentials);
         }
         if let Some(error) = self.recent_failure() {
             return Err(self.unusable(error));
