@@ -35,7 +35,7 @@ where
     /// The protecting route's index in the table.
     route: usize,
     /// On a `WhenRisky` route: what the answer is counted against.
-    watch: Option<Watch>,
+    watch: Option<Box<Watch>>,
 }
 
 impl<S: Service<Request<CaptchaBody<B>>>, V: Verify, R, B> fmt::Debug

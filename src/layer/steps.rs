@@ -212,7 +212,7 @@ pub(crate) fn assessed<V, R, B>(
     param: Option<CaptchaVerifyParam>,
     scene: &SceneId,
     shared: &Shared<V, R>,
-) -> (Next<B>, Watch) {
+) -> (Next<B>, Box<Watch>) {
     let Assessed {
         mut request,
         watch,

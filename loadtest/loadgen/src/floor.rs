@@ -165,7 +165,7 @@ pub fn run(round_trips: usize, target: Target) -> Result<(), String> {
         ),
         (
             "d0y",
-            "d0 + tokio::task::yield_now() after the answer, as the crate's transport does",
+            "d0 + tokio::task::yield_now() after every answer (the crate now yields only when hyper spawned a task)",
             true,
             false,
         ),
@@ -600,7 +600,7 @@ fn wire_bytes(request: &Request<Bytes>) -> usize {
     line + headers + length + 2 + request.body().len()
 }
 
-/// What steps d0y and d0yt add to d0, one at a time, as the crate's transport does around
+/// What steps d0y and d0yt add to d0, one at a time, as the crate's transport did around
 /// the same pooled client: a `yield_now` once the answer is read (so the pool gets its
 /// connection back before the caller's next request), and a deadline around the request.
 #[derive(Clone, Copy)]

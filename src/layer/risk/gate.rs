@@ -24,7 +24,8 @@ use crate::layer::steps::LayerRefusal;
 pub(crate) struct Assessed<B> {
     pub(crate) request: Request<CaptchaBody<B>>,
     /// What a later failure or success is counted against.
-    pub(crate) watch: Watch,
+    /// Boxed: the futures of every route carry room for one, and most routes have none.
+    pub(crate) watch: Box<Watch>,
     /// Whether a request without a param may go through; `None` when it carries one (it is
     /// verified whatever the counts).
     pub(crate) need: Option<Need>,
@@ -96,7 +97,7 @@ where
         };
         Assessed {
             request,
-            watch,
+            watch: Box::new(watch),
             need,
             store_error,
             body_error,

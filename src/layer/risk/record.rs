@@ -18,7 +18,7 @@ pub(crate) enum Recorded<F: Future> {
         #[pin]
         inner: F,
         /// On a `WhenRisky` route: what the answer is counted against.
-        watch: Option<Watch>,
+        watch: Option<Box<Watch>>,
     },
     Recording {
         call: RecordFuture,
@@ -32,13 +32,13 @@ pub(crate) enum Recorded<F: Future> {
 }
 
 impl<F: Future> Recorded<F> {
-    pub(crate) fn new(inner: F, watch: Option<Watch>) -> Self {
+    pub(crate) fn new(inner: F, watch: Option<Box<Watch>>) -> Self {
         Self::Calling { inner, watch }
     }
 
     /// The layer's own answer, counted first on a `WhenRisky` route (`watch`): as a failure
     /// if `failed`, else the attempt taken back.
-    pub(crate) fn refused(answer: F::Output, watch: Option<Watch>, failed: bool) -> Self {
+    pub(crate) fn refused(answer: F::Output, watch: Option<Box<Watch>>, failed: bool) -> Self {
         match watch.and_then(|watch| watch.refused(failed)) {
             Some(call) => Self::Recording { call, answer },
             None => Self::Answered { answer },
