@@ -73,7 +73,10 @@ fn client_and_emulator() {
     let (signal_tx, mut signal_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let (counted_tx, counted_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async move {
             let emulator = Emulator::builder()
                 .access_key(KEY_ID, KEY_SECRET)
@@ -81,7 +84,9 @@ fn client_and_emulator() {
                 .start("127.0.0.1:0")
                 .await
                 .unwrap();
-            let params = (0..ROUNDS + 200).map(|_| emulator.mint(Mint::pass()).unwrap()).collect();
+            let params = (0..ROUNDS + 200)
+                .map(|_| emulator.mint(Mint::pass()).unwrap())
+                .collect();
             setup_tx.send((emulator.url(), params)).unwrap();
             // Every task of this runtime (the server's connections too) runs on this thread.
             signal_rx.recv().await.unwrap();
@@ -93,7 +98,10 @@ fn client_and_emulator() {
     });
     let (url, params) = setup_rx.recv().unwrap();
     let mut params = params.into_iter();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let client = Client::builder()
             .credentials(Credentials::new(KEY_ID, KEY_SECRET))
@@ -117,10 +125,18 @@ fn client_and_emulator() {
         }
         let after = snapshot();
         signal_tx.send(()).unwrap();
-        row("Client::verify: the client (sign, send, parse; hyper's tasks)", before, after);
+        row(
+            "Client::verify: the client (sign, send, parse; hyper's tasks)",
+            before,
+            after,
+        );
     });
     let (before, after) = counted_rx.recv().unwrap();
-    row("Client::verify: the emulator (hyper's server, routing, checks, verdict)", before, after);
+    row(
+        "Client::verify: the emulator (hyper's server, routing, checks, verdict)",
+        before,
+        after,
+    );
 }
 
 fn row(what: &str, before: (u64, u64), after: (u64, u64)) {
@@ -133,7 +149,10 @@ fn row(what: &str, before: (u64, u64), after: (u64, u64)) {
 
 /// The layer in front of a verifier that answers at once, on this thread.
 fn layer_alone() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let pass = |_: VerifyRequest| async { Ok(Verification::pass(VerifyCode::T001, "bench")) };
         let layer = CaptchaLayer::new(pass, SceneId::new(SCENE).unwrap());
@@ -147,7 +166,10 @@ fn layer_alone() {
             r#"{{"user":"ann","padding":"{}","captchaVerifyParam":"{param}"}}"#,
             "x".repeat(1024 - 60 - param.len())
         );
-        for (what, with_header) in [("layer, param in a header", true), ("layer, 1 KiB JSON body", false)] {
+        for (what, with_header) in [
+            ("layer, param in a header", true),
+            ("layer, 1 KiB JSON body", false),
+        ] {
             let make = || {
                 let builder = http::Request::post("/login");
                 if with_header {
