@@ -147,6 +147,11 @@ impl Refusal {
     }
 }
 
+/// In the extensions of the layer's own refusals: why. An outer `WhenRisky` layer reads it, so
+/// that an inner layer's `captcha_required` is not counted as a failed login.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerRefusal(pub(crate) Reason);
+
 /// Why the layer refused, coarse and safe to show anyone: the `reason` of the default
 /// answer's JSON, for page code to act on (`captcha_required`: show the widget;
 /// `captcha_expired`: refresh it and try again; `captcha_unavailable`, `too_many_requests`:

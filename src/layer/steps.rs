@@ -15,6 +15,7 @@ use http_body::Body;
 use super::builder::Shared;
 use super::decision::{OnFailure, OnVerdict, on_earlier, on_failure, on_verdict};
 use super::observe::{self, OutcomeKind};
+use super::rejection::LayerRefusal;
 use super::risk::decision::{Need, Raised};
 use super::risk::gate::{AssessFuture, Assessed, Watch, assess};
 use super::routes::Route;
@@ -294,10 +295,6 @@ pub(crate) fn refusal<V, R: Respond<T>, B, T>(
         .insert(LayerRefusal(refusal.reason()));
     response
 }
-
-/// In the extensions of the layer's own refusals: why.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LayerRefusal(pub(crate) Reason);
 
 /// Whether a refusal counts as a failed attempt on a `WhenRisky` route: the service said the
 /// captcha failed. A missing param is not one (the requirement was raised already).

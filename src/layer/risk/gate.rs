@@ -17,8 +17,8 @@ use super::key::Keys;
 use super::store::{RiskStore, StoreError, within};
 use crate::extract::{BodyError, BodyLimits, CaptchaBody, Field, body_field};
 use crate::layer::Reason;
+use crate::layer::rejection::LayerRefusal;
 use crate::layer::requirement::{Account, FailedAttempt, Risk, Settings};
-use crate::layer::steps::LayerRefusal;
 
 /// A request on a `WhenRisky` route, once its counters are known.
 pub(crate) struct Assessed<B> {
