@@ -2,9 +2,8 @@
 //! subject), so that a store holds no account name or address in clear, and an entry takes the
 //! same room whatever the request sent (a megabyte of user name is 16 bytes here).
 //!
-//! - **Accounts** are compared without case and without surrounding white space (Unicode
-//!   lowercase), control and invisible format characters, or combining diacritics, with
-//!   fullwidth ASCII as ASCII. An app whose names are case-sensitive counts `Alice` and
+//! - **Accounts** are compared in Unicode's compatibility form, without case, surrounding
+//!   white space, combining marks, controls or invisible characters (see `fold`). An app whose names are case-sensitive counts `Alice` and
 //!   `alice` together: a victim is asked for the captcha a little sooner, never later, and an
 //!   attacker cannot spread guesses over spellings an app may read as one name.
 //! - **Addresses**: IPv4 as is (IPv4-mapped IPv6 too); **IPv6 by its /64**, the prefix one
@@ -22,6 +21,8 @@ use std::net::IpAddr;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 use super::window::Window;
 
@@ -104,35 +105,47 @@ pub(crate) struct Windows {
     pub(crate) global: Window,
 }
 
-/// The characters an account name is counted by, so that spellings an app may read as one name
-/// share one count: without surrounding white space, control and invisible format characters
-/// (zero-width spaces, joiners, direction marks) or combining diacritics, with fullwidth ASCII
-/// as ASCII, lower-cased. Folding more only asks for the captcha sooner.
+/// The characters an account name is counted by, so that spellings an app (or its database's
+/// collation) may read as one name share one count: without surrounding white space, in
+/// Unicode's compatibility decomposition (fullwidth, circled, mathematical and superscript
+/// letters as plain ones), lower-cased (`ß` as `ss`, `ς` as `σ`), without combining marks,
+/// controls or invisible characters. Folding more only asks for the captcha sooner.
 fn fold(name: &str) -> impl Iterator<Item = char> + '_ {
     name.trim()
-        .chars()
-        .filter(|&c| {
-            !c.is_control()
-                && !matches!(c,
-                    '\u{00AD}'
-                    | '\u{034F}'
-                    | '\u{180E}'
-                    | '\u{200B}'..='\u{200F}'
-                    | '\u{202A}'..='\u{202E}'
-                    | '\u{2060}'..='\u{2064}'
-                    | '\u{FEFF}'
-                    | '\u{0300}'..='\u{036F}'
-                    | '\u{1AB0}'..='\u{1AFF}'
-                    | '\u{1DC0}'..='\u{1DFF}'
-                    | '\u{20D0}'..='\u{20FF}'
-                    | '\u{FE20}'..='\u{FE2F}')
-        })
-        .map(|c| match c {
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            c => c,
-        })
+        .nfkd()
         .flat_map(char::to_lowercase)
+        // Lower case may decompose again (`İ` is `i` and a dot above).
+        .nfkd()
+        .filter(|&c| !c.is_control() && !is_combining_mark(c) && !is_ignorable(c))
+        .flat_map(|c| {
+            let (first, second) = match c {
+                'ß' => ('s', Some('s')),
+                'ς' => ('σ', None),
+                c => (c, None),
+            };
+            std::iter::once(first).chain(second)
+        })
+}
+
+/// Unicode's default-ignorable characters: drawn as nothing (zero-width spaces and joiners,
+/// direction marks, variation selectors, Hangul fillers, tags).
+fn is_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{061C}'
+        | '\u{115F}'..='\u{1160}'
+        | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}'
+        | '\u{FFA0}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Turns a request's scene, account and address into [`Keys`].
@@ -280,9 +293,25 @@ mod tests {
             "a\u{0301}lice",
             "alice\0",
             "\u{FEFF}alice",
+            // Compatibility letters: circled, mathematical bold, superscript.
+            "\u{24D0}lice",
+            "\u{1D41A}lice",
+            "\u{1D43}lice",
+            "\u{24B6}\u{24DB}\u{24D8}\u{24D2}\u{24D4}",
+            "al\u{0130}ce",
+            "alic\u{E0065}e",
+            "ali\u{3164}ce",
         ] {
-            assert_eq!(keys("login", other, "192.0.2.1").account, alice.account);
+            assert_eq!(
+                keys("login", other, "192.0.2.1").account,
+                alice.account,
+                "{other:?}"
+            );
         }
+        assert_eq!(
+            keys("login", "STRASSE", "192.0.2.1").account,
+            keys("login", "stra\u{00DF}e", "192.0.2.1").account
+        );
         assert_ne!(keys("login", "alice2", "192.0.2.1").account, alice.account);
         assert_ne!(keys("signup", "alice", "192.0.2.1").account, alice.account);
         // One IPv6 /64; the mapped IPv4 address is the IPv4 address.
