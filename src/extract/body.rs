@@ -142,6 +142,9 @@ where
 pub(crate) enum ContentKind {
     Json,
     Form,
+    /// Both a form and JSON (`application/x-www-form-urlencoded+json`): axum's `Form` reads
+    /// it as a form and its `Json` as JSON, so what the app reads cannot be told.
+    FormOrJson,
     /// gRPC in any encoding (`application/grpc`, `+proto`, `+json`, any case): framed
     /// messages, often a stream, never buffered.
     Grpc,
@@ -165,14 +168,17 @@ impl ContentKind {
                 .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
         };
         if starts(b"application/grpc") {
-            Self::Grpc
-        } else if starts(b"application/x-www-form-urlencoded") {
-            // By prefix, as axum's `Form` reads it (`…-urlencoded+json` too): what the app
-            // reads, this reads too.
+            return Self::Grpc;
+        }
+        // As axum reads them: a form by prefix, JSON by its `+json` suffix.
+        let form = starts(b"application/x-www-form-urlencoded");
+        let json = essence.eq_ignore_ascii_case(b"application/json")
+            || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"));
+        if form && json {
+            Self::FormOrJson
+        } else if form {
             Self::Form
-        } else if essence.eq_ignore_ascii_case(b"application/json")
-            || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
-        {
+        } else if json {
             Self::Json
         } else {
             Self::Other
@@ -255,9 +261,12 @@ where
         ContentKind::Json => super::json::json_string,
         ContentKind::Form => super::form::form_string,
         _ if request.body().is_end_stream() => return (request, Ok(in_query)),
-        // A body of another type (multipart, gRPC's framed messages): the app may read a name
-        // in it that this cannot (a closure over the head can), so it cannot be told.
-        ContentKind::Grpc | ContentKind::Other => return (request, Ok(Field::Ambiguous)),
+        // A body of another type (multipart, gRPC's framed messages), or one read two ways:
+        // the app may read a name in it that this cannot (a closure over the head can), so it
+        // cannot be told.
+        ContentKind::FormOrJson | ContentKind::Grpc | ContentKind::Other => {
+            return (request, Ok(Field::Ambiguous));
+        }
     };
     let (request, bytes) = buffer(request, limits).await;
     let field = bytes.map(|bytes| match (in_query, find(&bytes, name)) {
@@ -305,7 +314,10 @@ mod tests {
             ("application/problem+json", ContentKind::Json),
             ("application/x-www-form-urlencoded", ContentKind::Form),
             ("application/x-www-form-urlencoded-x", ContentKind::Form),
-            ("application/x-www-form-urlencoded+json", ContentKind::Form),
+            (
+                "application/x-www-form-urlencoded+json",
+                ContentKind::FormOrJson,
+            ),
             (
                 " application/x-www-form-urlencoded ;charset=utf-8",
                 ContentKind::Form,

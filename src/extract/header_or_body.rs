@@ -48,7 +48,9 @@ impl HeaderOrBody {
                 ContentKind::Form => {
                     find_in_body(request, limits, ContentKind::Form, DEFAULT_FIELD, in_form)
                 }
-                ContentKind::Grpc | ContentKind::Other => ExtractFuture::ready(request, Ok(None)),
+                ContentKind::FormOrJson | ContentKind::Grpc | ContentKind::Other => {
+                    ExtractFuture::ready(request, Ok(None))
+                }
             },
             param => ExtractFuture::ready(request, param),
         }

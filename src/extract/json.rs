@@ -79,7 +79,7 @@ enum Found {
     Once(String),
     /// A number where the path ends: its text.
     Number(String),
-    /// A boolean, array or object where the path ends.
+    /// A boolean, array or object where the path ends, or an array on the way.
     Other,
     /// A key of the path appears twice in one object.
     Twice,
@@ -154,7 +154,9 @@ impl<'de> Visitor<'de> for Seek<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Found, A::Error> {
         while items.next_element::<Checked>()?.is_some() {}
-        Ok(self.at_end(Found::Other))
+        // Not `at_end`: serde fills a struct or a tuple from an array as from an object, so an
+        // app may read a name in it where the path cannot go.
+        Ok(Found::Other)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Found, A::Error> {
@@ -304,7 +306,8 @@ mod tests {
         assert_eq!(find_or_missing(json, "a"), Found::Other);
         assert_eq!(find_or_missing(json, "a.b.c"), Found::Missing);
         assert_eq!(find_or_missing(json, "l"), Found::Other);
-        assert_eq!(find_or_missing(json, "l.0"), Found::Missing);
+        // serde fills a struct from an array: a name may be in it where the path cannot go.
+        assert_eq!(find_or_missing(json, "l.0"), Found::Other);
         // A param is a string: a number, an object or a list there is no param. An account
         // may be a number; an object or a list there cannot be told.
         for path in ["n", "a", "l"] {
@@ -315,8 +318,13 @@ mod tests {
         assert_eq!(json_string(json, "a.c"), Field::Missing);
         assert_eq!(
             find_or_missing(br#"["p"]"#, "captchaVerifyParam"),
-            Found::Missing
+            Found::Other
         );
+        assert_eq!(
+            json_string(br#"["ann", "pw"]"#, "username"),
+            Field::Ambiguous
+        );
+        assert_eq!(in_json(br#"["p"]"#, "captchaVerifyParam"), Ok(None));
         assert_eq!(
             find_or_missing(br#""p""#, "captchaVerifyParam"),
             Found::Missing
