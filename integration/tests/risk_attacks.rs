@@ -840,6 +840,7 @@ async fn hole_a_dot_segment_path_takes_a_weaker_routes_requirement() {
 // ---------------------------------------------------------------------------------------------
 
 const LOGIN_PATH: &str = "/demo.Auth/Login";
+const LOGIN_STREAM_PATH: &str = "/demo.Auth/LoginStream";
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct LoginRequest {
@@ -886,6 +887,40 @@ impl tower::Service<tonic::Request<LoginRequest>> for LoginMethod {
     }
 }
 
+/// `demo.Auth/LoginStream`: the same check as a server-streaming method, whose outcome goes in
+/// the trailers (a reply, then `grpc-status: 0`; or `grpc-status: 16` after the headers).
+#[derive(Clone)]
+struct LoginStreamMethod(Runs);
+
+type Replies = tokio_stream::Iter<std::vec::IntoIter<Result<LoginReply, tonic::Status>>>;
+
+impl tower::Service<tonic::Request<LoginRequest>> for LoginStreamMethod {
+    type Response = tonic::Response<Replies>;
+    type Error = tonic::Status;
+    type Future = BoxFuture<Result<Self::Response, tonic::Status>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), tonic::Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: tonic::Request<LoginRequest>) -> Self::Future {
+        let runs = self.0.clone();
+        Box::pin(async move {
+            tower_aliyun_captcha::layer::require_verified(&request)?;
+            runs.add();
+            let login = request.into_inner();
+            let reply = if check(&login.username, &login.password) == StatusCode::OK {
+                Ok(LoginReply {
+                    message: "welcome".into(),
+                })
+            } else {
+                Err(tonic::Status::unauthenticated("wrong password"))
+            };
+            Ok(tonic::Response::new(tokio_stream::iter(vec![reply])))
+        })
+    }
+}
+
 #[derive(Clone)]
 struct AuthServer(Runs);
 
@@ -907,12 +942,41 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = LoginMethod(self.0.clone());
+        let runs = self.0.clone();
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
-            Ok(grpc.unary(method, request).await)
+            Ok(if request.uri().path() == LOGIN_STREAM_PATH {
+                grpc.server_streaming(LoginStreamMethod(runs), request)
+                    .await
+            } else {
+                grpc.unary(LoginMethod(runs), request).await
+            })
         })
     }
+}
+
+/// A login request, with the account in metadata too, as the app's client library sends it
+/// for the layer's closure.
+fn login_request(username: &str, password: &str) -> tonic::Request<LoginRequest> {
+    let mut request = tonic::Request::new(LoginRequest {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-username", username.parse().unwrap());
+    request
+}
+
+async fn ready_client(
+    channel: tonic::transport::Channel,
+) -> Result<tonic::client::Grpc<tonic::transport::Channel>, tonic::Status> {
+    let mut client = tonic::client::Grpc::new(channel);
+    client
+        .ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    Ok(client)
 }
 
 async fn call_login(
@@ -920,24 +984,83 @@ async fn call_login(
     username: &str,
     password: &str,
 ) -> Result<LoginReply, tonic::Status> {
-    let mut client = tonic::client::Grpc::new(channel);
-    client
-        .ready()
-        .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let mut request = tonic::Request::new(LoginRequest {
-        username: username.to_owned(),
-        password: password.to_owned(),
-    });
-    // The app's client library sends the account in metadata too, for the layer's closure.
-    request
-        .metadata_mut()
-        .insert("x-username", username.parse().unwrap());
     let path = http::uri::PathAndQuery::from_static(LOGIN_PATH);
-    let reply = client
-        .unary(request, path, tonic_prost::ProstCodec::default())
+    let reply = ready_client(channel)
+        .await?
+        .unary(
+            login_request(username, password),
+            path,
+            tonic_prost::ProstCodec::default(),
+        )
         .await?;
     Ok(reply.into_inner())
+}
+
+/// `LoginStream`, read to its end: its replies, or the status its trailers (or the layer's
+/// refusal) gave.
+async fn call_login_stream(
+    channel: tonic::transport::Channel,
+    username: &str,
+    password: &str,
+) -> Result<Vec<LoginReply>, tonic::Status> {
+    let path = http::uri::PathAndQuery::from_static(LOGIN_STREAM_PATH);
+    let mut stream = ready_client(channel)
+        .await?
+        .server_streaming(
+            login_request(username, password),
+            path,
+            tonic_prost::ProstCodec::default(),
+        )
+        .await?
+        .into_inner();
+    let mut replies = Vec::new();
+    while let Some(reply) = stream.message().await? {
+        replies.push(reply);
+    }
+    Ok(replies)
+}
+
+/// A tonic server for `demo.Auth` behind `layer`, and a channel to it.
+async fn serve_auth(layer: CaptchaLayer<Client>, runs: Runs) -> tonic::transport::Channel {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(AuthServer(runs))
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A `WhenRisky` route at `path` that reads the account from the `x-username` metadata.
+fn grpc_route(path: &str) -> Route {
+    let risk = Risk::new().account_from_fn(|parts| {
+        parts
+            .headers
+            .get("x-username")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    Route::exact(path, scene()).requirement(Requirement::WhenRisky(risk))
+}
+
+/// A layer with the one `grpc_route` at `path`.
+fn grpc_risky_layer(
+    emulator: &aliyun_captcha_emulator::Emulator,
+    path: &str,
+) -> CaptchaLayer<Client> {
+    CaptchaLayer::builder(client_for(emulator), grpc_route(path))
+        .extractor(GrpcMetadata::default())
+        .build()
+        .unwrap()
 }
 
 /// A gRPC login behind a `WhenRisky` route (the account from metadata, by a closure): a wrong
@@ -953,36 +1076,8 @@ async fn call_login(
 #[tokio::test]
 async fn hole_grpc_login_failures_are_never_counted() {
     let emulator = emulator().await;
-    let risk = Risk::new().account_from_fn(|parts| {
-        parts
-            .headers
-            .get("x-username")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
-    let route = Route::exact(LOGIN_PATH, scene()).requirement(Requirement::WhenRisky(risk));
-    let layer = CaptchaLayer::builder(client_for(&emulator), route)
-        .extractor(GrpcMetadata::default())
-        .build()
-        .unwrap();
     let runs = Runs::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let server = AuthServer(runs.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(server)
-            .serve_with_incoming(incoming)
-            .await
-            .unwrap();
-    });
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = serve_auth(grpc_risky_layer(&emulator, LOGIN_PATH), runs.clone()).await;
     let mut codes = Vec::new();
     for i in 0..12 {
         let status = call_login(channel.clone(), "ann", &format!("guess{i}"))
@@ -997,4 +1092,56 @@ async fn hole_grpc_login_failures_are_never_counted() {
         "twelve guesses at ann reached the handler without a captcha (limit 3): {codes:?}"
     );
     assert_eq!(codes[3], tonic::Code::PermissionDenied, "{codes:?}");
+}
+
+/// A streaming login sends its outcome in the trailers, after the headers have gone: the first
+/// fix for gRPC read `grpc-status` from the headers only, took a headers-only `200` for a
+/// success and gave the attempt back, so every failed streaming guess was taken back.
+///
+/// Fix: a gRPC answer without `grpc-status` in its headers is counted when its trailers go by
+/// (tonic's and axum's bodies are watched; any other body type keeps the attempt counted).
+#[tokio::test]
+async fn hole_grpc_failures_in_trailers_are_taken_back() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let channel = serve_auth(grpc_risky_layer(&emulator, LOGIN_STREAM_PATH), runs.clone()).await;
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let status = call_login_stream(channel.clone(), "ann", &format!("guess{i}"))
+            .await
+            .unwrap_err();
+        codes.push(status.code());
+    }
+    eprintln!("{codes:?}");
+    assert_eq!(
+        runs.count(),
+        3,
+        "twelve streaming guesses at ann reached the handler without a captcha (limit 3): {codes:?}"
+    );
+    assert_eq!(codes[2], tonic::Code::Unauthenticated, "{codes:?}");
+    assert_eq!(codes[3], tonic::Code::PermissionDenied, "{codes:?}");
+}
+
+/// The other side of reading trailers: a gRPC login that succeeds says so in its trailers
+/// (`grpc-status: 0`), unary or streaming, and its attempt is given back there. Were it kept,
+/// ann would need a captcha after three good logins.
+#[tokio::test]
+async fn grpc_successes_in_trailers_give_the_attempt_back() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let routes = Routes::new()
+        .route(grpc_route(LOGIN_PATH))
+        .route(grpc_route(LOGIN_STREAM_PATH));
+    let layer = CaptchaLayer::builder(client_for(&emulator), routes)
+        .extractor(GrpcMetadata::default())
+        .build()
+        .unwrap();
+    let channel = serve_auth(layer, runs.clone()).await;
+    for _ in 0..8 {
+        let reply = call_login(channel.clone(), "ann", ANN_PASSWORD).await;
+        assert_eq!(reply.unwrap().message, "welcome");
+        let replies = call_login_stream(channel.clone(), "ann", ANN_PASSWORD).await;
+        assert_eq!(replies.unwrap().len(), 1);
+    }
+    assert_eq!(runs.count(), 16);
 }

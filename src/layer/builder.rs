@@ -27,7 +27,7 @@ pub(crate) struct Shared<V, R> {
     pub(crate) responder: R,
     pub(crate) limits: BodyLimits,
     pub(crate) budget: Arc<Budget>,
-    pub(crate) alarms: Alarms,
+    pub(crate) alarms: Arc<Alarms>,
     pub(crate) hook: Option<Hook>,
 }
 
@@ -337,7 +337,7 @@ impl<V, R> CaptchaLayerBuilder<V, R> {
                 responder: self.responder,
                 limits: self.limits,
                 budget,
-                alarms: Alarms::default(),
+                alarms: Arc::default(),
                 hook: self.hook,
             }),
         }

@@ -15,7 +15,7 @@ use super::builder::Shared;
 use super::risk::{gate::AssessFuture, gate::Watch, record::Recorded};
 use super::service::Start;
 use super::verified::Issued;
-use super::{CaptchaVerified, Respond, observe, steps};
+use super::{CaptchaVerified, Respond, steps};
 use crate::extract::{CaptchaBody, ExtractFuture, Extracted};
 use crate::{CaptchaVerifyParam, Verify};
 
@@ -124,6 +124,7 @@ where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>>,
     V: Verify,
     R: Respond<ResBody>,
+    ResBody: 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
@@ -136,10 +137,7 @@ where
             let route = shared.table.route(*this.route);
             let next = match this.state.as_mut().project() {
                 StateProjection::Answering { future, .. } => {
-                    let (answer, lost) = ready!(future.poll(cx));
-                    if let Some(error) = lost {
-                        observe::store_alarm(&shared.alarms, &route.scene, &error);
-                    }
+                    let answer = ready!(future.poll(cx));
                     this.state.set(State::Done);
                     return Poll::Ready(answer);
                 }

@@ -69,12 +69,13 @@ impl Requirement {
 /// per account and 10 per address in 15 minutes, 30 a minute across the route.
 ///
 /// A failure is what the inner service answers: 401 or 403 by default
-/// ([`failure_statuses`](Self::failure_statuses)), a gRPC answer whose headers say
-/// `grpc-status` 7 or 16 (`PERMISSION_DENIED`, `UNAUTHENTICATED`: tonic's unary errors), or
-/// any response carrying [`FailedAttempt`] in its extensions. The account is read from a JSON
-/// or form body, or the query string; a body it cannot be read in (another type, JSON that
-/// does not parse, an object where the name should be) or a name given twice needs the
-/// captcha. Each request without a param is counted as an attempt before it is
+/// ([`failure_statuses`](Self::failure_statuses)), a gRPC answer whose `grpc-status` is 7 or
+/// 16 (`PERMISSION_DENIED`, `UNAUTHENTICATED`), in its headers or, with tonic's and axum's
+/// body types, its trailers (with another body type, a gRPC answer whose status is not in its
+/// headers stays counted), or any response carrying [`FailedAttempt`] in its extensions. The
+/// account is read from a JSON or form body, or the query string; a body it cannot be read in
+/// (another type, JSON that does not parse, an object or array where the name should be) or a
+/// name given twice needs the captcha. Each request without a param is counted as an attempt before it is
 /// answered (so a burst of concurrent guesses is held to the limits like a sequence) and taken
 /// back unless it failed. Counts live in memory,
 /// bounded ([`memory_capacity`](Self::memory_capacity)), or in Redis (feature `redis`) for

@@ -64,6 +64,7 @@ where
     S: Service<Request<CaptchaBody<B>>, Response = Response<ResBody>> + Clone,
     V: Verify,
     R: Respond<ResBody>,
+    ResBody: 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {

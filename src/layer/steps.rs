@@ -137,7 +137,8 @@ where
     let assessing = |risk, request, param: Option<CaptchaVerifyParam>| {
         let future = assess(
             risk,
-            scene.as_str(),
+            scene,
+            &shared.alarms,
             request,
             shared.limits,
             param.is_some(),

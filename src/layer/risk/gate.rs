@@ -15,8 +15,12 @@ use http_body::Body;
 use super::decision::{Need, Raised, requirement};
 use super::key::Keys;
 use super::store::{RiskStore, StoreError, within};
-use crate::extract::{BodyError, BodyLimits, CaptchaBody, Field, body_field};
+use super::trailers;
+use crate::SceneId;
+use crate::extract::{BodyError, BodyLimits, CaptchaBody, ContentKind, Field, body_field};
 use crate::layer::Reason;
+use crate::layer::alarms::Alarms;
+use crate::layer::observe;
 use crate::layer::rejection::LayerRefusal;
 use crate::layer::requirement::{Account, FailedAttempt, Risk, Settings};
 
@@ -41,9 +45,11 @@ pub(crate) type AssessFuture<B> = Pin<Box<dyn Future<Output = Assessed<B>> + Sen
 
 /// Finds the request's counters and, when it carries no param, asks the store whether it
 /// needs the captcha, within the store's deadline.
+/// `alarms`: where a store that fails after the answer is reported.
 pub(crate) fn assess<B>(
     risk: &Risk,
-    scene: &str,
+    scene: &SceneId,
+    alarms: &Arc<Alarms>,
     request: Request<CaptchaBody<B>>,
     limits: BodyLimits,
     has_param: bool,
@@ -53,7 +59,8 @@ where
     B::Error: Into<crate::BoxError>,
 {
     let risk = risk.clone();
-    let scene = scene.to_owned();
+    let scene = scene.clone();
+    let alarms = Arc::clone(alarms);
     Box::pin(async move {
         let risk = risk.settings();
         let (request, account) = account(risk, request, limits).await;
@@ -65,7 +72,7 @@ where
         };
         let address = client_address(request.headers(), request.extensions(), risk.forwarded_hops);
         let keys = risk.hasher.keys(
-            &scene,
+            scene.as_str(),
             account.as_deref(),
             address,
             risk.thresholds.windows(),
@@ -77,6 +84,8 @@ where
             clear_on_success: risk.clear_on_success,
             deadline: risk.deadline,
             attempted: None,
+            alarms,
+            scene,
         };
         let (need, store_error) = if has_param || body_error.is_some() {
             (None, None)
@@ -179,7 +188,6 @@ fn peer(extensions: &http::Extensions) -> Option<IpAddr> {
 }
 
 /// What a request on a `WhenRisky` route is counted against once it is answered.
-#[derive(Clone)]
 pub(crate) struct Watch {
     store: Arc<dyn RiskStore>,
     keys: Keys,
@@ -189,31 +197,53 @@ pub(crate) struct Watch {
     /// When the request was counted as an attempt before its answer (a request without a
     /// param): a failure then needs no more counting, anything else takes it back.
     attempted: Option<SystemTime>,
+    /// Where a store that fails is reported (the answer may be long gone: see `trailers`).
+    alarms: Arc<Alarms>,
+    scene: SceneId,
 }
 
-/// A call to the store after the answer: its error, for the alarms.
-pub(crate) type RecordFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+/// A call to the store after the answer; a failure of the store is reported by the call.
+pub(crate) type RecordFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Watch {
     /// What the inner service's answer means for the counts: a failure (a failure status, or
-    /// [`FailedAttempt`]) is counted; a success may clear the account's failures.
-    pub(crate) fn answered<T>(&self, response: &http::Response<T>) -> Option<RecordFuture> {
+    /// [`FailedAttempt`]) is counted; a success may clear the account's failures. A gRPC
+    /// answer says how the call went in its trailers unless it failed at once (tonic's unary
+    /// errors): such an answer is counted when its trailers go by.
+    pub(crate) fn answered<T: 'static>(
+        self: Box<Self>,
+        response: &mut http::Response<T>,
+    ) -> Option<RecordFuture> {
         // An inner layer of this crate asked for the captcha: no login was tried.
         if let Some(LayerRefusal(Reason::CaptchaRequired)) = response.extensions().get() {
             return self.settle(false, false);
         }
         let status = response.status();
-        // gRPC answers 200 and says how the call went in `grpc-status`: in the headers when
-        // the call failed at once (tonic's unary errors), else in trailers, not read here.
-        let grpc_status = response.headers().get("grpc-status").map(|v| v.as_bytes());
-        let grpc_failed = matches!(grpc_status, Some(b"7" | b"16"));
         let failed = self.failure_statuses.contains(&status)
-            || grpc_failed
             || response.extensions().get::<FailedAttempt>().is_some();
+        let grpc_status = response.headers().get(GRPC_STATUS);
+        if !failed
+            && grpc_status.is_none()
+            && ContentKind::of(response.headers()) == ContentKind::Grpc
+        {
+            // Counted from the trailers, or, where this body type cannot be watched, the
+            // attempt stays counted.
+            trailers::count_at_trailers(response, self);
+            return None;
+        }
+        let (grpc_failed, grpc_succeeded) = grpc_outcome(grpc_status);
         self.settle(
-            failed,
-            status.is_success() && grpc_status.is_none_or(|s| s == b"0"),
+            failed || grpc_failed,
+            status.is_success() && (grpc_status.is_none() || grpc_succeeded),
         )
+    }
+
+    /// What a gRPC answer's trailers say: `None` when they say nothing (the attempt stays).
+    #[cfg(any(feature = "tonic", feature = "axum"))]
+    pub(crate) fn trailers(&self, trailers: &HeaderMap) -> Option<RecordFuture> {
+        let status = trailers.get(GRPC_STATUS)?;
+        let (failed, succeeded) = grpc_outcome(Some(status));
+        self.settle(failed, succeeded)
     }
 
     /// What the layer's own refusal means for the counts: a failed verdict is a failure; a
@@ -233,20 +263,35 @@ impl Watch {
         if !record && undo.is_none() && clear.is_none() {
             return None;
         }
+        let (alarms, scene) = (Arc::clone(&self.alarms), self.scene.clone());
         Some(Box::pin(async move {
-            let now = SystemTime::now();
-            if record {
-                within(deadline, store.record_failure(keys, now)).await?;
+            let recorded = async {
+                let now = SystemTime::now();
+                if record {
+                    within(deadline, store.record_failure(keys, now)).await?;
+                }
+                if let Some(at) = undo {
+                    within(deadline, store.undo(keys, at)).await?;
+                }
+                if let Some(account) = clear {
+                    within(deadline, store.clear(account, now)).await?;
+                }
+                Ok::<_, StoreError>(())
+            };
+            if let Err(error) = recorded.await {
+                observe::store_alarm(&alarms, &scene, &error);
             }
-            if let Some(at) = undo {
-                within(deadline, store.undo(keys, at)).await?;
-            }
-            if let Some(account) = clear {
-                within(deadline, store.clear(account, now)).await?;
-            }
-            Ok(())
         }))
     }
+}
+
+const GRPC_STATUS: &str = "grpc-status";
+
+/// A gRPC status as a login's outcome: failed (`PERMISSION_DENIED`, `UNAUTHENTICATED`), and
+/// succeeded (`OK`). Any other status is neither.
+fn grpc_outcome(status: Option<&http::HeaderValue>) -> (bool, bool) {
+    let status = status.map(http::HeaderValue::as_bytes);
+    (matches!(status, Some(b"7" | b"16")), status == Some(b"0"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! An answer on a `WhenRisky` route, counted before it goes out: a failure recorded, or the
-//! account's count cleared, within the store's deadline.
+//! An answer on a `WhenRisky` route, counted before it goes out: a failure recorded, the
+//! attempt taken back or the account's count cleared, within the store's deadline (a gRPC
+//! answer whose status is still to come, when its trailers go by: `trailers`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +10,6 @@ use http::Response;
 use pin_project::pin_project;
 
 use super::gate::{RecordFuture, Watch};
-use super::store::StoreError;
 
 /// The inner service's answer (or the layer's refusal), and the store call it leads to.
 #[pin_project(project = Projection, project_replace = Owned)]
@@ -49,39 +49,40 @@ impl<F: Future> Recorded<F> {
 impl<F, B, E> Future for Recorded<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: 'static,
 {
-    /// The answer, and the store's error if the count was lost.
-    type Output = (Result<Response<B>, E>, Option<StoreError>);
+    type Output = Result<Response<B>, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             match self.as_mut().project() {
                 Projection::Calling { inner, watch } => {
-                    let answer = ready!(inner.poll(cx));
-                    let call = match (&answer, watch.as_ref()) {
+                    let mut answer = ready!(inner.poll(cx));
+                    let call = match (&mut answer, watch.take()) {
                         (Ok(response), Some(watch)) => watch.answered(response),
+                        // A service error: the attempt stays counted.
                         _ => None,
                     };
                     let Some(call) = call else {
                         self.set(Self::Done);
-                        return Poll::Ready((answer, None));
+                        return Poll::Ready(answer);
                     };
                     self.set(Self::Recording { call, answer });
                 }
                 Projection::Recording { call, .. } => {
-                    let recorded = ready!(call.as_mut().poll(cx));
+                    ready!(call.as_mut().poll(cx));
                     let Owned::Recording { answer, .. } = self.as_mut().project_replace(Self::Done)
                     else {
                         unreachable!("the state was Recording a moment ago")
                     };
-                    return Poll::Ready((answer, recorded.err()));
+                    return Poll::Ready(answer);
                 }
                 Projection::Answered { .. } => {
                     let Owned::Answered { answer } = self.as_mut().project_replace(Self::Done)
                     else {
                         unreachable!("the state was Answered a moment ago")
                     };
-                    return Poll::Ready((answer, None));
+                    return Poll::Ready(answer);
                 }
                 Projection::Done => panic!("Recorded polled after completion"),
             }
