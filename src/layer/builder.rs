@@ -6,30 +6,16 @@ use std::time::Instant;
 
 use tower_layer::Layer;
 
-use super::alarms::Alarms;
 use super::budget::{Budget, DegradedBudget};
 use super::decision::Rules;
 use super::observe::{self, Hook, Outcome};
 use super::rejection::DefaultResponder;
 use super::routes::{RouteError, Routes, Table};
+use super::shared::Shared;
 use super::{CaptchaService, FailurePolicy};
 use crate::SceneId;
 use crate::Verify;
 use crate::extract::{BodyLimits, ParamSource};
-
-/// What the services of one layer (and its clones) share: the verifier, the routes, the rules,
-/// the degraded budget and the alarms.
-pub(crate) struct Shared<V, R> {
-    pub(crate) verifier: V,
-    pub(crate) extractor: ParamSource,
-    pub(crate) table: Table,
-    pub(crate) rules: Rules,
-    pub(crate) responder: R,
-    pub(crate) limits: BodyLimits,
-    pub(crate) budget: Arc<Budget>,
-    pub(crate) alarms: Arc<Alarms>,
-    pub(crate) hook: Option<Hook>,
-}
 
 /// Verifies a captcha before the inner service runs. See the [module docs](crate::layer).
 ///

@@ -11,9 +11,9 @@ use http::{Request, Response};
 use pin_project::pin_project;
 use tower::Service;
 
-use super::builder::Shared;
 use super::risk::{gate::AssessFuture, gate::Watch, record::Recorded};
 use super::service::Start;
+use super::shared::Shared;
 use super::verified::Issued;
 use super::{CaptchaVerified, Respond, steps};
 use crate::extract::{CaptchaBody, ExtractFuture, Extracted};

@@ -75,6 +75,7 @@ mod requirement;
 mod risk;
 mod routes;
 mod service;
+mod shared;
 mod steps;
 mod verified;
 

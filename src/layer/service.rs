@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower::Service;
 
-use super::builder::Shared;
 use super::routes::Protection;
+use super::shared::Shared;
 use super::{CaptchaVerified, Refusal, Respond, ResponseFuture};
 use crate::Verify;
 use crate::extract::{CaptchaBody, ExtractFuture};

@@ -12,13 +12,13 @@ use http::Request;
 use bytes::Bytes;
 use http_body::Body;
 
-use super::builder::Shared;
 use super::decision::{OnFailure, OnVerdict, on_earlier, on_failure, on_verdict};
 use super::observe::{self, OutcomeKind};
 use super::rejection::LayerRefusal;
 use super::risk::decision::{Need, Raised};
 use super::risk::gate::{AssessFuture, Assessed, Watch, assess};
 use super::routes::Route;
+use super::shared::Shared;
 use super::verified::Issued;
 use super::{CaptchaVerified, Refusal};
 use super::{Reason, Requirement, Respond};
