@@ -15,7 +15,6 @@ use http_body::Body;
 use super::decision::{Need, Raised, requirement};
 use super::key::Keys;
 use super::store::{RiskStore, StoreError, within};
-use super::trailers;
 use crate::SceneId;
 use crate::extract::{BodyError, BodyLimits, CaptchaBody, ContentKind, Field, body_field};
 use crate::layer::Reason;
@@ -205,18 +204,23 @@ pub(crate) struct Watch {
 /// A call to the store after the answer; a failure of the store is reported by the call.
 pub(crate) type RecordFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// When an answer is counted.
+pub(crate) enum Settle {
+    /// Now, by this call to the store, if any.
+    Now(Option<RecordFuture>),
+    /// When its trailers go by: a gRPC answer whose status is still to come.
+    AtTrailers(Box<Watch>),
+}
+
 impl Watch {
     /// What the inner service's answer means for the counts: a failure (a failure status, or
     /// [`FailedAttempt`]) is counted; a success may clear the account's failures. A gRPC
     /// answer says how the call went in its trailers unless it failed at once (tonic's unary
     /// errors): such an answer is counted when its trailers go by.
-    pub(crate) fn answered<T: 'static>(
-        self: Box<Self>,
-        response: &mut http::Response<T>,
-    ) -> Option<RecordFuture> {
+    pub(crate) fn answered<T>(self: Box<Self>, response: &http::Response<T>) -> Settle {
         // An inner layer of this crate asked for the captcha: no login was tried.
         if let Some(LayerRefusal(Reason::CaptchaRequired)) = response.extensions().get() {
-            return self.settle(false, false);
+            return Settle::Now(self.settle(false, false));
         }
         let status = response.status();
         let failed = self.failure_statuses.contains(&status)
@@ -226,16 +230,13 @@ impl Watch {
             && grpc_status.is_none()
             && ContentKind::of(response.headers()) == ContentKind::Grpc
         {
-            // Counted from the trailers, or, where this body type cannot be watched, the
-            // attempt stays counted.
-            trailers::count_at_trailers(response, self);
-            return None;
+            return Settle::AtTrailers(self);
         }
         let (grpc_failed, grpc_succeeded) = grpc_outcome(grpc_status);
-        self.settle(
+        Settle::Now(self.settle(
             failed || grpc_failed,
             status.is_success() && (grpc_status.is_none() || grpc_succeeded),
-        )
+        ))
     }
 
     /// What a gRPC answer's trailers say: `None` when they say nothing (the attempt stays).

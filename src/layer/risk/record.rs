@@ -9,7 +9,8 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use pin_project::pin_project;
 
-use super::gate::{RecordFuture, Watch};
+use super::gate::{RecordFuture, Settle, Watch};
+use super::trailers;
 
 /// The inner service's answer (or the layer's refusal), and the store call it leads to.
 #[pin_project(project = Projection, project_replace = Owned)]
@@ -59,7 +60,15 @@ where
                 Projection::Calling { inner, watch } => {
                     let mut answer = ready!(inner.poll(cx));
                     let call = match (&mut answer, watch.take()) {
-                        (Ok(response), Some(watch)) => watch.answered(response),
+                        (Ok(response), Some(watch)) => match watch.answered(response) {
+                            Settle::Now(call) => call,
+                            // Counted from the trailers, or, where this body type cannot be
+                            // watched, the attempt stays counted.
+                            Settle::AtTrailers(watch) => {
+                                trailers::count_at_trailers(response, watch);
+                                None
+                            }
+                        },
                         // A service error: the attempt stays counted.
                         _ => None,
                     };
