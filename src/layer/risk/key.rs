@@ -106,20 +106,32 @@ pub(crate) struct Windows {
 }
 
 /// The characters an account name is counted by, so that spellings an app (or its database's
-/// collation) may read as one name share one count: without surrounding white space, in
-/// Unicode's compatibility decomposition (fullwidth, circled, mathematical and superscript
-/// letters as plain ones), lower-cased (`ß` as `ss`, `ς` as `σ`), without combining marks,
-/// controls or invisible characters. Folding more only asks for the captcha sooner.
+/// collation) may read as one name share one count: in Unicode's compatibility decomposition
+/// (fullwidth, circled, mathematical and superscript letters as plain ones), lower-cased, with
+/// the letters collations take for others spelt as those (`ß` as `ss`, `æ` as `ae`, `ı` and
+/// `ø` as `i` and `o`, …), and without white space anywhere, combining marks, controls or
+/// invisible characters. Folding more only asks for the captcha sooner: `ann smith` and
+/// `annsmith` share a count.
 fn fold(name: &str) -> impl Iterator<Item = char> + '_ {
-    name.trim()
-        .nfkd()
+    name.nfkd()
         .flat_map(char::to_lowercase)
         // Lower case may decompose again (`İ` is `i` and a dot above).
         .nfkd()
-        .filter(|&c| !c.is_control() && !is_combining_mark(c) && !is_ignorable(c))
+        .filter(|&c| {
+            !c.is_whitespace() && !c.is_control() && !is_combining_mark(c) && !is_ignorable(c)
+        })
         .flat_map(|c| {
             let (first, second) = match c {
                 'ß' => ('s', Some('s')),
+                'æ' => ('a', Some('e')),
+                'œ' => ('o', Some('e')),
+                'þ' => ('t', Some('h')),
+                'ı' => ('i', None),
+                'ø' => ('o', None),
+                'ł' | 'ŀ' => ('l', None),
+                'đ' | 'ð' => ('d', None),
+                'ħ' => ('h', None),
+                'ŧ' => ('t', None),
                 'ς' => ('σ', None),
                 c => (c, None),
             };
@@ -308,10 +320,32 @@ mod tests {
                 "{other:?}"
             );
         }
-        assert_eq!(
-            keys("login", "STRASSE", "192.0.2.1").account,
-            keys("login", "stra\u{00DF}e", "192.0.2.1").account
-        );
+        // White space anywhere, even behind an invisible character.
+        for other in [
+            "ali ce",
+            "alice \u{200B}",
+            "\u{FEFF}  alice",
+            "alice\u{00A0}",
+        ] {
+            assert_eq!(
+                keys("login", other, "192.0.2.1").account,
+                alice.account,
+                "{other:?}"
+            );
+        }
+        // Letters collations take for others.
+        let same = |a: &str, b: &str| {
+            assert_eq!(
+                h.keys("login", Some(a), None, windows()).account,
+                h.keys("login", Some(b), None, windows()).account,
+                "{a:?} {b:?}"
+            );
+        };
+        same("STRASSE", "stra\u{00DF}e");
+        same("michael", "m\u{0131}chael");
+        same("michaeL", "m\u{0131}ch\u{00C6}l");
+        same("bjorn", "Bj\u{00F8}rn");
+        same("lodz", "\u{0141}\u{00F3}d\u{017A}");
         assert_ne!(keys("login", "alice2", "192.0.2.1").account, alice.account);
         assert_ne!(keys("signup", "alice", "192.0.2.1").account, alice.account);
         // One IPv6 /64; the mapped IPv4 address is the IPv4 address.
