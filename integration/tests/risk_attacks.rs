@@ -858,6 +858,19 @@ struct LoginReply {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The login, if the metadata the layer counts (`x-username`) names the message's account, as
+/// `Risk::account_from_fn` asks of a gRPC handler: else the password is not checked.
+fn same_account(request: tonic::Request<LoginRequest>) -> Result<LoginRequest, tonic::Status> {
+    let named = request.metadata().get("x-username").cloned();
+    let login = request.into_inner();
+    if named.as_ref().and_then(|v| v.to_str().ok()) != Some(login.username.as_str()) {
+        return Err(tonic::Status::invalid_argument(
+            "x-username does not name the message's account",
+        ));
+    }
+    Ok(login)
+}
+
 #[derive(Clone)]
 struct LoginMethod(Runs);
 
@@ -874,8 +887,8 @@ impl tower::Service<tonic::Request<LoginRequest>> for LoginMethod {
         let runs = self.0.clone();
         Box::pin(async move {
             tower_aliyun_captcha::layer::require_verified(&request)?;
+            let login = same_account(request)?;
             runs.add();
-            let login = request.into_inner();
             if check(&login.username, &login.password) == StatusCode::OK {
                 Ok(tonic::Response::new(LoginReply {
                     message: "welcome".into(),
@@ -907,8 +920,8 @@ impl tower::Service<tonic::Request<LoginRequest>> for LoginStreamMethod {
         let runs = self.0.clone();
         Box::pin(async move {
             tower_aliyun_captcha::layer::require_verified(&request)?;
+            let login = same_account(request)?;
             runs.add();
-            let login = request.into_inner();
             let reply = if check(&login.username, &login.password) == StatusCode::OK {
                 Ok(LoginReply {
                     message: "welcome".into(),
@@ -1144,4 +1157,120 @@ async fn grpc_successes_in_trailers_give_the_attempt_back() {
         assert_eq!(replies.unwrap().len(), 1);
     }
     assert_eq!(runs.count(), 16);
+}
+
+/// A later review got past the first folding twice. It trimmed before it dropped invisible
+/// characters, so `"michael \u{200B}"` was counted as `"michael "`, and each number of spaces
+/// was an account of its own to an app that strips invisibles and then trims (or a database's
+/// PAD SPACE collation). And letters that NFKD leaves alone but collations take for others
+/// (`ı` for `i` in MySQL's `utf8mb4_general_ci`, `æ` for `ae` in its default
+/// `utf8mb4_0900_ai_ci`) were three more guesses each.
+///
+/// Fix: white space is dropped wherever it is, and a table spells those letters as the plain
+/// ones (`ı`, `æ`, `œ`, `ø`, `ł`, `đ`, `ð`, `ħ`, `ŧ`, `þ`, `ß`).
+#[tokio::test]
+async fn hole_spaces_behind_invisibles_and_collation_letters_escape_the_account() {
+    /// The app's reading: invisibles stripped, then trimmed, lower-cased, and the letters its
+    /// collation takes for others.
+    fn collated(name: &str) -> String {
+        name.chars()
+            .filter(|c| !matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+            .collect::<String>()
+            .trim()
+            .to_lowercase()
+            .replace('\u{0131}', "i")
+            .replace('\u{00E6}', "ae")
+    }
+    let emulator = emulator().await;
+    let handler = post(
+        |State(runs): State<Runs>, _verified: CaptchaVerified, body: Bytes| async move {
+            runs.add();
+            let login: Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(
+                collated(login["username"].as_str().unwrap_or_default()),
+                "michael"
+            );
+            StatusCode::UNAUTHORIZED
+        },
+    );
+    let (addr, runs) = serve_login(risky_layer(&emulator, by_username()), handler).await;
+    let guess = |name: &str, n: u8| {
+        let body = serde_json::json!({"username": name, "password": format!("guess{n}")});
+        let raw = Raw::post("/login").json(&body.to_string());
+        async move { raw.send_from(from(n), addr).await }
+    };
+    for n in 2..5 {
+        assert_eq!(guess("michael", n).await.0, 401);
+    }
+    let mut n = 10;
+    for spelling in [
+        "michael \u{200B}",
+        "\u{FEFF}  michael",
+        "\u{2060} michael \u{2060}",
+        "m\u{0131}chael",
+        "mich\u{00E6}l",
+        "m\u{0131}ch\u{00E6}l",
+    ] {
+        assert_eq!(collated(spelling), "michael", "{spelling:?}");
+        for _ in 0..3 {
+            let answer = guess(spelling, n).await;
+            assert!(required(&answer), "{spelling:?}: {answer:?}");
+            n += 1;
+        }
+    }
+    assert_eq!(
+        runs.count(),
+        3,
+        "guesses at michael reached the handler past his limit"
+    );
+}
+
+/// The layer cannot read a gRPC message, so a gRPC login's account comes from metadata (a
+/// closure), while the handler checks the name in the message. A client that left the
+/// metadata out was counted against no account, and one that named someone else there was
+/// counted against that name: guesses at ann from rotating addresses were held only to the
+/// address and route limits.
+///
+/// Fix: a gRPC call whose metadata names no account needs the captcha (the layer), and a
+/// handler refuses a call whose metadata names another account than its message (what
+/// `Risk::account_from_fn` asks of it, and what this fixture does).
+#[tokio::test]
+async fn hole_a_grpc_account_left_out_of_the_metadata_or_spoofed_escapes_the_count() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let channel = serve_auth(grpc_risky_layer(&emulator, LOGIN_PATH), runs.clone()).await;
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let mut request = tonic::Request::new(LoginRequest {
+            username: "ann".into(),
+            password: format!("guess{i}"),
+        });
+        // Odd guesses name someone else in the metadata, even ones leave it out.
+        if i % 2 == 1 {
+            request
+                .metadata_mut()
+                .insert("x-username", format!("nobody{i}").parse().unwrap());
+        }
+        let answer = ready_client(channel.clone())
+            .await
+            .unwrap()
+            .unary::<_, LoginReply, _>(
+                request,
+                http::uri::PathAndQuery::from_static(LOGIN_PATH),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await;
+        codes.push(answer.unwrap_err().code());
+    }
+    eprintln!("{codes:?}");
+    assert_eq!(runs.count(), 0, "ann's password was checked: {codes:?}");
+    // Left out: the layer asks for the captcha. Another name: the handler refuses it.
+    for (i, code) in codes.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            tonic::Code::PermissionDenied
+        } else {
+            tonic::Code::InvalidArgument
+        };
+        assert_eq!(*code, expected, "{codes:?}");
+    }
 }

@@ -72,7 +72,9 @@ impl Requirement {
 /// ([`failure_statuses`](Self::failure_statuses)), a gRPC answer whose `grpc-status` is 7 or
 /// 16 (`PERMISSION_DENIED`, `UNAUTHENTICATED`), in its headers or, with tonic's and axum's
 /// body types, its trailers (with another body type, a gRPC answer whose status is not in its
-/// headers stays counted), or any response carrying [`FailedAttempt`] in its extensions. The
+/// headers stays counted, as does a gRPC-web answer, whose status is in its body: put
+/// tonic-web's `GrpcWebLayer` outside this layer), or any response carrying [`FailedAttempt`]
+/// in its extensions. The
 /// account is read from a JSON or form body, or the query string; a body it cannot be read in
 /// (another type, JSON that does not parse, an object or array where the name should be) or a
 /// name given twice needs the captcha. Each request without a param is counted as an attempt before it is
@@ -151,7 +153,11 @@ impl Risk {
         self.with(|s| s.account = Some(Account::Field(name)))
     }
 
-    /// The account is what `closure` reads from the request's head (a header, a path segment).
+    /// The account is what `closure` reads from the request's head (a header, a path segment,
+    /// gRPC metadata). It must be the name your handler checks: the layer counts what the
+    /// closure says. A gRPC call's name is in its message, which the layer cannot read, so have
+    /// the client send it in metadata too, and refuse in the handler a call whose metadata
+    /// names another account; a gRPC call whose metadata names none needs the captcha.
     pub fn account_from_fn(
         self,
         closure: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static,

@@ -129,7 +129,13 @@ where
         Some(Account::Field(name)) => body_field(request, limits, name).await,
         Some(Account::Closure(closure)) => {
             let (parts, body) = request.into_parts();
-            let name = closure(&parts).map_or(Field::Missing, Field::One);
+            let name = match closure(&parts) {
+                Some(name) => Field::One(name),
+                // A gRPC call names its account in its message, which this cannot read: a
+                // call whose metadata names none may be a guess at anyone.
+                None if ContentKind::of(&parts.headers) == ContentKind::Grpc => Field::Ambiguous,
+                None => Field::Missing,
+            };
             (Request::from_parts(parts, body), Ok(name))
         }
     }
