@@ -228,7 +228,9 @@ impl Risk {
     /// every instance given the same `url` and `key`: failures counted on one raise the
     /// requirement on the others. `key` keys the digests that name the counters (no account
     /// name or address is stored); give every instance the same secret, 32 random bytes say.
-    /// Connects on first use; call it within a Tokio runtime.
+    /// Connects on first use; call it within a Tokio runtime. Use a Redis (or database) of the
+    /// counts' own with `maxmemory-policy noeviction`: an evicting policy could drop a
+    /// victim's count to make room for a spray.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(self, url: &str, key: impl AsRef<[u8]>) -> Result<Self, RiskError> {

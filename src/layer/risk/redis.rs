@@ -9,12 +9,14 @@
 //!
 //! **One round trip per call.** A failure is one `MULTI`/`EXEC` of `INCRBY 1` and `EXPIRE` per
 //! counter (atomic: no counter without its expiry, even if the connection drops half-way); the
-//! counts of a request one `MGET` of the current and previous bucket of each counter; clearing
-//! an account one `DEL` of its two buckets. A bucket expires two windows after its last
+//! counts of a request one `MGET` of the current and previous bucket of each counter; taking
+//! an attempt back one `EVAL` of a short script; clearing an account one `DEL` of its two
+//! buckets. A bucket expires two windows after its last
 //! failure, plus a second for clock skew, so Redis holds nothing that no longer counts and
-//! needs no sweeping; with `maxmemory`, use a policy that evicts only keys with a TTL
-//! (`volatile-ttl`) or `noeviction` (a full Redis then answers writes with an error: the
-//! captcha is required).
+//! needs no sweeping, and a bucket taken back to zero (an attempt that was no failure) is
+//! deleted. Give the counts a Redis (or a database) of their own with `maxmemory-policy
+//! noeviction`: a full Redis then answers writes with an error, and the captcha is required;
+//! an evicting policy could drop a victim's count to make room for a spray.
 //!
 //! **A deadline on every call** (50 ms by default): a slow or unreachable Redis is a
 //! [`StoreError`] quickly, and the decision takes it as `StoreDown` (the captcha is
@@ -248,17 +250,19 @@ impl RiskStore for RedisStore {
     }
 
     fn undo(&self, keys: Keys, at: SystemTime) -> StoreFuture<'_, ()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for tally in keys.tallies() {
-            let key = self.key(tally, tally.window.bucket(at));
-            // The TTL again: were the bucket gone already, the decrement would make it anew.
-            pipe.decr(&key, 1)
-                .ignore()
-                .expire(&key, ttl(tally))
-                .ignore();
+        // A bucket taken back to zero is deleted, so that requests that were no failures
+        // leave no key behind: a spray of them cannot fill Redis and push out (under an
+        // evicting `maxmemory` policy) the counts that matter.
+        let mut undo = redis::cmd("EVAL");
+        let tallies: Vec<&Tally> = keys.tallies().collect();
+        undo.arg(UNDO).arg(tallies.len());
+        for tally in &tallies {
+            undo.arg(self.key(tally, tally.window.bucket(at)));
         }
-        Box::pin(self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }))
+        for tally in &tallies {
+            undo.arg(ttl(tally));
+        }
+        Box::pin(self.run(move |mut c| async move { undo.query_async::<()>(&mut c).await }))
     }
 
     fn clear(&self, account: Tally, now: SystemTime) -> StoreFuture<'_, ()> {
@@ -266,6 +270,13 @@ impl RiskStore for RedisStore {
         Box::pin(self.run(move |mut c| async move { c.del::<_, ()>(&names[..]).await }))
     }
 }
+
+/// Takes one back from each bucket in `KEYS`, atomically: a bucket at zero (or one that had
+/// expired, now below) is deleted, any other keeps its count with its TTL (`ARGV`) renewed.
+const UNDO: &str = "for i, key in ipairs(KEYS) do \
+    if redis.call('DECR', key) <= 0 then redis.call('DEL', key) \
+    else redis.call('EXPIRE', key, ARGV[i]) end \
+end";
 
 /// A Redis error as a store error, in fixed words: a server's message may quote what it was
 /// sent, so only its error code (`READONLY`, `OOM`, `NOAUTH`, …) is kept.
@@ -559,6 +570,52 @@ mod tests {
         let counted = ["mget", "multi", "incrby", "expire", "exec", "del"].map(calls);
         assert_eq!(counted, [100, 1, 3, 3, 1, 1], "{info}");
         eprintln!("a decision's counts over loopback: one MGET, {per_decision:?} on average");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs redis-server: cargo test -p tower-aliyun-captcha --all-features --lib risk::redis -- --ignored"]
+    async fn attempts_taken_back_leave_no_key_behind() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let thresholds = Thresholds::default();
+        let store = server.store();
+        let now = SystemTime::now();
+        // A spray of requests that were no failures: each counted, then taken back.
+        for i in 0..50 {
+            let name = format!("nobody-{i}");
+            let keys = hasher().keys("login", Some(&name), client_ip(), thresholds.windows());
+            store.attempt(keys, now).await.unwrap();
+            store.undo(keys, now).await.unwrap();
+        }
+        assert_eq!(server.keys().await, 0, "a taken-back attempt left a key");
+        // Two at once, one taken back: the other still counts, with its expiry.
+        let alice = hasher().keys("login", Some("alice"), client_ip(), thresholds.windows());
+        store.attempt(alice, now).await.unwrap();
+        store.attempt(alice, now).await.unwrap();
+        store.undo(alice, now).await.unwrap();
+        let counts = store.counts(alice, now).await.unwrap();
+        assert_eq!((counts.account, counts.ip, counts.global), (1, 1, 1));
+        assert_eq!(server.keys().await, 3);
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let names: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        for name in &names {
+            let ttl: i64 = redis::cmd("TTL")
+                .arg(name)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            assert!(ttl > 0, "{name} has no expiry ({ttl})");
+        }
+        // An undo after the bucket expired leaves nothing either.
+        store.undo(alice, now).await.unwrap();
+        store.undo(alice, now).await.unwrap();
+        assert_eq!(server.keys().await, 0);
     }
 
     #[tokio::test]
