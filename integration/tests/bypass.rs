@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use tonic::server::NamedService;
 use tower_aliyun_captcha::extract::{GrpcMetadata, Header};
 use tower_aliyun_captcha::layer::{
-    BuildError, CaptchaLayer, CaptchaVerified, DefaultResponder, FailurePolicy, Route, RouteError,
-    Routes,
+    BuildError, CaptchaLayer, CaptchaVerified, DefaultResponder, DegradedBudget, FailurePolicy,
+    Route, RouteError, Routes,
 };
 use tower_aliyun_captcha::{Client, SceneId};
 
@@ -812,6 +812,66 @@ async fn a_stricter_inner_layer_stays_strict_behind_an_outer_one() {
     );
 
     assert_eq!(runs.count(), 0, "the handler ran");
+}
+
+/// An inner layer takes the outer layer's degraded pass only within its own degraded budget:
+/// a review found an outer table with a generous budget (unlimited, say, for a roll-out) let
+/// every request of an outage through a route layer whose budget was 1 a second. Where both
+/// layers share one budget (one client, one setting), a request is charged once.
+#[tokio::test]
+async fn an_inner_layers_degraded_budget_holds_behind_an_outer_one() {
+    let emulator = emulator_with_newsletter().await;
+    let client = client_for(&emulator);
+    // (outer budget, inner budget, most passes allowed, fewest expected)
+    let cases = [
+        (
+            DegradedBudget::unlimited(),
+            DegradedBudget::per_second(1, 1),
+            2,
+            1,
+        ),
+        (
+            DegradedBudget::per_second(1, 5),
+            DegradedBudget::per_second(1, 5),
+            6,
+            5,
+        ),
+    ];
+    for (outer_budget, inner_budget, most, fewest) in cases {
+        let runs = Runs::default();
+        let outer = CaptchaLayer::builder(client.clone(), Route::exact("/pay", scene(LOGIN)))
+            .degraded_budget(outer_budget)
+            .build()
+            .unwrap();
+        let inner = CaptchaLayer::builder(client.clone(), Route::every_path(scene(LOGIN)))
+            .degraded_budget(inner_budget)
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route("/pay", runs.handler().layer(inner))
+            .layer(outer);
+        let addr = serve(app).await;
+        emulator.set_faults(Faults::mode(
+            aliyun_captcha_emulator::FaultMode::InternalError,
+        ));
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            let param = emulator.mint(Mint::pass()).unwrap();
+            let (status, _, _) =
+                send(Method::POST, format!("http://{addr}/pay"), Some(&param)).await;
+            statuses.push(status.as_u16());
+        }
+        emulator.set_faults(Faults::none());
+        let passed = runs.count();
+        assert!(
+            (fewest..=most).contains(&passed),
+            "{passed} of 20 passed degraded, expected {fewest} to {most}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|&s| s == 200 || s == 503),
+            "{statuses:?}"
+        );
+    }
 }
 
 /// tonic serves a method whatever the HTTP method and content type, so an exemption must not

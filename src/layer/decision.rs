@@ -44,11 +44,17 @@ impl OnFailure {
         match self {
             Self::Degraded(class) => Ok(*class),
             Self::Refuse(refusal) => Err(refusal.clone()),
-            Self::OverBudget(class) => Err(Refusal::Unavailable {
-                class: *class,
-                retry_after: Some(RETRY_AFTER),
-            }),
+            Self::OverBudget(class) => Err(over_budget(*class)),
         }
+    }
+}
+
+/// The answer to a request that would have gone on degraded past the budget: 503 until the
+/// service answers.
+fn over_budget(class: ErrorClass) -> Refusal {
+    Refusal::Unavailable {
+        class,
+        retry_after: Some(RETRY_AFTER),
     }
 }
 
@@ -123,9 +129,13 @@ pub(crate) fn on_verdict(verdict: &Verification, rules: Rules) -> OnVerdict {
 
 /// Whether a layer may take the verdict an outer layer of this crate gave the same request:
 /// only one its own rules would have given. A degraded pass needs this layer's policy open
-/// for its class; test mode's T005 needs this layer to allow it. (The outer layer already
-/// counted a degraded pass against the budget.)
-pub(crate) fn on_earlier(verified: &CaptchaVerified, rules: Rules) -> Result<(), Refusal> {
+/// for its class and its budget (`take_budget`: true at once when the outer layer's budget is
+/// this one's, which already counted it); test mode's T005 needs this layer to allow it.
+pub(crate) fn on_earlier(
+    verified: &CaptchaVerified,
+    rules: Rules,
+    take_budget: impl FnOnce() -> bool,
+) -> Result<(), Refusal> {
     match verified {
         CaptchaVerified::Degraded(degraded) => {
             let class = degraded.class();
@@ -134,13 +144,15 @@ pub(crate) fn on_earlier(verified: &CaptchaVerified, rules: Rules) -> Result<(),
                 ErrorClass::Configuration => rules.open_on_configuration_errors,
                 _ => false,
             };
-            if rules.policy == FailurePolicy::Open && may_open {
-                Ok(())
-            } else {
+            if rules.policy != FailurePolicy::Open || !may_open {
                 Err(Refusal::Unavailable {
                     class,
                     retry_after: None,
                 })
+            } else if take_budget() {
+                Ok(())
+            } else {
+                Err(over_budget(class))
             }
         }
         CaptchaVerified::Passed(passed)
@@ -470,7 +482,13 @@ mod tests {
         let param = crate::CaptchaVerifyParam::new("p").unwrap();
         let passed =
             |code: &str| CaptchaVerified::passed(verdict(true, code), scene.clone(), param.clone());
-        let degraded = |class| CaptchaVerified::degraded(class, None, scene.clone(), param.clone());
+        let budget = std::sync::Arc::new(super::super::budget::Budget::new(
+            super::super::DegradedBudget::unlimited(),
+            std::time::Instant::now(),
+        ));
+        let degraded =
+            |class| CaptchaVerified::degraded(class, None, scene.clone(), param.clone(), &budget);
+        let over_budget = |class| Err(super::over_budget(class));
         let rejected_t005 = Err(Refusal::Rejected {
             code: VerifyCode::T005,
             local: false,
@@ -481,21 +499,40 @@ mod tests {
                 retry_after: None,
             })
         };
+        // (the outer verdict, these rules, this layer's budget has room, decision)
         let rows = [
-            (passed("T001"), CLOSED, Ok(())),
-            (passed("T005"), OPEN, rejected_t005.clone()),
-            (passed("T005"), TEST_MODE, Ok(())),
-            (degraded(Outage), OPEN, Ok(())),
-            (degraded(Outage), CLOSED, unavailable(Outage)),
-            (degraded(Configuration), OPEN, unavailable(Configuration)),
-            (degraded(Configuration), OPEN_ON_CONFIG, Ok(())),
+            (passed("T001"), CLOSED, false, Ok(())),
+            (passed("T005"), OPEN, true, rejected_t005.clone()),
+            (passed("T005"), TEST_MODE, false, Ok(())),
+            (degraded(Outage), OPEN, true, Ok(())),
+            (degraded(Outage), OPEN, false, over_budget(Outage)),
+            (degraded(Outage), CLOSED, true, unavailable(Outage)),
+            (
+                degraded(Configuration),
+                OPEN,
+                true,
+                unavailable(Configuration),
+            ),
+            (degraded(Configuration), OPEN_ON_CONFIG, true, Ok(())),
+            (
+                degraded(Configuration),
+                OPEN_ON_CONFIG,
+                false,
+                over_budget(Configuration),
+            ),
         ];
-        for (verified, rules, expected) in rows {
-            assert_eq!(
-                on_earlier(&verified, rules),
-                expected,
-                "{verified:?} {rules:?}"
-            );
+        for (verified, rules, room, expected) in rows {
+            let mut asked = false;
+            let decided = on_earlier(&verified, rules, || {
+                asked = true;
+                room
+            });
+            assert_eq!(decided, expected, "{verified:?} {rules:?} room {room}");
+            // The budget is asked only for a degraded pass these rules would give.
+            let may_pass = matches!(verified, CaptchaVerified::Degraded(_))
+                && expected != unavailable(Outage)
+                && expected != unavailable(Configuration);
+            assert_eq!(asked, may_pass, "{verified:?} {rules:?}");
         }
     }
 }

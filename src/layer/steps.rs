@@ -156,7 +156,14 @@ where
             };
             // Only a verdict this layer's own rules would have given (a stricter inner layer
             // stays strict); verifying again could only answer that the param was used.
-            match on_earlier(&verdict, shared.rules) {
+            let budget = &shared.budget;
+            let take_budget = || match &verdict {
+                CaptchaVerified::Degraded(degraded) => {
+                    degraded.charged_to(budget) || budget.take(Instant::now())
+                }
+                _ => true,
+            };
+            match on_earlier(&verdict, shared.rules, take_budget) {
                 Ok(()) => {
                     request.extensions_mut().insert(verdict);
                     return Next::Call(request, None);
@@ -401,8 +408,13 @@ pub(crate) fn settle<V, R, B>(
                         Error::Api(api) => Some(api.request_id().to_owned()),
                         _ => None,
                     };
-                    let verified =
-                        CaptchaVerified::degraded(class, request_id, scene.clone(), param);
+                    let verified = CaptchaVerified::degraded(
+                        class,
+                        request_id,
+                        scene.clone(),
+                        param,
+                        &shared.budget,
+                    );
                     let issued = verified.issued();
                     request.extensions_mut().insert(verified);
                     Next::Call(request, issued)

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Reason;
+use super::budget::Budget;
 use crate::error::ErrorClass;
 use crate::{CaptchaVerifyParam, SceneId, Verification, VerifyCode};
 
@@ -68,6 +69,26 @@ pub struct Degraded {
     request_id: Option<String>,
     scene: SceneId,
     binding: Binding,
+    charged: Charged,
+}
+
+/// The degraded budget that let a request in: an inner layer with another budget charges its
+/// own before it takes the verdict.
+#[derive(Clone)]
+struct Charged(Arc<Budget>);
+
+impl PartialEq for Charged {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Charged {}
+
+impl std::fmt::Debug for Charged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Charged(..)")
+    }
 }
 
 /// Let in without a captcha: the route asks for one only when the request looks risky, and
@@ -147,17 +168,20 @@ impl CaptchaVerified {
         })
     }
 
+    /// Let in degraded, charged to `budget`.
     pub(crate) fn degraded(
         class: ErrorClass,
         request_id: Option<String>,
         scene: SceneId,
         param: CaptchaVerifyParam,
+        budget: &Arc<Budget>,
     ) -> Self {
         Self::Degraded(Degraded {
             class,
             request_id,
             scene,
             binding: Binding::new(param),
+            charged: Charged(Arc::clone(budget)),
         })
     }
 
@@ -249,6 +273,11 @@ impl Degraded {
     /// The scene the request was for.
     pub fn scene(&self) -> &SceneId {
         &self.scene
+    }
+
+    /// Whether `budget` let this request in (it need not be charged again).
+    pub(crate) fn charged_to(&self, budget: &Arc<Budget>) -> bool {
+        Arc::ptr_eq(&self.charged.0, budget)
     }
 }
 
