@@ -26,7 +26,7 @@ use tonic::server::NamedService;
 use tower_aliyun_captcha::extract::{GrpcMetadata, Header};
 use tower_aliyun_captcha::layer::{
     BuildError, CaptchaLayer, CaptchaVerified, DefaultResponder, DegradedBudget, FailurePolicy,
-    Route, RouteError, Routes,
+    Requirement, Risk, Route, RouteError, Routes,
 };
 use tower_aliyun_captcha::{Client, SceneId};
 
@@ -331,6 +331,45 @@ async fn behind_a_nest_the_full_path_decides_the_scene() {
     let (status, _, _) = send(Method::POST, url, Some(&pass_in(LOGIN))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(runs.count(), 2);
+}
+
+/// Behind a nest, a table may be written with full or nested paths, and which was meant
+/// cannot be told: when both of a request's paths match routes of their own, the stricter
+/// requirement holds. A review got into the `Always` route `/login` of a router nested at
+/// `/v1` through the table's monitored (or `WhenRisky`) prefix `/v1`, under one scene or two.
+#[tokio::test]
+async fn behind_a_nest_a_weaker_full_path_route_never_opens_a_stricter_one() {
+    let emulator = emulator().await;
+    for (weaker, weaker_scene) in [
+        (Requirement::Monitor, LOGIN),
+        (Requirement::WhenRisky(Risk::new()), LOGIN),
+        (Requirement::Monitor, SIGNUP),
+    ] {
+        let runs = Runs::default();
+        let routes = Routes::new()
+            .route(Route::prefix("/v1", scene(weaker_scene)).requirement(weaker.clone()))
+            .route(Route::exact("/login", scene(LOGIN)));
+        let api = Router::new()
+            .route("/login", runs.handler())
+            .layer(exposing(client_for(&emulator), routes));
+        let addr = serve(Router::new().nest("/v1", api)).await;
+        let (status, _, body) = send(Method::POST, format!("http://{addr}/v1/login"), None).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::FORBIDDEN, &json!("F002")),
+            "{weaker:?} {weaker_scene}: {body}"
+        );
+        assert_eq!(runs.count(), 0, "{weaker:?} {weaker_scene}");
+        // A person who passed the login scene's captcha gets in.
+        let param = emulator.mint(Mint::pass()).unwrap();
+        let (status, _, body) = send(
+            Method::POST,
+            format!("http://{addr}/v1/login"),
+            Some(&param),
+        )
+        .await;
+        assert_eq!((status, &body["verified"]), (StatusCode::OK, &json!(true)));
+    }
 }
 
 /// A table whose routes could give one request two scenes behind `Router::nest` (issue 20's

@@ -157,8 +157,10 @@ impl Route {
 /// the nested router sees (`/login`). A route may be written as either. The route for the
 /// full path decides the scene; the nested path's route decides only when the full path
 /// matches no route, or only the route for every path (or a prefix of `/`), which is a
-/// fallback rather than a path. A request goes through unverified only when the routes for
-/// both of its paths let its method through: which path decides never opens a door.
+/// fallback rather than a path, or when its requirement is the stricter of the two (a
+/// monitored `/v1` prefix never opens an `Always` `/login` behind a nest at `/v1`). A request
+/// goes through unverified only when the routes for both of its paths let its method through:
+/// which path decides never opens a door.
 ///
 /// So that this choice never changes a request's scene, a table is refused
 /// ([`RouteError::NestedSceneConflict`]) when two routes under different scenes could match
@@ -416,9 +418,11 @@ impl Table {
     /// The route that protects a request with these (normalised) paths: `original` is the
     /// path it came with, when a router nested the layer and stripped a prefix to give
     /// `path`. The full path's route decides, so that a table written with full paths means
-    /// what it says; the nested path's only when all the full path matches is a fallback.
-    /// Either path's route protecting the method protects the request: a request goes
-    /// through only when both let it.
+    /// what it says; the nested path's only when all the full path matches is a fallback, or
+    /// when both match routes of their own and the nested path's requirement is the stricter
+    /// (a table may be written either way: which reading was meant cannot be told, so the
+    /// stricter holds). Either path's route protecting the method protects the request: a
+    /// request goes through only when both let it.
     fn resolve(
         &self,
         method: &Method,
@@ -431,16 +435,26 @@ impl Table {
         let specific = |found: Option<(usize, &str)>| {
             found.is_some_and(|(index, _)| !self.routes[index].paths.is_fallback())
         };
+        let both_specific = specific(on_path) && specific(on_original);
         let order = if specific(on_path) && !specific(on_original) {
             [on_path, on_original]
         } else {
             [on_original, on_path]
         };
-        order
-            .into_iter()
-            .flatten()
-            .find(|&(index, path)| grpc || !self.routes[index].exempts(method, path))
-            .map(|(index, _)| index)
+        let protects = |found: Option<(usize, &str)>| {
+            found
+                .filter(|&(index, path)| grpc || !self.routes[index].exempts(method, path))
+                .map(|(index, _)| index)
+        };
+        let strictness = |index: usize| self.routes[index].requirement.strictness();
+        match order.map(protects) {
+            [Some(first), Some(second)]
+                if both_specific && strictness(second) > strictness(first) =>
+            {
+                Some(second)
+            }
+            [first, second] => first.or(second),
+        }
     }
 
     fn best(&self, path: &str) -> Option<usize> {
@@ -945,6 +959,33 @@ mod tests {
         }
         let grpc = admin.resolve(&Method::GET, true, Some("/admin/login"), "/login");
         assert_eq!(grpc.map(|i| admin.route(i).scene.as_str()), Some("admin"));
+        // Both paths match routes of their own: the stricter requirement holds, whichever
+        // reading the table meant (a review got into an `Always` route through a monitored
+        // prefix); equally strict, the full path's.
+        let rollout = |weaker: Requirement, weaker_scene: &str| {
+            Table::new(
+                Routes::new()
+                    .route(Route::prefix("/v1", scene(weaker_scene)).requirement(weaker))
+                    .route(Route::exact("/login", scene("login"))),
+            )
+            .unwrap()
+        };
+        for table in [
+            rollout(Requirement::Monitor, "login"),
+            rollout(Requirement::Monitor, "v1"),
+            rollout(Requirement::WhenRisky(crate::layer::Risk::new()), "login"),
+        ] {
+            let protected = table.resolve(&Method::POST, false, Some("/v1/login"), "/login");
+            let route = table.route(protected.unwrap());
+            assert!(matches!(route.requirement, Requirement::Always));
+            assert_eq!(route.scene.as_str(), "login");
+            let other = table.resolve(&Method::POST, false, Some("/v1/x"), "/x");
+            let other = &table.route(other.unwrap()).requirement;
+            assert!(!matches!(other, Requirement::Always));
+        }
+        let strict = rollout(Requirement::Always, "v1");
+        let protected = strict.resolve(&Method::POST, false, Some("/v1/login"), "/login");
+        assert_eq!(strict.route(protected.unwrap()).scene.as_str(), "v1");
         // Written as nested paths only, exemptions hold behind the nest.
         let nested = Table::new(
             Route::prefix("/signup", scene("signup"))
