@@ -5,6 +5,8 @@
 //! minted by its certify id, with the verdict it was minted for, when, and whether it was used.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -73,6 +75,16 @@ pub(crate) struct DecodedParam {
     pub(crate) format: ParamFormat,
     pub(crate) scene_id: String,
     pub(crate) certify_id: String,
+    /// What stands for its signature (see [`signature`]).
+    signature: u64,
+}
+
+/// What stands for a real param's signature: a hash of its exact text under a key random to
+/// this process. The service signs what the widget sends, so a param edited in any way (its
+/// scene, its token, rewritten in the other format) fails its check.
+fn signature(text: &str) -> u64 {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    KEY.get_or_init(RandomState::new).hash_one(text)
 }
 
 /// Decodes a param, or says which code the service answers for it (F002, F003, F013).
@@ -102,6 +114,7 @@ pub(crate) fn decode(param: &str) -> Result<DecodedParam, VerifyCode> {
                 format,
                 scene_id,
                 certify_id,
+                signature: signature(param),
             })
         }
         _ => Err(VerifyCode::F013),
@@ -135,9 +148,8 @@ pub(crate) fn encode(format: ParamFormat, scene_id: &str, certify_id: &str) -> S
 /// A param the emulator issued.
 #[derive(Debug)]
 struct Minted {
-    /// The scene it was minted for. The real param is signed, scene included: one whose scene
-    /// was edited fails its check.
-    scene: String,
+    /// Its text's [`signature`]: a param edited after it was made fails its check.
+    signature: u64,
     verdict: VerifyCode,
     /// The page's `UserCertifyId`, which the verdict reports instead of the param's own id.
     user_certify_id: Option<String>,
@@ -157,11 +169,11 @@ pub(crate) struct ParamStore {
 }
 
 impl ParamStore {
-    /// Records a new param's challenge.
+    /// Records a new param's challenge: `text` is the param as minted.
     pub(crate) fn insert(
         &mut self,
         certify_id: String,
-        scene: &str,
+        text: &str,
         verdict: VerifyCode,
         user_certify_id: Option<String>,
         now: SystemTime,
@@ -173,7 +185,7 @@ impl ParamStore {
         self.minted.insert(
             certify_id,
             Minted {
-                scene: scene.to_owned(),
+                signature: signature(text),
                 verdict,
                 user_certify_id,
                 minted_at: now,
@@ -206,8 +218,9 @@ impl ParamStore {
         let Some(minted) = self.minted.get_mut(&param.certify_id) else {
             return param.format.expired();
         };
-        if minted.scene != param.scene_id {
-            // Edited after it was made: its signature would not hold. Not used up.
+        if minted.signature != param.signature {
+            // Edited after it was made (its scene, its token, its format): its signature does
+            // not hold. Not used up.
             return VerifyCode::F003;
         }
         if minted.used {
@@ -258,9 +271,11 @@ mod tests {
             ..ParamStore::default()
         };
         let start = SystemTime::now();
+        let text = |cid: &str| encode(ParamFormat::V3, "scene1", cid);
         for i in 0..1000u64 {
             let at = start + Duration::from_millis(i);
-            store.insert(format!("cid{i}"), "scene1", VerifyCode::T001, None, at);
+            let cid = format!("cid{i}");
+            store.insert(cid.clone(), &text(&cid), VerifyCode::T001, None, at);
             assert!(
                 store.minted.len() <= 100,
                 "{} after {i}",
@@ -268,7 +283,7 @@ mod tests {
             );
         }
         let now = start + Duration::from_secs(1);
-        let decoded = |cid: &str| decode(&encode(ParamFormat::V3, "scene1", cid)).unwrap();
+        let decoded = |cid: &str| decode(&text(cid)).unwrap();
         // The newest still pass; a forgotten one is expired, never a pass.
         assert_eq!(store.verdict(&decoded("cid999"), now), VerifyCode::T001);
         assert_eq!(store.verdict(&decoded("cid0"), now), VerifyCode::F019);
@@ -305,31 +320,41 @@ mod tests {
     fn a_param_is_single_use_and_expires() {
         let mut store = ParamStore::default();
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        store.insert("a".into(), "s", VerifyCode::T001, None, start);
-        store.insert("b".into(), "s", VerifyCode::T001, None, start);
-        let v3 = |id: &str| DecodedParam {
-            format: ParamFormat::V3,
-            scene_id: "s".into(),
-            certify_id: id.into(),
+        let v3 = |id: &str| encode(ParamFormat::V3, "s", id);
+        store.insert("a".into(), &v3("a"), VerifyCode::T001, None, start);
+        store.insert("b".into(), &v3("b"), VerifyCode::T001, None, start);
+        let verdict = |store: &mut ParamStore, id: &str, at| {
+            store.verdict(&decode(&v3(id)).unwrap(), at)
         };
-        assert_eq!(store.verdict(&v3("a"), start), VerifyCode::T001);
-        assert_eq!(store.verdict(&v3("a"), start), VerifyCode::F018);
+        assert_eq!(verdict(&mut store, "a", start), VerifyCode::T001);
+        assert_eq!(verdict(&mut store, "a", start), VerifyCode::F018);
         let late = start + V3_LIFETIME + Duration::from_secs(1);
-        assert_eq!(store.verdict(&v3("b"), late), VerifyCode::F019);
-        assert_eq!(store.verdict(&v3("never"), start), VerifyCode::F019);
+        assert_eq!(verdict(&mut store, "b", late), VerifyCode::F019);
+        assert_eq!(verdict(&mut store, "never", start), VerifyCode::F019);
     }
 
     #[test]
-    fn a_param_whose_scene_was_edited_fails_and_is_not_used_up() {
+    fn a_param_edited_in_any_way_fails_and_is_not_used_up() {
         let mut store = ParamStore::default();
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        store.insert("a".into(), "login", VerifyCode::T001, None, start);
-        let param = |scene: &str| DecodedParam {
-            format: ParamFormat::V3,
-            scene_id: scene.into(),
-            certify_id: "a".into(),
-        };
-        assert_eq!(store.verdict(&param("signup"), start), VerifyCode::F003);
-        assert_eq!(store.verdict(&param("login"), start), VerifyCode::T001);
+        let minted = encode(ParamFormat::V3, "login", "a");
+        store.insert("a".into(), &minted, VerifyCode::T001, None, start);
+        let forged_token = BASE64.encode(
+            serde_json::json!({"certifyId": "a", "sceneId": "login", "securityToken": "forged"})
+                .to_string(),
+        );
+        for edited in [
+            encode(ParamFormat::V3, "signup", "a"),
+            forged_token,
+            // Rewritten as V2, whose records live 20 minutes: a V3 challenge lives 90 s.
+            encode(ParamFormat::V2, "login", "a"),
+        ] {
+            let decoded = decode(&edited).unwrap();
+            assert_eq!(store.verdict(&decoded, start), VerifyCode::F003, "{edited}");
+        }
+        // Surrounding white space is no edit (the service trims it).
+        let late = start + V3_LIFETIME + Duration::from_secs(1);
+        let padded = decode(&format!(" {minted}\n")).unwrap();
+        assert_eq!(store.verdict(&padded, late), VerifyCode::F019);
     }
 }

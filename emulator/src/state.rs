@@ -203,7 +203,7 @@ impl State {
         let user_certify_id = mint.certify_id().map(str::to_owned);
         lock(&self.params).insert(
             certify_id,
-            scene.as_str(),
+            &param,
             verdict,
             user_certify_id,
             self.now(),

@@ -1023,21 +1023,49 @@ async fn encryption_mode_scenes_need_a_valid_encrypted_scene_id() {
     }
 }
 
-/// A param whose scene was edited after it was made fails (its signature would not hold at
-/// Alibaba's), and is not used up: the untouched param still passes in its own scene.
+/// A param edited after it was made fails (its signature would not hold at Alibaba's), and is
+/// not used up: the untouched param still passes in its own scene. Edited: its scene; its
+/// token forged (a review's finding: the emulator checked the certify id only); rewritten in
+/// V2's format, whose records live 20 minutes, after the 90 seconds of a V3 challenge.
 #[tokio::test]
-async fn a_param_with_an_edited_scene_fails() {
+async fn a_param_edited_in_any_way_fails() {
     use base64::Engine as _;
-    let emulator = emulator().await;
-    let client = client_for(&emulator);
+    let clock = TestClock::default();
+    let emulator = emulator_with_clock(clock.clone()).await;
     let param = emulator.mint(Mint::pass()).unwrap();
     let engine = base64::engine::general_purpose::STANDARD;
-    let mut fields: Value = serde_json::from_slice(&engine.decode(&param).unwrap()).unwrap();
+    let fields: Value = serde_json::from_slice(&engine.decode(&param).unwrap()).unwrap();
     assert_eq!(fields["sceneId"], LOGIN);
-    fields["sceneId"] = json!(SIGNUP);
-    let edited = engine.encode(fields.to_string());
-    let verdict = client.verify(request(&edited, Some(SIGNUP))).await.unwrap();
-    assert_eq!(verdict.code(), &VerifyCode::F003);
-    let verdict = client.verify(request(&param, Some(LOGIN))).await.unwrap();
-    assert_eq!(verdict.code(), &VerifyCode::T001);
+    let mut other_scene = fields.clone();
+    other_scene["sceneId"] = json!(SIGNUP);
+    let edited = engine.encode(other_scene.to_string());
+    assert_eq!(
+        verdict_at(&emulator, &clock, &edited, Some(SIGNUP)).await,
+        (false, "F003".into())
+    );
+    let forged = engine.encode(
+        json!({"certifyId": fields["certifyId"], "sceneId": LOGIN, "securityToken": "forged"})
+            .to_string(),
+    );
+    assert_eq!(
+        verdict_at(&emulator, &clock, &forged, Some(LOGIN)).await,
+        (false, "F003".into())
+    );
+    assert_eq!(
+        verdict_at(&emulator, &clock, &param, Some(LOGIN)).await,
+        (true, "T001".into())
+    );
+
+    let expiring = emulator.mint(Mint::pass()).unwrap();
+    let fields: Value = serde_json::from_slice(&engine.decode(&expiring).unwrap()).unwrap();
+    clock.advance(Duration::from_secs(91));
+    let as_v2 = json!({"sceneId": LOGIN, "certifyId": fields["certifyId"]}).to_string();
+    assert_eq!(
+        verdict_at(&emulator, &clock, &as_v2, Some(LOGIN)).await,
+        (false, "F003".into())
+    );
+    assert_eq!(
+        verdict_at(&emulator, &clock, &expiring, Some(LOGIN)).await,
+        (false, "F019".into())
+    );
 }
