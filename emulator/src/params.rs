@@ -323,9 +323,8 @@ mod tests {
         let v3 = |id: &str| encode(ParamFormat::V3, "s", id);
         store.insert("a".into(), &v3("a"), VerifyCode::T001, None, start);
         store.insert("b".into(), &v3("b"), VerifyCode::T001, None, start);
-        let verdict = |store: &mut ParamStore, id: &str, at| {
-            store.verdict(&decode(&v3(id)).unwrap(), at)
-        };
+        let verdict =
+            |store: &mut ParamStore, id: &str, at| store.verdict(&decode(&v3(id)).unwrap(), at);
         assert_eq!(verdict(&mut store, "a", start), VerifyCode::T001);
         assert_eq!(verdict(&mut store, "a", start), VerifyCode::F018);
         let late = start + V3_LIFETIME + Duration::from_secs(1);

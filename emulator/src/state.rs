@@ -201,13 +201,7 @@ impl State {
         let certify_id = uuid::Uuid::new_v4().simple().to_string();
         let param = params::encode(mint.param_format(), scene.as_str(), &certify_id);
         let user_certify_id = mint.certify_id().map(str::to_owned);
-        lock(&self.params).insert(
-            certify_id,
-            &param,
-            verdict,
-            user_certify_id,
-            self.now(),
-        );
+        lock(&self.params).insert(certify_id, &param, verdict, user_certify_id, self.now());
         stats::bump(&self.counters.params_minted);
         Ok(param)
     }

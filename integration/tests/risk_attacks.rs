@@ -1274,3 +1274,56 @@ async fn hole_a_grpc_account_left_out_of_the_metadata_or_spoofed_escapes_the_cou
         assert_eq!(*code, expected, "{codes:?}");
     }
 }
+
+/// A decompression layer inside the captcha layer (tower-http's `RequestDecompressionLayer`
+/// on the route, say) hands the app a body the layer never saw: the layer looked for the
+/// account in the gzip bytes, found no `username` in them, and counted a compressed guess at
+/// ann against no account (a review's finding).
+///
+/// Fix: an encoded body (any `Content-Encoding` but `identity`) is one the account cannot be
+/// read in: the captcha is required. (Decompression belongs outside the layer.)
+#[tokio::test]
+async fn hole_a_compressed_body_hides_the_account_from_a_layer_outside_decompression() {
+    use std::io::Write as _;
+    let gzip = |text: &str| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    };
+    let emulator = emulator().await;
+    let handler =
+        post(form_login).layer(tower_http::decompression::RequestDecompressionLayer::new());
+    let (addr, runs) = serve_login(risky_layer(&emulator, by_username()), handler).await;
+    three_ordinary_failures(addr, true).await;
+    assert_eq!(runs.count(), 3);
+    for n in 10..20 {
+        let answer = Raw::post("/login")
+            .header("content-encoding", "gzip")
+            .body(
+                "application/x-www-form-urlencoded",
+                gzip(&format!("username=ann&password=guess{n}")),
+            )
+            .send_from(from(n), addr)
+            .await;
+        assert!(required(&answer), "{answer:?}");
+    }
+    assert_eq!(
+        runs.count(),
+        3,
+        "compressed guesses at ann reached the handler"
+    );
+    // A compressed login with a captcha that passed is read by the app behind the layer.
+    let param = emulator
+        .mint(aliyun_captcha_emulator::Mint::pass())
+        .unwrap();
+    let answer = Raw::post("/login")
+        .header("content-encoding", "gzip")
+        .header("x-captcha-verify-param", &param)
+        .body(
+            "application/x-www-form-urlencoded",
+            gzip("username=ann&password=correct+horse"),
+        )
+        .send_from(from(30), addr)
+        .await;
+    assert_eq!(answer.0, 200, "{answer:?}");
+}

@@ -186,6 +186,17 @@ impl ContentKind {
     }
 }
 
+/// Whether the body is encoded (a `Content-Encoding` other than `identity`): what an app
+/// behind a decompression layer reads is not these bytes, so nothing is looked for in them.
+fn is_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
+}
+
 /// Reads the request's body into memory (once: a body already read is reused), within
 /// `limits`, and puts the same bytes back in the request.
 pub(crate) async fn buffer<B>(
@@ -257,6 +268,10 @@ where
 {
     let query = request.uri().query().unwrap_or_default();
     let in_query = super::form::form_string(query.as_bytes(), name);
+    if is_encoded(request.headers()) && !request.body().is_end_stream() {
+        // Compressed: the app (behind a decompression layer) may read a name this cannot.
+        return (request, Ok(Field::Ambiguous));
+    }
     let find = match ContentKind::of(request.headers()) {
         ContentKind::Json => super::json::json_string,
         ContentKind::Form => super::form::form_string,
@@ -277,8 +292,8 @@ where
 }
 
 /// The skeleton of the body extractors: a body of the `kind` they read is buffered (as
-/// [`buffer`] does) and searched with `find` for `name`; any other body is passed over
-/// unread, with no param.
+/// [`buffer`] does) and searched with `find` for `name`; any other body, or an encoded one
+/// (decompression goes outside the layer), is passed over unread, with no param.
 pub(crate) fn find_in_body<B>(
     request: Request<CaptchaBody<B>>,
     limits: BodyLimits,
@@ -290,7 +305,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<crate::BoxError>,
 {
-    if ContentKind::of(request.headers()) != kind {
+    if ContentKind::of(request.headers()) != kind || is_encoded(request.headers()) {
         return ExtractFuture::ready(request, Ok(None));
     }
     ExtractFuture::reading(async move {
@@ -335,5 +350,24 @@ mod tests {
             assert_eq!(ContentKind::of(&headers), kind, "{value}");
         }
         assert_eq!(ContentKind::of(&HeaderMap::new()), ContentKind::Other);
+    }
+
+    #[test]
+    fn an_encoded_body_is_any_coding_but_identity() {
+        for (values, encoded) in [
+            (&[][..], false),
+            (&["identity"][..], false),
+            (&[" Identity "][..], false),
+            (&["gzip"][..], true),
+            (&["identity, br"][..], true),
+            (&["identity", "deflate"][..], true),
+            (&["x-anything"][..], true),
+        ] {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(http::header::CONTENT_ENCODING, value.parse().unwrap());
+            }
+            assert_eq!(is_encoded(&headers), encoded, "{values:?}");
+        }
     }
 }
