@@ -1327,3 +1327,40 @@ async fn hole_a_compressed_body_hides_the_account_from_a_layer_outside_decompres
         .await;
     assert_eq!(answer.0, 200, "{answer:?}");
 }
+
+/// An app that tells forms from JSON otherwise than the layer (here `login_any`, the way most
+/// hand-written handlers do: a case-sensitive form prefix, JSON for anything else) reads
+/// another account than the layer. `Application/x-www-form-urlencoded` with a JSON body was a
+/// form to the layer, which found no `username` in it, and JSON to the app, which read ann's
+/// (a review found it in the login demo).
+///
+/// Fix: a body that names no account read the way its content type says, but names one read
+/// the other way, is ambiguous: the captcha is required.
+#[tokio::test]
+async fn hole_a_body_read_the_other_way_names_an_account_the_layer_did_not_count() {
+    let emulator = emulator().await;
+    let (addr, runs) = serve_login(risky_layer(&emulator, by_username()), any(login_any)).await;
+    three_ordinary_failures(addr, false).await;
+    assert_eq!(runs.count(), 3);
+    for n in 10..20 {
+        let answer = Raw::post("/login")
+            .body(
+                "Application/x-www-form-urlencoded",
+                format!(r#"{{"username":"ann","password":"guess{n}"}}"#),
+            )
+            .send_from(from(n), addr)
+            .await;
+        assert!(required(&answer), "{answer:?}");
+    }
+    // And the other way: a form body sent as JSON, to an app that sniffs forms.
+    let answer = Raw::post("/login")
+        .json("username=ann&password=guess")
+        .send_from(from(30), addr)
+        .await;
+    assert!(required(&answer), "{answer:?}");
+    assert_eq!(
+        runs.count(),
+        3,
+        "guesses at ann reached the handler past her limit"
+    );
+}

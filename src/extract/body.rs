@@ -272,9 +272,10 @@ where
         // Compressed: the app (behind a decompression layer) may read a name this cannot.
         return (request, Ok(Field::Ambiguous));
     }
-    let find = match ContentKind::of(request.headers()) {
-        ContentKind::Json => super::json::json_string,
-        ContentKind::Form => super::form::form_string,
+    type Reading = fn(&[u8], &str) -> Field;
+    let (find, other): (Reading, Reading) = match ContentKind::of(request.headers()) {
+        ContentKind::Json => (super::json::json_string, super::form::form_string),
+        ContentKind::Form => (super::form::form_string, super::json::json_string),
         _ if request.body().is_end_stream() => return (request, Ok(in_query)),
         // A body of another type (multipart, gRPC's framed messages), or one read two ways:
         // the app may read a name in it that this cannot (a closure over the head can), so it
@@ -285,6 +286,13 @@ where
     };
     let (request, bytes) = buffer(request, limits).await;
     let field = bytes.map(|bytes| match (in_query, find(&bytes, name)) {
+        // Named by neither: unless the body names one read the other way, which an app that
+        // tells the two kinds apart otherwise (by sniffing, or a content type in another
+        // case) would read.
+        (Field::Missing, Field::Missing) => match other(&bytes, name) {
+            Field::One(_) => Field::Ambiguous,
+            _ => Field::Missing,
+        },
         (Field::Missing, field) | (field, Field::Missing) => field,
         _ => Field::Ambiguous,
     });
