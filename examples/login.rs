@@ -29,7 +29,7 @@
 //! `--store redis://HOST:PORT` in a Redis shared by
 //! every instance given the same URL and key (`CAPTCHA_RISK_KEY`, 16 bytes or more; without it
 //! a fixed demo key, fine on a laptop and nowhere else). `--monitor` verifies the param when
-//! there is one but refuses nothing: what it would have refused is logged, counted
+//! there is one but refuses no captcha: what it would have refused is logged, counted
 //! (`captcha_monitor_would_refuse_total` on the metrics listener) and told to the handler.
 //! `/signup` needs a captcha every time, whatever the flags.
 
@@ -64,7 +64,7 @@ const ACCOUNT: (&str, &str) = ("ann", "correct horse");
 const DEMO_RISK_KEY: &str = "demo-only-risk-key-not-a-secret";
 const USAGE: &str = "--listen ADDR, --emulate, --when-risky (login needs a captcha only when risky), \
     --store redis://HOST:PORT (with --when-risky and --features redis: count failures in a shared Redis), \
-    --monitor (login verifies the param but refuses nothing)";
+    --monitor (login verifies the param but refuses no captcha)";
 
 /// When `/login` asks for a captcha, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -286,19 +286,26 @@ async fn login(verified: CaptchaVerified, request: Request) -> Response {
     Json(answer).into_response()
 }
 
-/// The user name and password of a JSON or urlencoded form body.
+/// The user name and password of a JSON or urlencoded form body, told apart by the content
+/// type as the captcha layer tells them (without regard to case): were the two to read a body
+/// differently, a guess could be counted against no account.
 fn credentials(headers: &axum::http::HeaderMap, body: &[u8]) -> Option<(String, String)> {
-    let form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if form {
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.starts_with("application/x-www-form-urlencoded") {
         let field = |name: &str| {
             form_urlencoded::parse(body)
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.into_owned())
         };
         return Some((field("username")?, field("password")?));
+    }
+    if essence != "application/json" {
+        return None;
     }
     let json: Value = serde_json::from_slice(body).ok()?;
     let text = |name: &str| json.get(name)?.as_str().map(str::to_owned);
@@ -411,7 +418,7 @@ async fn run() -> Result<(), String> {
             store.as_deref().map_or("memory".into(), redacted),
         ),
         (Mode::Monitor, _) => eprintln!(
-            "login: /login verifies params but refuses nothing (monitor mode: see captcha_monitor_would_refuse_total)"
+            "login: /login verifies params but refuses no captcha (monitor mode: see captcha_monitor_would_refuse_total)"
         ),
     }
 

@@ -43,8 +43,9 @@ pub enum Requirement {
     /// For rolling out: a param is verified when there is one, and nothing is refused. What
     /// the layer would have done is logged, counted (`captcha_monitor_would_refuse_total`) and
     /// put in the verdict ([`CaptchaVerified::Monitored`](super::CaptchaVerified::Monitored)).
-    /// Announced at WARN when the layer is built. A body the layer could not read is still
-    /// refused: the handler could not have it either.
+    /// Announced at WARN when the layer is built. A body the layer cannot read is still
+    /// refused: over the layer's body limits (413, 408; see
+    /// [`body_limits`](super::CaptchaLayerBuilder::body_limits)) or broken (400).
     Monitor,
 }
 
