@@ -480,12 +480,13 @@ mod tests {
         use ErrorClass::*;
         let scene = crate::SceneId::new("s").unwrap();
         let param = crate::CaptchaVerifyParam::new("p").unwrap();
-        let passed =
-            |code: &str| CaptchaVerified::passed(verdict(true, code), scene.clone(), param.clone());
         let budget = std::sync::Arc::new(super::super::budget::Budget::new(
             super::super::DegradedBudget::unlimited(),
             std::time::Instant::now(),
         ));
+        let passed = |code: &str| {
+            CaptchaVerified::passed(verdict(true, code), scene.clone(), param.clone(), &budget)
+        };
         let degraded =
             |class| CaptchaVerified::degraded(class, None, scene.clone(), param.clone(), &budget);
         let over_budget = |class| Err(super::over_budget(class));

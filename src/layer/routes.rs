@@ -157,10 +157,12 @@ impl Route {
 /// the nested router sees (`/login`). A route may be written as either. The route for the
 /// full path decides the scene; the nested path's route decides only when the full path
 /// matches no route, or only the route for every path (or a prefix of `/`), which is a
-/// fallback rather than a path, or when its requirement is the stricter of the two (a
-/// monitored `/v1` prefix never opens an `Always` `/login` behind a nest at `/v1`). A request
-/// goes through unverified only when the routes for both of its paths let its method through:
-/// which path decides never opens a door.
+/// fallback rather than a path. When both paths match routes of their own that ask
+/// differently, the table could mean either: under one scene the stricter requirement holds
+/// (a monitored `/v1` prefix never opens an `Always` `/login` behind a nest at `/v1`); under
+/// two, the request is refused (400 `ambiguous_path`). A request goes through unverified only
+/// when the routes for both of its paths let its method through: which path decides never
+/// opens a door.
 ///
 /// So that this choice never changes a request's scene, a table is refused
 /// ([`RouteError::NestedSceneConflict`]) when two routes under different scenes could match
@@ -297,7 +299,8 @@ pub(crate) enum Protection {
     /// The route at this index protects it.
     Route(usize),
     /// Its raw path and its normalised path fall under routes of two scenes (`/signup/..%2Flogin`,
-    /// `/Login` beside a catch-all): refused.
+    /// `/Login` beside a catch-all), or behind a nest its two paths under routes of two scenes
+    /// that ask differently: refused.
     Ambiguous,
 }
 
@@ -403,33 +406,39 @@ impl Table {
         );
         let raw = self.resolve(method, grpc, original, path);
         match (normalised, raw) {
-            (None, None) => Protection::Unprotected,
-            (Some(index), None) | (None, Some(index)) => Protection::Route(index),
-            // One scene, maybe two requirements: the stricter holds, so that a path the router
-            // reads as an `Always` route never gets a `WhenRisky` one's leniency.
-            (Some(a), Some(b)) if self.routes[a].scene == self.routes[b].scene => {
-                let strictness = |index: usize| self.routes[index].requirement.strictness();
-                Protection::Route(if strictness(b) > strictness(a) { b } else { a })
-            }
-            (Some(_), Some(_)) => Protection::Ambiguous,
+            (Protection::Ambiguous, _) | (_, Protection::Ambiguous) => Protection::Ambiguous,
+            (Protection::Unprotected, other) | (other, Protection::Unprotected) => other,
+            (Protection::Route(a), Protection::Route(b)) => self.stricter(a, b),
         }
     }
 
-    /// The route that protects a request with these (normalised) paths: `original` is the
-    /// path it came with, when a router nested the layer and stripped a prefix to give
-    /// `path`. The full path's route decides, so that a table written with full paths means
-    /// what it says; the nested path's only when all the full path matches is a fallback, or
-    /// when both match routes of their own and the nested path's requirement is the stricter
-    /// (a table may be written either way: which reading was meant cannot be told, so the
-    /// stricter holds). Either path's route protecting the method protects the request: a
-    /// request goes through only when both let it.
+    /// Two routes that both protect a request: under one scene, the stricter requirement
+    /// holds (`a` when they are as strict), so that a path read one way as an `Always` route
+    /// never gets a `WhenRisky` one's leniency; under two, which one the request is for
+    /// cannot be told: refused.
+    fn stricter(&self, a: usize, b: usize) -> Protection {
+        let (first, second) = (&self.routes[a], &self.routes[b]);
+        if first.scene != second.scene {
+            return Protection::Ambiguous;
+        }
+        let stricter = second.requirement.strictness() > first.requirement.strictness();
+        Protection::Route(if stricter { b } else { a })
+    }
+
+    /// What protects a request with these (normalised) paths: `original` is the path it came
+    /// with, when a router nested the layer and stripped a prefix to give `path`. The full
+    /// path's route decides, so that a table written with full paths means what it says; the
+    /// nested path's only when all the full path matches is a fallback. When both match routes
+    /// of their own that ask differently, the table could be read either way: as in
+    /// [`stricter`](Self::stricter). Either path's route protecting the method protects the
+    /// request: a request goes through only when both let it.
     fn resolve(
         &self,
         method: &Method,
         grpc: bool,
         original: Option<&str>,
         path: &str,
-    ) -> Option<usize> {
+    ) -> Protection {
         let on_path = self.best(path).map(|index| (index, path));
         let on_original = original.and_then(|o| self.best(o).map(|index| (index, o)));
         let specific = |found: Option<(usize, &str)>| {
@@ -449,11 +458,13 @@ impl Table {
         let strictness = |index: usize| self.routes[index].requirement.strictness();
         match order.map(protects) {
             [Some(first), Some(second)]
-                if both_specific && strictness(second) > strictness(first) =>
+                if both_specific && strictness(second) != strictness(first) =>
             {
-                Some(second)
+                self.stricter(first, second)
             }
-            [first, second] => first.or(second),
+            [first, second] => first
+                .or(second)
+                .map_or(Protection::Unprotected, Protection::Route),
         }
     }
 
@@ -879,9 +890,13 @@ mod tests {
 
     #[test]
     fn behind_a_nest_the_full_path_decides() {
+        let index = |protection: Protection| match protection {
+            Protection::Unprotected => None,
+            Protection::Route(index) => Some(index),
+            Protection::Ambiguous => panic!("ambiguous"),
+        };
         let resolved = |table: &Table, method: Method, original: Option<&str>, path: &str| {
-            table
-                .resolve(&method, false, original, path)
+            index(table.resolve(&method, false, original, path))
                 .map(|i| table.route(i).scene.as_str().to_owned())
         };
         let admin = Table::new(
@@ -957,11 +972,12 @@ mod tests {
                 "{method} {original:?} {path}"
             );
         }
-        let grpc = admin.resolve(&Method::GET, true, Some("/admin/login"), "/login");
+        let grpc = index(admin.resolve(&Method::GET, true, Some("/admin/login"), "/login"));
         assert_eq!(grpc.map(|i| admin.route(i).scene.as_str()), Some("admin"));
-        // Both paths match routes of their own: the stricter requirement holds, whichever
-        // reading the table meant (a review got into an `Always` route through a monitored
-        // prefix); equally strict, the full path's.
+        // Both paths match routes of their own that ask differently: the table could be read
+        // either way. Under one scene the stricter requirement holds (a review got into an
+        // `Always` route through a monitored prefix); under two, the request is refused as
+        // ambiguous (taking the stricter would switch its scene). As strict: the full path's.
         let rollout = |weaker: Requirement, weaker_scene: &str| {
             Table::new(
                 Routes::new()
@@ -972,20 +988,24 @@ mod tests {
         };
         for table in [
             rollout(Requirement::Monitor, "login"),
-            rollout(Requirement::Monitor, "v1"),
             rollout(Requirement::WhenRisky(crate::layer::Risk::new()), "login"),
         ] {
             let protected = table.resolve(&Method::POST, false, Some("/v1/login"), "/login");
-            let route = table.route(protected.unwrap());
+            let route = table.route(index(protected).unwrap());
             assert!(matches!(route.requirement, Requirement::Always));
             assert_eq!(route.scene.as_str(), "login");
             let other = table.resolve(&Method::POST, false, Some("/v1/x"), "/x");
-            let other = &table.route(other.unwrap()).requirement;
+            let other = &table.route(index(other).unwrap()).requirement;
             assert!(!matches!(other, Requirement::Always));
         }
+        let two_scenes = rollout(Requirement::Monitor, "v1");
+        assert_eq!(
+            two_scenes.resolve(&Method::POST, false, Some("/v1/login"), "/login"),
+            Protection::Ambiguous
+        );
         let strict = rollout(Requirement::Always, "v1");
         let protected = strict.resolve(&Method::POST, false, Some("/v1/login"), "/login");
-        assert_eq!(strict.route(protected.unwrap()).scene.as_str(), "v1");
+        assert_eq!(strict.route(index(protected).unwrap()).scene.as_str(), "v1");
         // Written as nested paths only, exemptions hold behind the nest.
         let nested = Table::new(
             Route::prefix("/signup", scene("signup"))

@@ -90,7 +90,7 @@ where
             }
             Protection::Ambiguous => {
                 let request = request.map(CaptchaBody::new);
-                super::steps::refused_early(&Refusal::AmbiguousPath, &request);
+                super::steps::refused_early(&Refusal::AmbiguousPath, &request, &shared.alarms);
                 let (parts, _body) = request.into_parts();
                 let response = shared.responder.respond(&Refusal::AmbiguousPath, &parts);
                 return ResponseFuture::new(inner, shared, Start::Refused(response));

@@ -12,6 +12,7 @@ use http::Request;
 use bytes::Bytes;
 use http_body::Body;
 
+use super::alarms::Alarms;
 use super::decision::{OnFailure, OnVerdict, on_earlier, on_failure, on_verdict};
 use super::observe::{self, OutcomeKind};
 use super::rejection::LayerRefusal;
@@ -81,12 +82,27 @@ pub(crate) fn start<V: Verify, R>(
 }
 
 /// Logs a request refused before its param was looked for.
-pub(crate) fn refused_early<B>(refusal: &Refusal, request: &Request<CaptchaBody<B>>) {
+pub(crate) fn refused_early<B>(
+    refusal: &Refusal,
+    request: &Request<CaptchaBody<B>>,
+    alarms: &Alarms,
+) {
     tracing::debug!(
         captcha.refusal = refusal.code(),
         path = request.uri().path(),
         "captcha refused: the path reads as routes of two scenes"
     );
+    // A crafted path, or a table written with both full and nested paths behind a nest,
+    // which refuses every request to that path: said once in a while, so that the second
+    // is seen.
+    alarms.raise("ambiguous_path", Instant::now(), |unlogged| {
+        tracing::warn!(
+            path = request.uri().path(),
+            captcha.unlogged = unlogged,
+            "captcha refused a request whose path reads as routes of two scenes (400): behind \
+             Router::nest, write the table with full paths or nested ones, not both"
+        )
+    });
 }
 
 /// A verification under way, counted in the in-flight gauge while held (dropped with the
@@ -156,15 +172,19 @@ where
             };
             // Only a verdict this layer's own rules would have given (a stricter inner layer
             // stays strict); verifying again could only answer that the param was used.
-            let budget = &shared.budget;
-            let take_budget = || match &verdict {
-                CaptchaVerified::Degraded(degraded) => {
-                    degraded.charged_to(budget) || budget.take(Instant::now())
-                }
-                _ => true,
-            };
+            // A verdict counted in another budget is counted in this one too: a degraded pass
+            // charged, a genuine pass learned from (as if this layer had verified it).
+            let (budget, now) = (&shared.budget, Instant::now());
+            let counted = verdict.counted_in(budget);
+            let take_budget = || counted || budget.take(now);
             match on_earlier(&verdict, shared.rules, take_budget) {
                 Ok(()) => {
+                    if let CaptchaVerified::Passed(passed) = &verdict
+                        && !counted
+                        && passed.code() != &VerifyCode::T005
+                    {
+                        budget.genuine_pass(now);
+                    }
                     request.extensions_mut().insert(verdict);
                     return Next::Call(request, None);
                 }
@@ -359,7 +379,8 @@ pub(crate) fn settle<V, R, B>(
                         shared.budget.genuine_pass(now);
                     }
                     tracing::info!(captcha.code = verdict.code().as_str(), "captcha passed");
-                    let verified = CaptchaVerified::passed(verdict, scene.clone(), param);
+                    let verified =
+                        CaptchaVerified::passed(verdict, scene.clone(), param, &shared.budget);
                     let issued = verified.issued();
                     request.extensions_mut().insert(verified);
                     Next::Call(request, issued)

@@ -59,6 +59,7 @@ pub struct CaptchaPassed {
     verdict: Verification,
     scene: SceneId,
     binding: Binding,
+    counted: CountedIn,
 }
 
 /// Let in without a verdict: the service could not be asked, and the failure policy let the
@@ -69,25 +70,26 @@ pub struct Degraded {
     request_id: Option<String>,
     scene: SceneId,
     binding: Binding,
-    charged: Charged,
+    counted: CountedIn,
 }
 
-/// The degraded budget that let a request in: an inner layer with another budget charges its
-/// own before it takes the verdict.
+/// The degraded budget that counted a verdict: learned from its pass, or let it in degraded.
+/// An inner layer with another budget counts it in its own when it takes the verdict.
 #[derive(Clone)]
-struct Charged(Arc<Budget>);
+struct CountedIn(Arc<Budget>);
 
-impl PartialEq for Charged {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+/// Which budget counted a verdict is not part of what the verdict is.
+impl PartialEq for CountedIn {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 
-impl Eq for Charged {}
+impl Eq for CountedIn {}
 
-impl std::fmt::Debug for Charged {
+impl std::fmt::Debug for CountedIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Charged(..)")
+        f.write_str("CountedIn(..)")
     }
 }
 
@@ -160,12 +162,28 @@ impl Binding {
 }
 
 impl CaptchaVerified {
-    pub(crate) fn passed(verdict: Verification, scene: SceneId, param: CaptchaVerifyParam) -> Self {
+    /// A pass, counted in `budget` (which learns from genuine passes).
+    pub(crate) fn passed(
+        verdict: Verification,
+        scene: SceneId,
+        param: CaptchaVerifyParam,
+        budget: &Arc<Budget>,
+    ) -> Self {
         Self::Passed(CaptchaPassed {
             verdict,
             scene,
             binding: Binding::new(param),
+            counted: CountedIn(Arc::clone(budget)),
         })
+    }
+
+    /// Whether `budget` already counted this verdict (the layer that gave it shares it).
+    pub(crate) fn counted_in(&self, budget: &Arc<Budget>) -> bool {
+        match self {
+            Self::Passed(CaptchaPassed { counted, .. })
+            | Self::Degraded(Degraded { counted, .. }) => Arc::ptr_eq(&counted.0, budget),
+            Self::NotRequired(_) | Self::Monitored(_) => false,
+        }
     }
 
     /// Let in degraded, charged to `budget`.
@@ -181,7 +199,7 @@ impl CaptchaVerified {
             request_id,
             scene,
             binding: Binding::new(param),
-            charged: Charged(Arc::clone(budget)),
+            counted: CountedIn(Arc::clone(budget)),
         })
     }
 
@@ -273,11 +291,6 @@ impl Degraded {
     /// The scene the request was for.
     pub fn scene(&self) -> &SceneId {
         &self.scene
-    }
-
-    /// Whether `budget` let this request in (it need not be charged again).
-    pub(crate) fn charged_to(&self, budget: &Arc<Budget>) -> bool {
-        Arc::ptr_eq(&self.charged.0, budget)
     }
 }
 
