@@ -667,6 +667,80 @@ async fn two_layers_verify_a_param_once() {
     assert_eq!(runs.count(), 0);
 }
 
+/// Three layers on one request (the app, a nested router, the route): the param is verified
+/// once and the person gets through; the verdict a middle layer hands on is not trusted once
+/// copied onto another request.
+#[tokio::test]
+async fn three_layers_verify_a_param_once() {
+    let emulator = emulator().await;
+    let client: Client = client_for(&emulator);
+    let runs = Runs::default();
+    let outer = exposing(client.clone(), Route::prefix("/api", scene(LOGIN)));
+    let middle = exposing(client.clone(), Route::every_path(scene(LOGIN)));
+    let inner = exposing(client.clone(), Route::every_path(scene(LOGIN)));
+    let api = Router::new()
+        .route("/login", runs.handler().layer(inner))
+        .layer(middle);
+    let addr = serve(Router::new().nest("/api", api).layer(outer)).await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, _, body) = send(
+        Method::POST,
+        format!("http://{addr}/api/login"),
+        Some(&param),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["verified"]),
+        (StatusCode::OK, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(emulator.stats().requests, 1, "the param was verified again");
+    assert_eq!(runs.count(), 1);
+
+    // Code between the middle and the inner layer keeps the verdict the middle one handed on,
+    // and puts it on a later request with the same param, past the two outer layers.
+    let copied: Arc<std::sync::Mutex<Option<CaptchaVerified>>> = Arc::default();
+    let keep = Arc::clone(&copied);
+    let copier =
+        tower::ServiceBuilder::new().map_request(move |mut request: Request<axum::body::Body>| {
+            let mut slot = keep.lock().unwrap();
+            match request.extensions().get::<CaptchaVerified>() {
+                Some(verdict) if slot.is_none() => *slot = Some(verdict.clone()),
+                _ => {
+                    if let Some(verdict) = slot.clone() {
+                        request.extensions_mut().insert(verdict);
+                    }
+                }
+            }
+            request
+        });
+    let runs = Runs::default();
+    let outer = exposing(client.clone(), Route::exact("/first", scene(LOGIN)));
+    let middle = exposing(client.clone(), Route::exact("/first", scene(LOGIN)));
+    let app = Router::new()
+        .route("/first", post(|| async { "first" }))
+        .route(
+            "/second",
+            runs.handler()
+                .layer(exposing(client, Route::every_path(scene(LOGIN)))),
+        )
+        .layer(copier)
+        .layer(middle)
+        .layer(outer);
+    let addr = serve(app).await;
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let (status, _, _) = send(Method::POST, format!("http://{addr}/first"), Some(&param)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(copied.lock().unwrap().is_some());
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/second"), Some(&param)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("F018")),
+        "{body}"
+    );
+    assert_eq!(runs.count(), 0);
+}
+
 /// A route-local layer told to read the header only does not look at the body: a param there
 /// is not found, and the route refuses rather than guessing.
 #[tokio::test]

@@ -185,8 +185,10 @@ where
                     {
                         budget.genuine_pass(now);
                     }
+                    let verdict = verdict.handed_on();
+                    let issued = verdict.issued();
                     request.extensions_mut().insert(verdict);
-                    return Next::Call(request, None);
+                    return Next::Call(request, issued);
                 }
                 Err(refusal) => refusal,
             }

@@ -138,9 +138,10 @@ struct Binding {
     /// The param this verdict is for: an inner layer that finds the same param under the same
     /// scene trusts the verdict instead of spending the param a second time.
     param: CaptchaVerifyParam,
-    /// Set by the first inner layer that trusts this verdict, and by the layer that gave it
-    /// once its request is answered. Copies share it, so a verdict copied onto another request
-    /// (even with the same param) is not trusted.
+    /// Set by the first inner layer that trusts this verdict (which hands on a copy with a
+    /// hold of its own), and by the layer that gave it once its request is answered. Copies
+    /// share it, so a verdict copied onto another request (even with the same param) is not
+    /// trusted.
     spent: Arc<AtomicBool>,
 }
 
@@ -242,6 +243,19 @@ impl CaptchaVerified {
                 && binding.param == *param
                 && !binding.spent.swap(true, Ordering::AcqRel)
         })
+    }
+
+    /// The verdict a layer that took it hands on to its own inner service: the same verdict
+    /// with a hold of its own, so that a layer further in may take it once in turn.
+    pub(crate) fn handed_on(mut self) -> Self {
+        match &mut self {
+            Self::Passed(CaptchaPassed { binding, .. })
+            | Self::Degraded(Degraded { binding, .. }) => {
+                *binding = Binding::new(binding.param.clone());
+            }
+            Self::NotRequired(_) | Self::Monitored(_) => {}
+        }
+        self
     }
 
     /// The layer's hold on a verdict on a param: dropped once the inner service has answered,
