@@ -389,6 +389,115 @@ async fn behind_a_nest_a_weaker_full_path_route_never_opens_a_stricter_one() {
     }
 }
 
+/// Behind a nest, two `WhenRisky` routes (a lax prefix `/v1`, a strict `/login` below it)
+/// count apart with limits that cannot be weighed: the captcha is required. A review's six
+/// wrong guesses all reached the handler through the lax prefix's counts, where the strict
+/// route alone would have let one through. A person who passes the captcha gets in.
+#[tokio::test]
+async fn behind_a_nest_a_lax_when_risky_route_never_opens_a_strict_one() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let guessed = runs.clone();
+    let login = axum::routing::post(move || {
+        let runs = guessed.clone();
+        async move {
+            runs.0.fetch_add(1, Ordering::SeqCst);
+            (StatusCode::UNAUTHORIZED, "wrong_password")
+        }
+    });
+    let lax = Risk::new()
+        .account_field("user")
+        .per_account(1000, std::time::Duration::from_secs(900))
+        .unwrap()
+        .per_ip(1000, std::time::Duration::from_secs(900))
+        .unwrap()
+        .per_route(1000, std::time::Duration::from_secs(60))
+        .unwrap();
+    let strict = Risk::new()
+        .account_field("user")
+        .per_account(1, std::time::Duration::from_secs(900))
+        .unwrap();
+    let routes = Routes::new()
+        .route(Route::prefix("/v1", scene(LOGIN)).requirement(Requirement::WhenRisky(lax)))
+        .route(Route::exact("/login", scene(LOGIN)).requirement(Requirement::WhenRisky(strict)));
+    let api = Router::new()
+        .route("/login", login)
+        .layer(exposing(client_for(&emulator), routes));
+    let addr = serve(Router::new().nest("/v1", api)).await;
+    let client: HyperClient<HttpConnector, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let guess = |param: Option<String>| {
+        let mut request = Request::post(format!("http://{addr}/v1/login"))
+            .header("content-type", "application/json");
+        if let Some(param) = param {
+            request = request.header("x-captcha-verify-param", param);
+        }
+        let body = json!({"user": "alice", "password": "guess"}).to_string();
+        client.request(request.body(Full::new(Bytes::from(body))).unwrap())
+    };
+    for _ in 0..6 {
+        let response = guess(None).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(
+            (status, &body["reason"]),
+            (StatusCode::FORBIDDEN, &json!("captcha_required")),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        runs.count(),
+        0,
+        "guesses reached the handler without a captcha"
+    );
+    let param = emulator.mint(Mint::pass()).unwrap();
+    let response = guess(Some(param)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(runs.count(), 1);
+}
+
+/// Behind a nest, a table written in full paths means what it says when its full path's
+/// route asks at least as much as the nested path's: a person who passed the full path's
+/// scene gets in (a review found every login refused as an ambiguous path).
+#[tokio::test]
+async fn behind_a_nest_a_full_path_route_that_asks_as_much_decides() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let routes = Routes::new()
+        .route(Route::prefix("/admin", scene(SIGNUP)))
+        .route(
+            Route::exact("/login", scene(LOGIN)).requirement(Requirement::WhenRisky(Risk::new())),
+        );
+    let admin = Router::new()
+        .route("/login", runs.handler())
+        .layer(exposing(client_for(&emulator), routes));
+    let addr = serve(Router::new().nest("/admin", admin)).await;
+    let url = format!("http://{addr}/admin/login");
+    let (status, _, body) = send(Method::POST, url.clone(), None).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("F002")),
+        "{body}"
+    );
+    let login = emulator.mint(Mint::pass()).unwrap();
+    let (status, _, body) = send(Method::POST, url.clone(), Some(&login)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("F012")),
+        "{body}"
+    );
+    assert_eq!(runs.count(), 0);
+    let signup = emulator.mint(Mint::pass().in_scene(scene(SIGNUP))).unwrap();
+    let (status, _, body) = send(Method::POST, url, Some(&signup)).await;
+    assert_eq!(
+        (status, &body["verified"]),
+        (StatusCode::OK, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(runs.count(), 1);
+}
+
 /// A table whose routes could give one request two scenes behind `Router::nest` (issue 20's
 /// `/login` and `/admin/login`) is refused when built, naming both routes and scenes.
 #[test]

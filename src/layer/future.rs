@@ -15,7 +15,7 @@ use super::risk::{gate::AssessFuture, gate::Watch, record::Recorded};
 use super::service::Start;
 use super::shared::Shared;
 use super::verified::Issued;
-use super::{CaptchaVerified, Respond, steps};
+use super::{CaptchaVerified, Respond, routes::RouteId, steps};
 use crate::extract::{CaptchaBody, ExtractFuture, Extracted};
 use crate::{CaptchaVerifyParam, Verify};
 
@@ -32,8 +32,8 @@ where
     /// The inner service, ready; called once.
     inner: S,
     shared: Arc<Shared<V, R>>,
-    /// The protecting route's index in the table.
-    route: usize,
+    /// The protecting route.
+    route: RouteId,
     /// On a `WhenRisky` route: what the answer is counted against.
     watch: Option<Box<Watch>>,
 }
@@ -86,18 +86,19 @@ impl<S: Service<Request<CaptchaBody<B>>>, V: Verify, R, B> ResponseFuture<S, V, 
         shared: Arc<Shared<V, R>>,
         start: Start<B, S::Response>,
     ) -> Self {
-        let answering = |future| State::Answering {
+        let answer = |future| State::Answering {
             future,
             issued: None,
         };
+        let none = RouteId::default(); // answering from the start: never looked at
         let (state, route) = match start {
             Start::Extract(future, route, earlier) => {
                 (State::Extracting { future, earlier }, route)
             }
             Start::Refused(response) => {
-                (answering(Recorded::refused(Ok(response), None, false)), 0)
+                (answer(Recorded::refused(Ok(response), None, false)), none)
             }
-            Start::PassThrough(request) => (answering(Recorded::new(inner.call(request), None)), 0),
+            Start::PassThrough(request) => (answer(Recorded::new(inner.call(request), None)), none),
         };
         Self {
             state,

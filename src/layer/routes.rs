@@ -3,6 +3,7 @@
 //! every path.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 
 use http::{Method, Request};
@@ -157,10 +158,12 @@ impl Route {
 /// the nested router sees (`/login`). A route may be written as either. The route for the
 /// full path decides the scene; the nested path's route decides only when the full path
 /// matches no route, or only the route for every path (or a prefix of `/`), which is a
-/// fallback rather than a path. When both paths match routes of their own that ask
-/// differently, the table could mean either: under one scene the stricter requirement holds
-/// (a monitored `/v1` prefix never opens an `Always` `/login` behind a nest at `/v1`); under
-/// two, the request is refused (400 `ambiguous_path`). A request goes through unverified only
+/// fallback rather than a path. When both paths match routes of their own, the table could
+/// mean either. The full path's route still decides unless the nested path's asks more:
+/// then under one scene the stricter requirement holds (a monitored `/v1` prefix never opens
+/// an `Always` `/login` behind a nest at `/v1`), and under two the request is refused (400
+/// `ambiguous_path`). Two `WhenRisky` routes count apart, with limits that cannot be weighed:
+/// the full path's route holds, with the captcha required. A request goes through unverified only
 /// when the routes for both of its paths let its method through: which path decides never
 /// opens a door.
 ///
@@ -296,12 +299,35 @@ impl std::error::Error for RouteError {}
 pub(crate) enum Protection {
     /// No route protects it: straight to the inner service.
     Unprotected,
-    /// The route at this index protects it.
-    Route(usize),
+    /// This route protects it.
+    Route(RouteId),
     /// Its raw path and its normalised path fall under routes of two scenes (`/signup/..%2Flogin`,
     /// `/Login` beside a catch-all), or behind a nest its two paths under routes of two scenes
     /// that ask differently: refused.
     Ambiguous,
+}
+
+/// A route of the table, as it protects one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RouteId {
+    index: usize,
+    /// The captcha is required whatever the route asks: the request's two readings fall under
+    /// two `WhenRisky` routes, whose counts and limits cannot be weighed against each other.
+    required: bool,
+}
+
+impl RouteId {
+    fn of(index: usize) -> Self {
+        Self {
+            index,
+            required: false,
+        }
+    }
+
+    /// Whether the captcha is required because two `WhenRisky` routes protect the request.
+    pub(crate) fn required_by_two_risks(self) -> bool {
+        self.required
+    }
 }
 
 /// The validated table the services of a layer share.
@@ -309,14 +335,25 @@ pub(crate) enum Protection {
 pub(crate) struct Table {
     /// Validated: paths normalised once, at build time.
     routes: Vec<Route>,
+    /// The same routes asking for the captcha `Always` (see [`RouteId`]).
+    required: Vec<Route>,
 }
 
 impl Table {
     /// Every path under `scene`: the table of [`CaptchaLayer::new`](super::CaptchaLayer::new).
     pub(crate) fn every_path(scene: SceneId) -> Self {
-        Self {
-            routes: vec![Route::every_path(scene)],
-        }
+        Self::of(vec![Route::every_path(scene)])
+    }
+
+    fn of(routes: Vec<Route>) -> Self {
+        let required = routes
+            .iter()
+            .map(|route| Route {
+                requirement: Requirement::Always,
+                ..route.clone()
+            })
+            .collect();
+        Self { routes, required }
     }
 
     pub(crate) fn new(routes: Routes) -> Result<Self, RouteError> {
@@ -367,17 +404,19 @@ impl Table {
             }
             checked_routes.push(Route { paths, ..route });
         }
-        Ok(Self {
-            routes: checked_routes,
-        })
+        Ok(Self::of(checked_routes))
     }
 
     pub(crate) fn routes(&self) -> &[Route] {
         &self.routes
     }
 
-    pub(crate) fn route(&self, index: usize) -> &Route {
-        &self.routes[index]
+    pub(crate) fn route(&self, id: RouteId) -> &Route {
+        if id.required {
+            &self.required[id.index]
+        } else {
+            &self.routes[id.index]
+        }
     }
 
     /// The route that protects `request`, if any (see `resolve`): by its path, and with axum
@@ -408,30 +447,63 @@ impl Table {
         match (normalised, raw) {
             (Protection::Ambiguous, _) | (_, Protection::Ambiguous) => Protection::Ambiguous,
             (Protection::Unprotected, other) | (other, Protection::Unprotected) => other,
-            (Protection::Route(a), Protection::Route(b)) => self.stricter(a, b),
+            (Protection::Route(a), Protection::Route(b)) if self.scene(a) != self.scene(b) => {
+                Protection::Ambiguous
+            }
+            (Protection::Route(a), Protection::Route(b)) => Protection::Route(self.stricter(a, b)),
         }
     }
 
-    /// Two routes that both protect a request: under one scene, the stricter requirement
-    /// holds (`a` when they are as strict), so that a path read one way as an `Always` route
-    /// never gets a `WhenRisky` one's leniency; under two, which one the request is for
-    /// cannot be told: refused.
-    fn stricter(&self, a: usize, b: usize) -> Protection {
-        let (first, second) = (&self.routes[a], &self.routes[b]);
-        if first.scene != second.scene {
+    fn scene(&self, id: RouteId) -> &SceneId {
+        &self.route(id).scene
+    }
+
+    fn strictness(&self, id: RouteId) -> u8 {
+        self.route(id).requirement.strictness()
+    }
+
+    /// Of two routes that both protect a request, the one whose requirement holds: the
+    /// stricter (`a` when they are as strict), so that a path read one way as an `Always`
+    /// route never gets a `WhenRisky` one's leniency. Two `WhenRisky` routes count failures
+    /// apart, with limits that cannot be weighed against each other: `a`, with the captcha
+    /// required.
+    fn stricter(&self, a: RouteId, b: RouteId) -> RouteId {
+        match self.strictness(a).cmp(&self.strictness(b)) {
+            Ordering::Less => b,
+            Ordering::Greater => a,
+            Ordering::Equal
+                if a.index != b.index
+                    && matches!(self.route(a).requirement, Requirement::WhenRisky(_)) =>
+            {
+                RouteId {
+                    required: true,
+                    ..a
+                }
+            }
+            Ordering::Equal => a,
+        }
+    }
+
+    /// Behind a nest, both of a request's paths match routes of their own that protect it:
+    /// the table could be read either way. The full path's route decides, unless the nested
+    /// path's asks more: then under one scene the stricter holds (a monitored prefix never
+    /// opens an `Always` route below it), and under two the request is refused rather than
+    /// have its scene switched (which would refuse a person who passed the full path's).
+    fn behind_a_nest(&self, full: RouteId, nested: RouteId) -> Protection {
+        if self.scene(full) != self.scene(nested) && self.strictness(nested) > self.strictness(full)
+        {
             return Protection::Ambiguous;
         }
-        let stricter = second.requirement.strictness() > first.requirement.strictness();
-        Protection::Route(if stricter { b } else { a })
+        Protection::Route(self.stricter(full, nested))
     }
 
     /// What protects a request with these (normalised) paths: `original` is the path it came
     /// with, when a router nested the layer and stripped a prefix to give `path`. The full
     /// path's route decides, so that a table written with full paths means what it says; the
     /// nested path's only when all the full path matches is a fallback. When both match routes
-    /// of their own that ask differently, the table could be read either way: as in
-    /// [`stricter`](Self::stricter). Either path's route protecting the method protects the
-    /// request: a request goes through only when both let it.
+    /// of their own, as in [`behind_a_nest`](Self::behind_a_nest). Either path's route
+    /// protecting the method protects the request: a request goes through only when both let
+    /// it.
     fn resolve(
         &self,
         method: &Method,
@@ -453,15 +525,10 @@ impl Table {
         let protects = |found: Option<(usize, &str)>| {
             found
                 .filter(|&(index, path)| grpc || !self.routes[index].exempts(method, path))
-                .map(|(index, _)| index)
+                .map(|(index, _)| RouteId::of(index))
         };
-        let strictness = |index: usize| self.routes[index].requirement.strictness();
         match order.map(protects) {
-            [Some(first), Some(second)]
-                if both_specific && strictness(second) != strictness(first) =>
-            {
-                self.stricter(first, second)
-            }
+            [Some(full), Some(nested)] if both_specific => self.behind_a_nest(full, nested),
             [first, second] => first
                 .or(second)
                 .map_or(Protection::Unprotected, Protection::Route),
@@ -723,16 +790,22 @@ mod tests {
             http::header::CONTENT_TYPE,
             "application/grpc+proto".parse().unwrap(),
         );
-        assert_eq!(table.protecting(&grpc, false), Protection::Route(0));
+        assert_eq!(
+            table.protecting(&grpc, false),
+            Protection::Route(RouteId::of(0))
+        );
         // The content type in any case; and any request with a body, whatever it says.
         grpc.headers_mut().insert(
             http::header::CONTENT_TYPE,
             "Application/GRPC".parse().unwrap(),
         );
-        assert_eq!(table.protecting(&grpc, false), Protection::Route(0));
+        assert_eq!(
+            table.protecting(&grpc, false),
+            Protection::Route(RouteId::of(0))
+        );
         assert_eq!(
             table.protecting(&request(Method::GET, "/demo.A/B"), true),
-            Protection::Route(0)
+            Protection::Route(RouteId::of(0))
         );
         assert_eq!(
             table.protecting(&request(Method::GET, "/demo.A/B"), false),
@@ -889,6 +962,37 @@ mod tests {
     }
 
     #[test]
+    fn a_path_read_as_two_when_risky_routes_requires_the_captcha() {
+        let risky = |limit| {
+            Requirement::WhenRisky(
+                crate::layer::Risk::new()
+                    .per_account(limit, std::time::Duration::from_secs(900))
+                    .unwrap(),
+            )
+        };
+        let table = Table::new(
+            Routes::new()
+                .route(Route::every_path(scene("login")).requirement(risky(1000)))
+                .route(Route::exact("/login", scene("login")).requirement(risky(1))),
+        )
+        .unwrap();
+        let required = |path| match table.protecting(&request(Method::POST, path), true) {
+            Protection::Route(id) => {
+                let requirement = &table.route(id).requirement;
+                (
+                    matches!(requirement, Requirement::Always),
+                    id.required_by_two_risks(),
+                )
+            }
+            other => panic!("{other:?}"),
+        };
+        // Raw `/Login` is the lax fallback's, normalised `/login` the strict route's.
+        assert_eq!(required("/Login"), (true, true));
+        assert_eq!(required("/login"), (false, false));
+        assert_eq!(required("/other"), (false, false));
+    }
+
+    #[test]
     fn behind_a_nest_the_full_path_decides() {
         let index = |protection: Protection| match protection {
             Protection::Unprotected => None,
@@ -974,38 +1078,110 @@ mod tests {
         }
         let grpc = index(admin.resolve(&Method::GET, true, Some("/admin/login"), "/login"));
         assert_eq!(grpc.map(|i| admin.route(i).scene.as_str()), Some("admin"));
-        // Both paths match routes of their own that ask differently: the table could be read
-        // either way. Under one scene the stricter requirement holds (a review got into an
-        // `Always` route through a monitored prefix); under two, the request is refused as
-        // ambiguous (taking the stricter would switch its scene). As strict: the full path's.
-        let rollout = |weaker: Requirement, weaker_scene: &str| {
-            Table::new(
-                Routes::new()
-                    .route(Route::prefix("/v1", scene(weaker_scene)).requirement(weaker))
-                    .route(Route::exact("/login", scene("login"))),
-            )
-            .unwrap()
+        // Both paths match routes of their own: the table could be read either way. The full
+        // path's decides, unless the nested path's asks more: under one scene the stricter
+        // holds (a review got into an `Always` route through a monitored prefix); under two
+        // the request is refused as ambiguous (taking the stricter would switch its scene).
+        // Two `WhenRisky` routes cannot be weighed: the full path's, with the captcha required
+        // (a review got past a strict `WhenRisky` route through a lax one).
+        let risky = || Requirement::WhenRisky(crate::layer::Risk::new());
+        let kind = |requirement: &Requirement| match requirement {
+            Requirement::Always => "always",
+            Requirement::WhenRisky(_) => "when_risky",
+            Requirement::Monitor => "monitor",
         };
-        for table in [
-            rollout(Requirement::Monitor, "login"),
-            rollout(Requirement::WhenRisky(crate::layer::Risk::new()), "login"),
+        // (the full path's route: requirement and scene, the nested path's, what protects)
+        for (full, full_scene, nested, nested_scene, protected_by) in [
+            (
+                Requirement::Monitor,
+                "login",
+                Requirement::Always,
+                "login",
+                Some(("login", "always")),
+            ),
+            (
+                risky(),
+                "login",
+                Requirement::Always,
+                "login",
+                Some(("login", "always")),
+            ),
+            (
+                risky(),
+                "login",
+                risky(),
+                "login",
+                Some(("login", "always")),
+            ),
+            (risky(), "v1", risky(), "login", Some(("v1", "always"))),
+            (
+                Requirement::Always,
+                "v1",
+                Requirement::Always,
+                "login",
+                Some(("v1", "always")),
+            ),
+            (
+                Requirement::Always,
+                "v1",
+                risky(),
+                "login",
+                Some(("v1", "always")),
+            ),
+            (
+                Requirement::Always,
+                "v1",
+                Requirement::Monitor,
+                "login",
+                Some(("v1", "always")),
+            ),
+            (
+                risky(),
+                "v1",
+                Requirement::Monitor,
+                "login",
+                Some(("v1", "when_risky")),
+            ),
+            (
+                Requirement::Monitor,
+                "v1",
+                Requirement::Monitor,
+                "login",
+                Some(("v1", "monitor")),
+            ),
+            (
+                Requirement::Monitor,
+                "v1",
+                Requirement::Always,
+                "login",
+                None,
+            ),
+            (Requirement::Monitor, "v1", risky(), "login", None),
+            (risky(), "v1", Requirement::Always, "login", None),
         ] {
-            let protected = table.resolve(&Method::POST, false, Some("/v1/login"), "/login");
-            let route = table.route(index(protected).unwrap());
-            assert!(matches!(route.requirement, Requirement::Always));
-            assert_eq!(route.scene.as_str(), "login");
+            let table = Table::new(
+                Routes::new()
+                    .route(Route::prefix("/v1", scene(full_scene)).requirement(full))
+                    .route(Route::exact("/login", scene(nested_scene)).requirement(nested)),
+            )
+            .unwrap();
+            let shown = match table.resolve(&Method::POST, false, Some("/v1/login"), "/login") {
+                Protection::Route(id) => {
+                    let route = table.route(id);
+                    Some((route.scene.as_str(), kind(&route.requirement)))
+                }
+                Protection::Ambiguous => None,
+                Protection::Unprotected => panic!("unprotected"),
+            };
+            assert_eq!(
+                shown, protected_by,
+                "{full_scene} {nested_scene} {protected_by:?}"
+            );
+            // Below the prefix alone, the prefix's own requirement.
             let other = table.resolve(&Method::POST, false, Some("/v1/x"), "/x");
-            let other = &table.route(index(other).unwrap()).requirement;
-            assert!(!matches!(other, Requirement::Always));
+            let other = table.route(index(other).unwrap());
+            assert_eq!(other.scene.as_str(), full_scene);
         }
-        let two_scenes = rollout(Requirement::Monitor, "v1");
-        assert_eq!(
-            two_scenes.resolve(&Method::POST, false, Some("/v1/login"), "/login"),
-            Protection::Ambiguous
-        );
-        let strict = rollout(Requirement::Always, "v1");
-        let protected = strict.resolve(&Method::POST, false, Some("/v1/login"), "/login");
-        assert_eq!(strict.route(index(protected).unwrap()).scene.as_str(), "v1");
         // Written as nested paths only, exemptions hold behind the nest.
         let nested = Table::new(
             Route::prefix("/signup", scene("signup"))

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower::Service;
 
-use super::routes::Protection;
+use super::routes::{Protection, RouteId};
 use super::shared::Shared;
 use super::{CaptchaVerified, Refusal, Respond, ResponseFuture};
 use crate::Verify;
@@ -83,7 +83,12 @@ where
         let shared = Arc::clone(&self.shared);
         let has_body = !http_body::Body::is_end_stream(request.body());
         let route = match shared.table.protecting(&request, has_body) {
-            Protection::Route(route) => route,
+            Protection::Route(route) => {
+                if route.required_by_two_risks() {
+                    super::steps::two_risks(request.uri().path(), &shared.alarms);
+                }
+                route
+            }
             Protection::Unprotected => {
                 let start = Start::PassThrough(request.map(CaptchaBody::new));
                 return ResponseFuture::new(inner, shared, start);
@@ -111,7 +116,7 @@ where
 pub(crate) enum Start<B, T> {
     /// Protected by the route at this index: its param is looked for, and a verdict an
     /// outer layer gave it is held until it is.
-    Extract(ExtractFuture<B>, usize, Option<CaptchaVerified>),
+    Extract(ExtractFuture<B>, RouteId, Option<CaptchaVerified>),
     /// Refused before its param is looked for: the layer's answer.
     Refused(T),
     /// No route protects it: straight to the inner service.

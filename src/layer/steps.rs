@@ -105,6 +105,21 @@ pub(crate) fn refused_early<B>(
     });
 }
 
+/// The captcha is required of a request whose two readings (behind a nest, or raw and
+/// normalised) fall under two `WhenRisky` routes: a table written with both full and nested
+/// paths, or a crafted path. Said once in a while, like an ambiguous path.
+pub(crate) fn two_risks(path: &str, alarms: &Alarms) {
+    alarms.raise("two_risk_routes", Instant::now(), |unlogged| {
+        tracing::warn!(
+            path,
+            captcha.unlogged = unlogged,
+            "captcha required of a request whose path reads as two WhenRisky routes, whose \
+             counts cannot be weighed: behind Router::nest, write the table with full paths or \
+             nested ones, not both"
+        )
+    });
+}
+
 /// A verification under way, counted in the in-flight gauge while held (dropped with the
 /// future too, if the client goes away mid-verification).
 pub(crate) struct Slot {
