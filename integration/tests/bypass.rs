@@ -498,6 +498,54 @@ async fn behind_a_nest_a_full_path_route_that_asks_as_much_decides() {
     assert_eq!(runs.count(), 1);
 }
 
+/// A path with capitals is compared with the table as the router compares it: a person on
+/// `/resetPassword` is asked for no captcha while the risk is low, and one who passed the
+/// scene of `/api/resetPassword` gets in beside a prefix of another scene (a review found the
+/// first asked for the captcha, the second refused as an ambiguous path).
+#[tokio::test]
+async fn paths_with_capitals_are_read_as_the_router_reads_them() {
+    let emulator = emulator().await;
+    let runs = Runs::default();
+    let risky = || Requirement::WhenRisky(Risk::new());
+    let routes = Routes::new()
+        .route(Route::every_path(scene(LOGIN)).requirement(risky()))
+        .route(Route::exact("/resetPassword", scene(LOGIN)).requirement(risky()));
+    let app = Router::new()
+        .route("/resetPassword", runs.handler())
+        .layer(exposing(client_for(&emulator), routes));
+    let addr = serve(app).await;
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/resetPassword"), None).await;
+    assert_eq!(
+        (status, &body["verified"]),
+        (StatusCode::OK, &json!(true)),
+        "{body}"
+    );
+    // A variant the router does not route here still needs the captcha.
+    let (status, _, body) = send(Method::POST, format!("http://{addr}/resetpassword"), None).await;
+    assert_eq!(
+        (status, &body["reason"]),
+        (StatusCode::FORBIDDEN, &json!("captcha_required"))
+    );
+    assert_eq!(runs.count(), 1);
+
+    let routes = Routes::new()
+        .route(Route::prefix("/api", scene(LOGIN)))
+        .route(Route::exact("/api/resetPassword", scene(SIGNUP)));
+    let app = Router::new()
+        .route("/api/resetPassword", runs.handler())
+        .layer(exposing(client_for(&emulator), routes));
+    let addr = serve(app).await;
+    let signup = emulator.mint(Mint::pass().in_scene(scene(SIGNUP))).unwrap();
+    let url = format!("http://{addr}/api/resetPassword");
+    let (status, _, body) = send(Method::POST, url, Some(&signup)).await;
+    assert_eq!(
+        (status, &body["verified"]),
+        (StatusCode::OK, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(runs.count(), 2);
+}
+
 /// A table whose routes could give one request two scenes behind `Router::nest` (issue 20's
 /// `/login` and `/admin/login`) is refused when built, naming both routes and scenes.
 #[test]
@@ -1055,28 +1103,39 @@ async fn a_stricter_inner_layer_stays_strict_behind_an_outer_one() {
 
 /// An inner layer takes the outer layer's degraded pass only within its own degraded budget:
 /// a review found an outer table with a generous budget (unlimited, say, for a roll-out) let
-/// every request of an outage through a route layer whose budget was 1 a second. Where both
-/// layers share one budget (one client, one setting), a request is charged once.
+/// every request of an outage through a route layer whose budget was 1 a second. Where two
+/// layers share one budget (one client, one setting), a request is charged once: a later
+/// review found a third layer in the middle sharing the inner one's charged it twice.
 #[tokio::test]
 async fn an_inner_layers_degraded_budget_holds_behind_an_outer_one() {
     let emulator = emulator_with_newsletter().await;
-    let client = client_for(&emulator);
-    // (outer budget, inner budget, most passes allowed, fewest expected)
+    // (outer budget, a middle layer's, inner budget, most passes allowed, fewest expected)
     let cases = [
         (
             DegradedBudget::unlimited(),
+            None,
             DegradedBudget::per_second(1, 1),
             2,
             1,
         ),
         (
             DegradedBudget::per_second(1, 5),
+            None,
+            DegradedBudget::per_second(1, 5),
+            6,
+            5,
+        ),
+        (
+            DegradedBudget::unlimited(),
+            Some(DegradedBudget::per_second(1, 5)),
             DegradedBudget::per_second(1, 5),
             6,
             5,
         ),
     ];
-    for (outer_budget, inner_budget, most, fewest) in cases {
+    for (outer_budget, middle_budget, inner_budget, most, fewest) in cases {
+        // A client of its own: budgets of one setting on one client are one budget.
+        let client = client_for(&emulator);
         let runs = Runs::default();
         let outer = CaptchaLayer::builder(client.clone(), Route::exact("/pay", scene(LOGIN)))
             .degraded_budget(outer_budget)
@@ -1086,9 +1145,15 @@ async fn an_inner_layers_degraded_budget_holds_behind_an_outer_one() {
             .degraded_budget(inner_budget)
             .build()
             .unwrap();
-        let app = Router::new()
-            .route("/pay", runs.handler().layer(inner))
-            .layer(outer);
+        let mut pay = runs.handler().layer(inner);
+        if let Some(budget) = middle_budget {
+            let middle = CaptchaLayer::builder(client.clone(), Route::every_path(scene(LOGIN)))
+                .degraded_budget(budget)
+                .build()
+                .unwrap();
+            pay = pay.layer(middle);
+        }
+        let app = Router::new().route("/pay", pay).layer(outer);
         let addr = serve(app).await;
         emulator.set_faults(Faults::mode(
             aliyun_captcha_emulator::FaultMode::InternalError,

@@ -20,7 +20,10 @@ use crate::extract::{ContentKind, ParamSource};
 /// [`exempt_throughout`](Self::exempt_throughout). Paths are compared after
 /// percent-decoding, resolving `.` and `..`, merging repeated slashes, dropping a trailing
 /// slash and ignoring ASCII case, so that `/Login/`, `//login` and `/log%69n` are all
-/// `/login`: a variant of a protected path is protected too.
+/// `/login`: a variant of a protected path is protected too. They are also compared as sent
+/// with the paths as written, as your router compares them: write each path as the router
+/// does (`/resetPassword`), and a path that reads as two routes' asks for the stricter, or
+/// under two scenes is refused.
 ///
 /// ```
 /// use http::Method;
@@ -330,11 +333,22 @@ impl RouteId {
     }
 }
 
+/// How a request's path is compared with the table's.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    /// Normalised, with the paths normalised.
+    Normalised,
+    /// As sent, with the paths as written: as the application's router compares them.
+    AsSent,
+}
+
 /// The validated table the services of a layer share.
 #[derive(Debug)]
 pub(crate) struct Table {
     /// Validated: paths normalised once, at build time.
     routes: Vec<Route>,
+    /// Each route's paths as written, for a path as sent.
+    written: Vec<Paths>,
     /// The same routes asking for the captcha `Always` (see [`RouteId`]).
     required: Vec<Route>,
 }
@@ -342,10 +356,10 @@ pub(crate) struct Table {
 impl Table {
     /// Every path under `scene`: the table of [`CaptchaLayer::new`](super::CaptchaLayer::new).
     pub(crate) fn every_path(scene: SceneId) -> Self {
-        Self::of(vec![Route::every_path(scene)])
+        Self::of(vec![Route::every_path(scene)], vec![Paths::Every])
     }
 
-    fn of(routes: Vec<Route>) -> Self {
+    fn of(routes: Vec<Route>, written: Vec<Paths>) -> Self {
         let required = routes
             .iter()
             .map(|route| Route {
@@ -353,7 +367,11 @@ impl Table {
                 ..route.clone()
             })
             .collect();
-        Self { routes, required }
+        Self {
+            routes,
+            written,
+            required,
+        }
     }
 
     pub(crate) fn new(routes: Routes) -> Result<Self, RouteError> {
@@ -361,7 +379,16 @@ impl Table {
             return Err(RouteError::Empty);
         }
         let mut checked_routes: Vec<Route> = Vec::with_capacity(routes.routes.len());
+        let mut written = Vec::with_capacity(routes.routes.len());
         for route in routes.routes {
+            // A prefix's trailing slash says nothing: paths below it match either way.
+            written.push(match &route.paths {
+                Paths::Prefix(p) => match p.trim_end_matches('/') {
+                    "" => Paths::Prefix("/".to_owned()),
+                    trimmed => Paths::Prefix(trimmed.to_owned()),
+                },
+                paths => paths.clone(),
+            });
             let paths = match route.paths {
                 Paths::Every => Paths::Every,
                 Paths::Exact(path) => Paths::Exact(checked(path)?),
@@ -404,7 +431,7 @@ impl Table {
             }
             checked_routes.push(Route { paths, ..route });
         }
-        Ok(Self::of(checked_routes))
+        Ok(Self::of(checked_routes, written))
     }
 
     pub(crate) fn routes(&self) -> &[Route] {
@@ -433,17 +460,19 @@ impl Table {
         // Exemptions are for a page's GET (no body); a gRPC call always has one.
         let grpc = ContentKind::of(request.headers()) == ContentKind::Grpc || has_body;
         let (method, path) = (request.method(), request.uri().path());
-        // The router matches the raw path (case, percent-escapes, dot segments and all) while
-        // the table is written in normalised form, so a request is looked up both ways. Each
+        // The router matches the raw path (case, percent-escapes, dot segments and all) with
+        // its routes as written, while the table compares normalised forms, so a request is
+        // looked up both ways. Each
         // way's protecting route protects it; two scenes mean the two disagree on what the
         // request is, which no honest client causes: refused.
         let normalised = self.resolve(
+            Reading::Normalised,
             method,
             grpc,
             original.map(normalise).as_deref(),
             &normalise(path),
         );
-        let raw = self.resolve(method, grpc, original, path);
+        let raw = self.resolve(Reading::AsSent, method, grpc, original, path);
         match (normalised, raw) {
             (Protection::Ambiguous, _) | (_, Protection::Ambiguous) => Protection::Ambiguous,
             (Protection::Unprotected, other) | (other, Protection::Unprotected) => other,
@@ -506,13 +535,14 @@ impl Table {
     /// it.
     fn resolve(
         &self,
+        reading: Reading,
         method: &Method,
         grpc: bool,
         original: Option<&str>,
         path: &str,
     ) -> Protection {
-        let on_path = self.best(path).map(|index| (index, path));
-        let on_original = original.and_then(|o| self.best(o).map(|index| (index, o)));
+        let on_path = self.best(reading, path).map(|index| (index, path));
+        let on_original = original.and_then(|o| self.best(reading, o).map(|index| (index, o)));
         let specific = |found: Option<(usize, &str)>| {
             found.is_some_and(|(index, _)| !self.routes[index].paths.is_fallback())
         };
@@ -524,7 +554,7 @@ impl Table {
         };
         let protects = |found: Option<(usize, &str)>| {
             found
-                .filter(|&(index, path)| grpc || !self.routes[index].exempts(method, path))
+                .filter(|&(index, path)| grpc || !self.exempts(reading, index, method, path))
                 .map(|(index, _)| RouteId::of(index))
         };
         match order.map(protects) {
@@ -535,10 +565,17 @@ impl Table {
         }
     }
 
-    fn best(&self, path: &str) -> Option<usize> {
+    fn paths(&self, reading: Reading, index: usize) -> &Paths {
+        match reading {
+            Reading::Normalised => &self.routes[index].paths,
+            Reading::AsSent => &self.written[index],
+        }
+    }
+
+    fn best(&self, reading: Reading, path: &str) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None; // (index, rank)
-        for (index, entry) in self.routes.iter().enumerate() {
-            let rank = match &entry.paths {
+        for index in 0..self.routes.len() {
+            let rank = match self.paths(reading, index) {
                 Paths::Every => Some(0),
                 Paths::Exact(p) => (p == path).then_some(usize::MAX),
                 Paths::Prefix(p) => under(path, p).then_some(1 + p.len()),
@@ -553,16 +590,18 @@ impl Table {
     }
 }
 
-impl Route {
-    /// Whether this route lets `method` through on `path`, a path it matches.
-    fn exempts(&self, method: &Method, path: &str) -> bool {
+impl Table {
+    /// Whether the route at `index` lets `method` through on `path`, a path it matches read
+    /// this way.
+    fn exempts(&self, reading: Reading, index: usize, method: &Method, path: &str) -> bool {
+        let route = &self.routes[index];
         let method = if method == Method::HEAD {
             &Method::GET
         } else {
             method
         };
-        let below_prefix = matches!(&self.paths, Paths::Prefix(p) if p != path);
-        self.exempt_throughout.contains(method) || !below_prefix && self.exempt.contains(method)
+        let below_prefix = matches!(self.paths(reading, index), Paths::Prefix(p) if p != path);
+        route.exempt_throughout.contains(method) || !below_prefix && route.exempt.contains(method)
     }
 }
 
@@ -990,6 +1029,48 @@ mod tests {
         assert_eq!(required("/Login"), (true, true));
         assert_eq!(required("/login"), (false, false));
         assert_eq!(required("/other"), (false, false));
+
+        // A path as sent is compared with the table's paths as written, capitals and all, as
+        // the router compares it (a review found every `/resetPassword` asked for the captcha,
+        // and under two scenes refused).
+        let risky = Table::new(
+            Routes::new()
+                .route(Route::every_path(scene("login")).requirement(risky(1000)))
+                .route(Route::exact("/resetPassword", scene("login")).requirement(risky(1))),
+        )
+        .unwrap();
+        let two_scenes = Table::new(
+            Routes::new()
+                .route(Route::prefix("/api/", scene("login")))
+                .route(Route::exact("/api/resetPassword", scene("signup"))),
+        )
+        .unwrap();
+        let protected = |path: &str| {
+            let table = if path.starts_with("/api") {
+                &two_scenes
+            } else {
+                &risky
+            };
+            match table.protecting(&request(Method::POST, path), true) {
+                Protection::Route(id) => {
+                    let route = table.route(id);
+                    let always = matches!(route.requirement, Requirement::Always);
+                    format!("{} {always}", route.scene.as_str())
+                }
+                other => format!("{other:?}"),
+            }
+        };
+        for (path, protected_by) in [
+            ("/resetPassword", "login false"),
+            ("/resetpassword", "login true"),
+            ("/api/resetPassword", "signup true"),
+            ("/api/resetpassword", "Ambiguous"),
+            ("/api/resetPassword/", "Ambiguous"),
+            ("/api/x", "login true"),
+            ("/api/", "login true"),
+        ] {
+            assert_eq!(protected(path), protected_by, "{path}");
+        }
     }
 
     #[test]
@@ -1000,7 +1081,7 @@ mod tests {
             Protection::Ambiguous => panic!("ambiguous"),
         };
         let resolved = |table: &Table, method: Method, original: Option<&str>, path: &str| {
-            index(table.resolve(&method, false, original, path))
+            index(table.resolve(Reading::Normalised, &method, false, original, path))
                 .map(|i| table.route(i).scene.as_str().to_owned())
         };
         let admin = Table::new(
@@ -1076,7 +1157,13 @@ mod tests {
                 "{method} {original:?} {path}"
             );
         }
-        let grpc = index(admin.resolve(&Method::GET, true, Some("/admin/login"), "/login"));
+        let grpc = index(admin.resolve(
+            Reading::Normalised,
+            &Method::GET,
+            true,
+            Some("/admin/login"),
+            "/login",
+        ));
         assert_eq!(grpc.map(|i| admin.route(i).scene.as_str()), Some("admin"));
         // Both paths match routes of their own: the table could be read either way. The full
         // path's decides, unless the nested path's asks more: under one scene the stricter
@@ -1165,7 +1252,13 @@ mod tests {
                     .route(Route::exact("/login", scene(nested_scene)).requirement(nested)),
             )
             .unwrap();
-            let shown = match table.resolve(&Method::POST, false, Some("/v1/login"), "/login") {
+            let shown = match table.resolve(
+                Reading::Normalised,
+                &Method::POST,
+                false,
+                Some("/v1/login"),
+                "/login",
+            ) {
                 Protection::Route(id) => {
                     let route = table.route(id);
                     Some((route.scene.as_str(), kind(&route.requirement)))
@@ -1178,7 +1271,13 @@ mod tests {
                 "{full_scene} {nested_scene} {protected_by:?}"
             );
             // Below the prefix alone, the prefix's own requirement.
-            let other = table.resolve(&Method::POST, false, Some("/v1/x"), "/x");
+            let other = table.resolve(
+                Reading::Normalised,
+                &Method::POST,
+                false,
+                Some("/v1/x"),
+                "/x",
+            );
             let other = table.route(index(other).unwrap());
             assert_eq!(other.scene.as_str(), full_scene);
         }

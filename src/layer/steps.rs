@@ -200,7 +200,7 @@ where
                     {
                         budget.genuine_pass(now);
                     }
-                    let verdict = verdict.handed_on();
+                    let verdict = verdict.handed_on(budget);
                     let issued = verdict.issued();
                     request.extensions_mut().insert(verdict);
                     return Next::Call(request, issued);

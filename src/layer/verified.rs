@@ -73,10 +73,30 @@ pub struct Degraded {
     counted: CountedIn,
 }
 
-/// The degraded budget that counted a verdict: learned from its pass, or let it in degraded.
-/// An inner layer with another budget counts it in its own when it takes the verdict.
+/// The degraded budgets that counted a verdict: learned from its pass, or let it in degraded.
+/// An inner layer with another budget counts it in its own when it takes the verdict, and
+/// adds it here as it hands the verdict on.
+/// (The first apart, so that a verdict of one layer allocates nothing for it.)
 #[derive(Clone)]
-struct CountedIn(Arc<Budget>);
+struct CountedIn {
+    first: Arc<Budget>,
+    more: Vec<Arc<Budget>>,
+}
+
+impl CountedIn {
+    fn new(budget: &Arc<Budget>) -> Self {
+        Self {
+            first: Arc::clone(budget),
+            more: Vec::new(),
+        }
+    }
+
+    fn contains(&self, budget: &Arc<Budget>) -> bool {
+        std::iter::once(&self.first)
+            .chain(&self.more)
+            .any(|counted| Arc::ptr_eq(counted, budget))
+    }
+}
 
 /// Which budget counted a verdict is not part of what the verdict is.
 impl PartialEq for CountedIn {
@@ -174,15 +194,16 @@ impl CaptchaVerified {
             verdict,
             scene,
             binding: Binding::new(param),
-            counted: CountedIn(Arc::clone(budget)),
+            counted: CountedIn::new(budget),
         })
     }
 
-    /// Whether `budget` already counted this verdict (the layer that gave it shares it).
+    /// Whether `budget` already counted this verdict (a layer that gave it or took it before
+    /// shares it).
     pub(crate) fn counted_in(&self, budget: &Arc<Budget>) -> bool {
         match self {
             Self::Passed(CaptchaPassed { counted, .. })
-            | Self::Degraded(Degraded { counted, .. }) => Arc::ptr_eq(&counted.0, budget),
+            | Self::Degraded(Degraded { counted, .. }) => counted.contains(budget),
             Self::NotRequired(_) | Self::Monitored(_) => false,
         }
     }
@@ -200,7 +221,7 @@ impl CaptchaVerified {
             request_id,
             scene,
             binding: Binding::new(param),
-            counted: CountedIn(Arc::clone(budget)),
+            counted: CountedIn::new(budget),
         })
     }
 
@@ -245,13 +266,22 @@ impl CaptchaVerified {
         })
     }
 
-    /// The verdict a layer that took it hands on to its own inner service: the same verdict
-    /// with a hold of its own, so that a layer further in may take it once in turn.
-    pub(crate) fn handed_on(mut self) -> Self {
+    /// The verdict a layer that took it, counting it in `budget`, hands on to its own inner
+    /// service: the same verdict with a hold of its own, so that a layer further in may take
+    /// it once in turn, and counted in `budget` too.
+    pub(crate) fn handed_on(mut self, budget: &Arc<Budget>) -> Self {
+        let counted_here = self.counted_in(budget);
         match &mut self {
-            Self::Passed(CaptchaPassed { binding, .. })
-            | Self::Degraded(Degraded { binding, .. }) => {
+            Self::Passed(CaptchaPassed {
+                binding, counted, ..
+            })
+            | Self::Degraded(Degraded {
+                binding, counted, ..
+            }) => {
                 *binding = Binding::new(binding.param.clone());
+                if !counted_here {
+                    counted.more.push(Arc::clone(budget));
+                }
             }
             Self::NotRequired(_) | Self::Monitored(_) => {}
         }
