@@ -826,7 +826,7 @@ async fn two_layers_verify_a_param_once() {
 
 /// Three layers on one request (the app, a nested router, the route): the param is verified
 /// once and the person gets through; the verdict a middle layer hands on is not trusted once
-/// copied onto another request.
+/// copied onto a later request.
 #[tokio::test]
 async fn three_layers_verify_a_param_once() {
     let emulator = emulator().await;
