@@ -606,6 +606,22 @@ async fn a_prefix_exemption_stops_at_the_prefix() {
     let (status, _, body) = send(Method::GET, format!("http://{addr}/docs/intro"), None).await;
     assert_eq!((status, &body["verified"]), (StatusCode::OK, &json!(false)));
     assert_eq!(docs.count(), 1);
+
+    // An app written with trailing slashes shows its form at `/signup/` (a review found it
+    // asked for the captcha); one slash more is below the prefix.
+    let app = Router::new()
+        .route("/signup/", get(|| async { "the form" }))
+        .route("/signup/{*rest}", runs.handler())
+        .layer(exposing(
+            client_for(&emulator),
+            Route::prefix("/signup/", scene(SIGNUP)).exempt(Method::GET),
+        ));
+    let addr = serve(app).await;
+    let (status, _, _) = send(Method::GET, format!("http://{addr}/signup/"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(Method::GET, format!("http://{addr}/signup//"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(runs.count(), 0);
 }
 
 /// Variants of a protected path that a lenient router (here: a fallback that answers every

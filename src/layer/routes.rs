@@ -16,7 +16,8 @@ use crate::extract::{ContentKind, ParamSource};
 ///
 /// A route protects **every method** of its paths (a gRPC method is reached with any HTTP
 /// method) unless it explicitly [exempts](Self::exempt) some. A prefix route's exemptions
-/// hold for the prefix itself, not the paths below it, unless it names them with
+/// hold for the prefix itself (`/signup` or `/signup/`), not the paths below it, unless it
+/// names them with
 /// [`exempt_throughout`](Self::exempt_throughout). Paths are compared after
 /// percent-decoding, resolving `.` and `..`, merging repeated slashes, dropping a trailing
 /// slash and ignoring ASCII case, so that `/Login/`, `//login` and `/log%69n` are all
@@ -600,7 +601,10 @@ impl Table {
         } else {
             method
         };
-        let below_prefix = matches!(self.paths(reading, index), Paths::Prefix(p) if p != path);
+        // As sent, the prefix's own path may end in one slash (`/signup/`, the page of an app
+        // written with trailing slashes); its trailing slash was trimmed from the table.
+        let own = |p: &str| p == path || p != "/" && path.strip_suffix('/') == Some(p);
+        let below_prefix = matches!(self.paths(reading, index), Paths::Prefix(p) if !own(p));
         route.exempt_throughout.contains(method) || !below_prefix && route.exempt.contains(method)
     }
 }
@@ -964,6 +968,11 @@ mod tests {
         for (method, path, protected_by) in [
             (Method::GET, "/signup", None),
             (Method::HEAD, "/signup", None),
+            // The prefix's own path as an app with trailing slashes routes it; no further.
+            (Method::GET, "/signup/", None),
+            (Method::HEAD, "/signup/", None),
+            (Method::GET, "/signup//", Some("signup")),
+            (Method::GET, "//", Some("site")),
             // The router sees the raw path: below the catch-all's own path, so protected.
             (Method::GET, "/Signup/", Some("site")),
             (Method::POST, "/signup", Some("signup")),
