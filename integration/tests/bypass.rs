@@ -770,6 +770,30 @@ async fn contradictory_verdicts_are_refused() {
     assert_eq!(runs.count(), 0);
 }
 
+/// The first verdict the copier saw.
+type Copied = Arc<std::sync::Mutex<Option<CaptchaVerified>>>;
+
+/// Code between layers that keeps the first verdict it sees and puts it on the later requests
+/// (as an application's own code might, by mistake).
+fn copier(
+    copied: Copied,
+) -> tower::util::MapRequestLayer<
+    impl FnMut(Request<axum::body::Body>) -> Request<axum::body::Body> + Clone,
+> {
+    tower::util::MapRequestLayer::new(move |mut request: Request<axum::body::Body>| {
+        let mut slot = copied.lock().unwrap();
+        match request.extensions().get::<CaptchaVerified>() {
+            Some(verdict) if slot.is_none() => *slot = Some(verdict.clone()),
+            _ => {
+                if let Some(verdict) = slot.clone() {
+                    request.extensions_mut().insert(verdict);
+                }
+            }
+        }
+        request
+    })
+}
+
 /// A table layer on the router and a layer on the route: the param is verified once (a person
 /// who passed is not refused F018 by the second layer), and a verdict copied onto another
 /// request with the same param is not trusted.
@@ -798,46 +822,10 @@ async fn two_layers_verify_a_param_once() {
 
     // A verdict copied from that request onto another one with the same param, by code
     // between the layers: the inner layer verifies again, and the spent param is refused.
-    let copied: Arc<std::sync::Mutex<Option<CaptchaVerified>>> = Arc::default();
-    let keep = Arc::clone(&copied);
-    let copier =
-        tower::ServiceBuilder::new().map_request(move |mut request: Request<axum::body::Body>| {
-            let mut slot = keep.lock().unwrap();
-            match request.extensions().get::<CaptchaVerified>() {
-                Some(verdict) if slot.is_none() => *slot = Some(verdict.clone()),
-                _ => {
-                    if let Some(verdict) = slot.clone() {
-                        request.extensions_mut().insert(verdict);
-                    }
-                }
-            }
-            request
-        });
-    let runs = Runs::default();
-    let outer = CaptchaLayer::builder(client.clone(), Route::exact("/first", scene(LOGIN)))
+    let outer = CaptchaLayer::builder(client, Route::exact("/first", scene(LOGIN)))
         .build()
         .unwrap();
-    let app = Router::new()
-        .route("/first", post(|| async { "first" }))
-        .route(
-            "/second",
-            runs.handler()
-                .layer(exposing(client, Route::every_path(scene(LOGIN)))),
-        )
-        .layer(copier)
-        .layer(outer);
-    let addr = serve(app).await;
-    let param = emulator.mint(Mint::pass()).unwrap();
-    let (status, _, _) = send(Method::POST, format!("http://{addr}/first"), Some(&param)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(copied.lock().unwrap().is_some());
-    let (status, _, body) = send(Method::POST, format!("http://{addr}/second"), Some(&param)).await;
-    assert_eq!(
-        (status, &body["code"]),
-        (StatusCode::FORBIDDEN, &json!("F018")),
-        "{body}"
-    );
-    assert_eq!(runs.count(), 0);
+    a_copied_verdict_is_verified_again(&emulator, vec![outer]).await;
 }
 
 /// Three layers on one request (the app, a nested router, the route): the param is verified
@@ -872,34 +860,28 @@ async fn three_layers_verify_a_param_once() {
 
     // Code between the middle and the inner layer keeps the verdict the middle one handed on,
     // and puts it on a later request with the same param, past the two outer layers.
-    let copied: Arc<std::sync::Mutex<Option<CaptchaVerified>>> = Arc::default();
-    let keep = Arc::clone(&copied);
-    let copier =
-        tower::ServiceBuilder::new().map_request(move |mut request: Request<axum::body::Body>| {
-            let mut slot = keep.lock().unwrap();
-            match request.extensions().get::<CaptchaVerified>() {
-                Some(verdict) if slot.is_none() => *slot = Some(verdict.clone()),
-                _ => {
-                    if let Some(verdict) = slot.clone() {
-                        request.extensions_mut().insert(verdict);
-                    }
-                }
-            }
-            request
-        });
-    let runs = Runs::default();
-    let outer = exposing(client.clone(), Route::exact("/first", scene(LOGIN)));
     let middle = exposing(client.clone(), Route::exact("/first", scene(LOGIN)));
-    let app = Router::new()
+    let outer = exposing(client, Route::exact("/first", scene(LOGIN)));
+    a_copied_verdict_is_verified_again(&emulator, vec![middle, outer]).await;
+}
+
+/// Code between `layers` (innermost first) and the route `/second` keeps the verdict they give
+/// a request to `/first`, and puts it on a later request to `/second` with the same param:
+/// `/second`'s own layer verifies again, and the spent param is refused.
+async fn a_copied_verdict_is_verified_again(
+    emulator: &Emulator,
+    layers: Vec<CaptchaLayer<Client>>,
+) {
+    let copied: Copied = Arc::default();
+    let runs = Runs::default();
+    let second = exposing(client_for(emulator), Route::every_path(scene(LOGIN)));
+    let mut app = Router::new()
         .route("/first", post(|| async { "first" }))
-        .route(
-            "/second",
-            runs.handler()
-                .layer(exposing(client, Route::every_path(scene(LOGIN)))),
-        )
-        .layer(copier)
-        .layer(middle)
-        .layer(outer);
+        .route("/second", runs.handler().layer(second))
+        .layer(copier(Arc::clone(&copied)));
+    for layer in layers {
+        app = app.layer(layer);
+    }
     let addr = serve(app).await;
     let param = emulator.mint(Mint::pass()).unwrap();
     let (status, _, _) = send(Method::POST, format!("http://{addr}/first"), Some(&param)).await;
