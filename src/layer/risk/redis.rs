@@ -465,11 +465,25 @@ mod tests {
             RedisStore::new(&self.url(), RedisOptions::default()).expect("a store")
         }
 
+        async fn connection(&self) -> redis::aio::MultiplexedConnection {
+            let client = redis::Client::open(self.url()).unwrap();
+            client.get_multiplexed_async_connection().await.unwrap()
+        }
+
         /// How many keys the server holds.
         async fn keys(&self) -> usize {
-            let client = redis::Client::open(self.url()).unwrap();
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = self.connection().await;
             redis::cmd("DBSIZE").query_async(&mut c).await.unwrap()
+        }
+
+        /// The names of the keys the server holds.
+        async fn names(&self) -> Vec<String> {
+            let mut c = self.connection().await;
+            redis::cmd("KEYS")
+                .arg("*")
+                .query_async(&mut c)
+                .await
+                .unwrap()
         }
     }
 
@@ -527,14 +541,7 @@ mod tests {
         assert_eq!((after.account, after.ip, after.global), (0, 3, 3));
         // Left: the address's and the route's buckets; nothing in clear.
         assert_eq!(server.keys().await, 2);
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let names: Vec<String> = redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        for name in &names {
+        for name in &server.names().await {
             assert!(name.starts_with("tac:risk:"), "{name}");
             assert!(
                 !name.contains("alice") && !name.contains("192.0.2.1"),
@@ -544,6 +551,7 @@ mod tests {
 
         // One command per call, as Redis counts them: a decision is one MGET; a failure one
         // transaction; a clear one DEL.
+        let mut c = server.connection().await;
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query_async(&mut c)
@@ -597,14 +605,8 @@ mod tests {
         let counts = store.counts(alice, now).await.unwrap();
         assert_eq!((counts.account, counts.ip, counts.global), (1, 1, 1));
         assert_eq!(server.keys().await, 3);
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let names: Vec<String> = redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        for name in &names {
+        let mut c = server.connection().await;
+        for name in &server.names().await {
             let ttl: i64 = redis::cmd("TTL")
                 .arg(name)
                 .query_async(&mut c)
