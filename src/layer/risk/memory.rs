@@ -2,10 +2,11 @@
 //! counters whatever is sprayed at it.
 //!
 //! **Bound.** At most `capacity` counters (100,000 by default, about 13 MB: see the spray
-//! test). Only failures create counters; reads never do. A counter whose failures have all left
-//! its window is expired; counters are also kept in the order they expire, and every new counter
-//! first drops the expired ones at the front (a few at a time), so expired counters make room
-//! before any live one is touched.
+//! test). Attempts and failures create counters; reads never do. An attempt taken back leaves
+//! its counter at zero until it expires, and eviction prefers the lowest counts. A counter
+//! whose failures have all left its window is expired; counters are also kept in the order
+//! they expire, and every new counter first drops the expired ones at the front (a few at a
+//! time), so expired counters make room before any live one is touched.
 //!
 //! **Eviction, against an attacker.** When the store is full, a new counter takes the place of
 //! the weakest of a few counters drawn at random: the lowest current count, then the one
